@@ -1,0 +1,77 @@
+# darknet-lwf: Darknet with Learning without Forgetting.
+# make            build ./darknet against Debian's libdarknet
+# make test       install what is missing, build, run the whole suite
+# make check      the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+# make demo       install, build, prepare Fashion-MNIST, run the LwF comparison
+# make deps       install the Debian packages the project needs (as root or through sudo)
+
+PKGS := darknet libopenblas-dev libstb-dev dataset-fashion-mnist libcmocka-dev bats zlib1g-dev gcc make
+
+DN_INC := /usr/lib/darknet/include
+DN_LIB := /usr/lib/darknet
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
+CFLAGS ?= -O2 -g
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -I$(DN_INC) -Iplugin -Isrc
+LDLIBS := -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lm -lpthread
+
+PLUGIN_SRC := $(wildcard plugin/*.c)
+CLI_SRC := $(wildcard src/*.c)
+PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/liblwf.a
+BIN := $(if $(filter build,$(BUILD)),darknet,$(BUILD)/darknet)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPER_OBJ := $(BUILD)/obj/tests/unit/testutil.o
+
+.PHONY: all deps test check demo clean unit-bins data
+all: $(BIN)
+
+deps:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(PLUGIN_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -rdynamic $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -rdynamic $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka -o $@
+
+unit-bins: $(UNIT_BIN)
+
+test: deps
+	$(MAKE) all unit-bins
+	BUILD=$(BUILD) DARKNET=$(CURDIR)/$(BIN) tests/run.sh
+
+check: deps
+	$(MAKE) BUILD=build/san SAN=1 all unit-bins
+	BUILD=build/san DARKNET=$(CURDIR)/build/san/darknet SANITIZED=1 tests/run.sh
+
+data: deps
+	scripts/prepare_fashion.sh
+
+clean:
+	rm -rf build darknet

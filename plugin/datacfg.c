@@ -1,0 +1,174 @@
+/* Reads Darknet's .data files, list files and label files strictly, with file:line
+ * errors, and assigns labels to image paths by Darknet's substring rule. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keys stock Darknet reads from .data files; ours use a subset. */
+static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
+                                        "tree", "leaves", "eval", "results", "map", "tag", "train_list", 0};
+
+static void strip_all(char *s)
+{
+    char *d = s;
+    for (char *p = s; *p; ++p)
+        if (!isspace((unsigned char)*p)) *d++ = *p;
+    *d = '\0';
+}
+
+/* Reads the next line into *buf (NUL bytes refused); returns its length or -1 at EOF, -2 on error. */
+static long next_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, lwf_err *err)
+{
+    ssize_t got = getline(buf, cap, fp);
+    if (got < 0) return ferror(fp) ? (lwf_fail(err, "%s: read error: %s", path, strerror(errno)), -2) : -1;
+    if (memchr(*buf, '\0', (size_t)got)) return lwf_fail(err, "%s:%d: NUL byte: not a text file", path, line), -2;
+    if (got > 65536) return lwf_fail(err, "%s:%d: line longer than 65536 characters", path, line), -2;
+    return (long)got;
+}
+
+int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
+{
+    memset(d, 0, sizeof *d);
+    d->top = 1;
+    d->classes = -1;
+    FILE *fp = fopen(path, "r");
+    if (!fp) return lwf_fail(err, "%s: cannot open .data file: %s", path, strerror(errno));
+    d->path = lwf_strdup(path);
+    char *buf = NULL;
+    size_t cap = 0;
+    int line = 0, rc = 0;
+    long got;
+    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+        ++line;
+        char *hash = strchr(buf, '#');
+        if (hash) *hash = '\0';
+        strip_all(buf);
+        if (!buf[0]) continue;
+        char *eq = strchr(buf, '=');
+        if (!eq || eq == buf) {
+            rc = lwf_fail(err, "%s:%d: expected key=value, got '%s'", path, line, buf);
+            break;
+        }
+        *eq = '\0';
+        const char *key = buf, *val = eq + 1;
+        int known = 0;
+        for (int i = 0; known_data_keys[i]; ++i) known |= strcmp(key, known_data_keys[i]) == 0;
+        if (!known) {
+            rc = lwf_fail(err, "%s:%d: unknown key '%s'", path, line, key);
+            break;
+        }
+        char **slot = NULL;
+        if (strcmp(key, "classes") == 0) {
+            if (lwf_parse_int(val, 1, 1 << 20, &d->classes)) {
+                rc = lwf_fail(err, "%s:%d: classes must be an integer in [1, %d], got '%s'", path, line, 1 << 20, val);
+                break;
+            }
+        } else if (strcmp(key, "top") == 0) {
+            if (lwf_parse_int(val, 1, 1 << 20, &d->top)) {
+                rc = lwf_fail(err, "%s:%d: top must be a positive integer, got '%s'", path, line, val);
+                break;
+            }
+        } else if (strcmp(key, "train") == 0) slot = &d->train;
+        else if (strcmp(key, "valid") == 0) slot = &d->valid;
+        else if (strcmp(key, "labels") == 0 || strcmp(key, "names") == 0) slot = &d->labels;
+        else if (strcmp(key, "backup") == 0) slot = &d->backup;
+        if (slot) {
+            if (!val[0]) {
+                rc = lwf_fail(err, "%s:%d: %s is empty", path, line, key);
+                break;
+            }
+            free(*slot);
+            *slot = lwf_strdup(val);
+        }
+    }
+    if (got == -2) rc = -1;
+    free(buf);
+    fclose(fp);
+    if (!rc && d->classes < 0) rc = lwf_fail(err, "%s: no classes= line", path);
+    if (rc) lwf_datacfg_free(d);
+    return rc;
+}
+
+void lwf_datacfg_free(lwf_datacfg *d)
+{
+    free(d->path);
+    free(d->train);
+    free(d->valid);
+    free(d->labels);
+    free(d->backup);
+    memset(d, 0, sizeof *d);
+}
+
+int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
+{
+    memset(l, 0, sizeof *l);
+    FILE *fp = fopen(path, "r");
+    if (!fp) return lwf_fail(err, "%s: cannot open list: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    int line = 0, rc = 0, room = 0;
+    long got;
+    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+        ++line;
+        size_t n = (size_t)got;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+        size_t s = 0;
+        while (s < n && isspace((unsigned char)buf[s])) ++s;
+        while (n > s && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+        if (s == n) continue;
+        if (l->n == room) {
+            room = room ? room * 2 : 256;
+            char **ni = realloc(l->items, (size_t)room * sizeof *ni);
+            if (!ni) {
+                rc = lwf_fail(err, "%s:%d: out of memory", path, line);
+                break;
+            }
+            l->items = ni;
+        }
+        l->items[l->n] = lwf_strdup(buf + s);
+        if (!l->items[l->n]) {
+            rc = lwf_fail(err, "%s:%d: out of memory", path, line);
+            break;
+        }
+        l->n++;
+    }
+    if (got == -2) rc = -1;
+    free(buf);
+    fclose(fp);
+    if (!rc && l->n == 0) rc = lwf_fail(err, "%s: empty list", path);
+    if (rc) lwf_list_free(l);
+    return rc;
+}
+
+void lwf_list_free(lwf_list *l)
+{
+    for (int i = 0; i < l->n; ++i) free(l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *labels, int *out, lwf_err *err)
+{
+    for (int i = 0; i < paths->n; ++i) {
+        int found = -1;
+        for (int j = 0; j < labels->n; ++j) {
+            if (!strstr(paths->items[i], labels->items[j])) continue;
+            if (found >= 0)
+                return lwf_fail(err, "%s: '%s' matches two labels, '%s' and '%s' (Darknet takes the label that "
+                                     "occurs in the path: it must be exactly one)",
+                                listpath, paths->items[i], labels->items[found], labels->items[j]);
+            found = j;
+        }
+        if (found < 0)
+            return lwf_fail(err, "%s: '%s' matches no label (Darknet takes the label that occurs in the path)",
+                            listpath, paths->items[i]);
+        out[i] = found;
+    }
+    return 0;
+}

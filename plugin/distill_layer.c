@@ -1,0 +1,90 @@
+/* [lwf_distill]: the old-task loss of Learning without Forgetting.  Input: the old
+ * head's logits z; truth slice: the teacher's logits t.  Loss per image
+ * L = -sum_i y'_i log yhat'_i, y' = softmax(t/T), yhat' = softmax(z/T); delta (= -dL/dz,
+ * Darknet's sign) = lambda (y' - yhat') / T, times T^2 with t2_scaling.  The teacher's
+ * logits are put into the truth by the training driver (plugin/train.c). */
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Softmax of n values at temperature T, computed in double for stability. */
+static void softmax_t(const float *x, int n, float T, float *out)
+{
+    double mx = -DBL_MAX;
+    for (int i = 0; i < n; ++i)
+        if (x[i] > mx) mx = x[i];
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += exp(((double)x[i] - mx) / T);
+    for (int i = 0; i < n; ++i) out[i] = (float)(exp(((double)x[i] - mx) / T) / sum);
+}
+
+static void forward_distill(layer l, network net)
+{
+    const lwf_loss_params *p = lwf_loss_params_of(&l);
+    int n = l.inputs;
+    /* l.output (batch, n): the old task's answer, softmax(z) at T = 1 */
+    for (int b = 0; b < l.batch; ++b) softmax_t(net.input + b * n, n, 1.0f, l.output + b * n);
+    if (!net.truth) return;
+    float scale = p->lambda / p->temperature * (p->t2_scaling ? p->temperature * p->temperature : 1.0f);
+    double cost = 0;
+    for (int b = 0; b < l.batch; ++b) {
+        const float *z = net.input + b * n;               /* (n) student logits */
+        const float *t = net.truth + b * p->truths + p->offset; /* (n) teacher logits */
+        float *ys = l.x + b * n;                          /* (n) student yhat' */
+        float *yt = l.x_norm + b * n;                     /* (n) teacher y' */
+        softmax_t(z, n, p->temperature, ys);
+        softmax_t(t, n, p->temperature, yt);
+        /* log yhat'_i = (z_i - max z)/T - log sum_k exp((z_k - max z)/T): no log of a tiny probability */
+        double mx = -DBL_MAX, lse = 0;
+        for (int k = 0; k < n; ++k) if (z[k] > mx) mx = z[k];
+        for (int k = 0; k < n; ++k) lse += exp(((double)z[k] - mx) / p->temperature);
+        lse = log(lse);
+        for (int i = 0; i < n; ++i) {
+            double term = 0;
+            if (yt[i] > 0) term = -(double)yt[i] * (((double)z[i] - mx) / p->temperature - lse);
+            l.loss[b * n + i] = (float)term;
+            cost += term;
+            l.delta[b * n + i] = scale * (yt[i] - ys[i]);
+        }
+    }
+    l.cost[0] = (float)cost; /* sum over the batch, as Darknet's loss layers report it */
+}
+
+static void backward_distill(layer l, network net)
+{
+    /* adds into the logits' delta, as every Darknet loss layer does */
+    axpy_cpu(l.inputs * l.batch, 1, l.delta, 1, net.delta, 1);
+}
+
+layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lambda, int t2)
+{
+    layer l = {0};
+    l.type = BLANK;
+    l.batch = batch;
+    l.inputs = l.outputs = inputs;
+    l.h = l.w = l.out_h = l.out_w = 1;
+    l.c = l.out_c = inputs;
+    l.temperature = temperature;
+    size_t n = (size_t)inputs * (size_t)batch;
+    l.output = calloc(n, sizeof(float)); /* (batch, inputs) softmax(z) */
+    l.delta = calloc(n, sizeof(float));  /* (batch, inputs) */
+    l.loss = calloc(n, sizeof(float));   /* (batch, inputs) per-class loss terms */
+    l.x = calloc(n, sizeof(float));      /* (batch, inputs) student softmax(z/T) */
+    l.x_norm = calloc(n, sizeof(float)); /* (batch, inputs) teacher softmax(t/T) */
+    l.cost = calloc(1, sizeof(float));
+    lwf_loss_params *p = calloc(1, sizeof *p);
+    if (p) {
+        p->temperature = temperature;
+        p->lambda = lambda;
+        p->t2_scaling = t2;
+    }
+    l.cweights = (char *)p;
+    l.forward = forward_distill;
+    l.backward = backward_distill;
+    fprintf(stderr, "lwf_distill T=%-5g lambda=%-5g t2=%d                   %4d\n", temperature, lambda, t2,
+            inputs);
+    return l;
+}

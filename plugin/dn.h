@@ -1,0 +1,55 @@
+/* Declarations of symbols that libdarknet exports but darknet.h does not declare.
+ * Internal to the plugin; layouts mirror the packaged library (see DARKNET-NOTES.md). */
+#ifndef LWF_DN_H
+#define LWF_DN_H
+
+#include <darknet.h>
+
+/* parser.c's option entry: the options list of a section holds kvp*. */
+typedef struct {
+    char *key;
+    char *val;
+    int used;
+} dn_kvp;
+
+/* parser.c's size_params, field for field. */
+typedef struct {
+    int batch;
+    int inputs;
+    int h;
+    int w;
+    int c;
+    int index;
+    int time_steps;
+    network *net;
+} dn_size_params;
+
+list *make_list(void);
+void list_insert(list *l, void *val);
+
+void parse_net_options(list *options, network *net);
+network *make_network(int n);
+
+layer parse_convolutional(list *options, dn_size_params params);
+layer parse_connected(list *options, dn_size_params params);
+layer parse_maxpool(list *options, dn_size_params params);
+layer parse_avgpool(list *options, dn_size_params params);
+layer parse_dropout(list *options, dn_size_params params);
+layer parse_batchnorm(list *options, dn_size_params params);
+layer parse_softmax(list *options, dn_size_params params);
+layer parse_activation(list *options, dn_size_params params);
+layer parse_crop(list *options, dn_size_params params);
+layer parse_normalization(list *options, dn_size_params params);
+layer parse_reorg(list *options, dn_size_params params);
+layer parse_route(list *options, dn_size_params params, network *net);
+layer parse_shortcut(list *options, dn_size_params params, network *net);
+layer parse_upsample(list *options, dn_size_params params, network *net);
+
+layer make_route_layer(int batch, int n, int *input_layers, int *input_sizes);
+
+void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
+                 int group_offset, int stride, float temp, float *output);
+float calc_network_cost(network *net);
+float option_find_float_quiet(list *l, char *key, float def);
+
+#endif

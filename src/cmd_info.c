@@ -1,0 +1,48 @@
+/* darknet lwf info <cfg> [weights]: builds the network from an LwF cfg and prints its
+ * trunk and heads; with weights, loads them and says which part they filled. */
+#include "args.h"
+#include "commands.h"
+#include "lwf.h"
+
+#include <stdio.h>
+
+int lwf_cmd_info(int argc, char **argv)
+{
+    char *pos[2];
+    int npos;
+    const char *usage = "info <lwf.cfg> [weights]";
+    if (lwf_args_parse(argc, argv, NULL, pos, 1, 2, &npos, usage)) return 2;
+    lwf_err err;
+    lwf_build_opts o = {1, 0};
+    lwf_model *m = lwf_model_load(pos[0], &o, &err);
+    if (!m) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    network *net = m->net;
+    printf("cfg %s: input %dx%dx%d, %d layers, trunk = layers 0-%d\n", pos[0], net->w, net->h, net->c, net->n,
+           m->trunk - 1);
+    for (int k = 0; k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        printf("task %-16s %s layers %d-%d, %d classes", t->name, t->is_new ? "new" : "old", t->first, t->loss,
+               t->classes);
+        if (!t->is_new) printf(", T=%g lambda=%g t2_scaling=%d", t->temperature, t->lambda, t->t2_scaling);
+        if (t->data) printf(", data=%s", t->data);
+        printf("\n");
+    }
+    printf("weights: %zu floats for the old network (layers 0-%d), %zu for the whole model\n",
+           lwf_weights_count(net, lwf_old_layers(m)), lwf_old_layers(m) - 1, lwf_weights_count(net, net->n));
+    int rc = 0;
+    if (npos == 2) {
+        int whole = 0;
+        size_t seen = 0;
+        if (lwf_weights_load_model(m, pos[1], &whole, &seen, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("loaded %s: %s (seen %zu images)\n", pos[1], whole ? "whole model" : "old network only", seen);
+        }
+    }
+    lwf_model_free(m);
+    return rc;
+}

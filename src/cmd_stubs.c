@@ -1,0 +1,45 @@
+/* Subcommands that are not built yet: each says so and fails. */
+#include "commands.h"
+
+#include <stdio.h>
+
+static int not_built(const char *name)
+{
+    fprintf(stderr, "darknet lwf %s: not built yet\n", name);
+    return 2;
+}
+
+int lwf_cmd_export(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return not_built("export");
+}
+
+int lwf_cmd_init(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return not_built("init");
+}
+
+int lwf_cmd_train(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return not_built("train");
+}
+
+int lwf_cmd_valid(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return not_built("valid");
+}
+
+int lwf_cmd_predict(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return not_built("predict");
+}
