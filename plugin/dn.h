@@ -46,6 +46,7 @@ layer parse_shortcut(list *options, dn_size_params params, network *net);
 layer parse_upsample(list *options, dn_size_params params, network *net);
 
 layer make_route_layer(int batch, int n, int *input_layers, int *input_sizes);
+layer make_softmax_layer(int batch, int inputs, int groups);
 
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
                  int group_offset, int stride, float temp, float *output);

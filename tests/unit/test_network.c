@@ -1,0 +1,343 @@
+/* Whole networks: a gradient check through a two-head network onto trunk weights,
+ * interop with stock Darknet (weights trained by /usr/bin/darknet load into the first
+ * head and give the stock outputs), and .weights save/load round trips. */
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *two_head_cfg =
+    "[net]\nbatch=2\nheight=6\nwidth=6\nchannels=2\nlearning_rate=0.1\nmomentum=0\ndecay=0\n"
+    "[convolutional]\nfilters=3\nsize=3\nstride=1\npad=1\nactivation=logistic\n"
+    "[task]\nname=old\n"
+    "[convolutional]\nfilters=4\nsize=1\nstride=1\nactivation=linear\n[avgpool]\n"
+    "[lwf_distill]\ntemperature=%g\nlambda=%g\nt2_scaling=%d\n"
+    "[task]\nname=new\n"
+    "[convolutional]\nfilters=3\nsize=1\nstride=1\nactivation=linear\n[avgpool]\n"
+    "[softmax]\n";
+
+/* Total LwF loss of the model as the heads define it: L_new + lambda (T^2) L_old, in double. */
+static double total_loss(lwf_model *m)
+{
+    network *net = m->net;
+    double L = 0;
+    for (int k = 0; k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        const layer *l = &net->layers[t->loss];
+        double s = 0;
+        for (int i = 0; i < l->batch * l->inputs; ++i) s += l->loss[i];
+        double w = t->is_new ? 1 : t->lambda * (t->t2_scaling ? t->temperature * t->temperature : 1);
+        L += w * s;
+    }
+    return L;
+}
+
+static void setup_truth(lwf_model *m, unsigned seed)
+{
+    network *net = m->net;
+    unsigned st = seed;
+    tu_fill(net->input, (size_t)net->inputs * net->batch, &st, -1, 1);
+    memset(net->truth, 0, (size_t)net->truths * net->batch * sizeof(float));
+    for (int b = 0; b < net->batch; ++b)
+        for (int k = 0; k < m->ntasks; ++k) {
+            const lwf_task *t = &m->tasks[k];
+            float *row = net->truth + b * net->truths + t->offset;
+            if (t->is_new) row[(b + 1) % t->classes] = 1;
+            else tu_fill(row, (size_t)t->classes, &st, -2, 2); /* teacher logits */
+        }
+}
+
+/* The trunk's weight gradient (weight_updates after one backward pass, = -dL/dW) equals
+ * central differences of the total loss.  Float network: h = 1e-2 (weights of order 0.5,
+ * logistic units), tolerance 1e-3 absolute + 1e-2 relative for float rounding of the
+ * summed loss (~1e-6 relative) divided by 2h. */
+static void check_trunk_gradient(float T, float lambda, int t2)
+{
+    char *dir = tu_tmpdir();
+    char text[2048];
+    snprintf(text, sizeof text, two_head_cfg, T, lambda, t2);
+    char *cfg = tu_write(dir, "two.cfg", text);
+    lwf_model *m = tu_load(cfg, 0);
+    network *net = m->net;
+    assert_int_equal(m->ntasks, 2);
+    layer *trunk = &net->layers[0];
+    unsigned st = 11;
+    tu_fill(trunk->weights, (size_t)trunk->nweights, &st, -0.5f, 0.5f);
+    tu_fill(trunk->biases, (size_t)trunk->n, &st, -0.1f, 0.1f);
+    for (int k = 0; k < m->ntasks; ++k) {
+        layer *h = &net->layers[m->tasks[k].first + 1];
+        tu_fill(h->weights, (size_t)h->nweights, &st, -1, 1);
+    }
+    setup_truth(m, 5);
+    net->train = 1;
+    forward_network(net);
+    memset(trunk->weight_updates, 0, (size_t)trunk->nweights * sizeof(float));
+    backward_network(net);
+    double maxabs = 0;
+    for (int i = 0; i < trunk->nweights; ++i) {
+        const float h = 1e-2f;
+        float keep = trunk->weights[i];
+        trunk->weights[i] = keep + h;
+        forward_network(net);
+        double lp = total_loss(m);
+        trunk->weights[i] = keep - h;
+        forward_network(net);
+        double lm = total_loss(m);
+        trunk->weights[i] = keep;
+        double numeric = -(lp - lm) / (2.0 * h);
+        double got = trunk->weight_updates[i];
+        if (fabs(got - numeric) > 1e-3 + 1e-2 * fabs(numeric))
+            fail_msg("trunk weight %d: gradient %.6f, central difference %.6f (T=%g lambda=%g t2=%d)", i, got, numeric,
+                     T, lambda, t2);
+        if (fabs(numeric) > maxabs) maxabs = fabs(numeric);
+    }
+    assert_true(maxabs > 1e-2); /* guard against a vanishing gradient */
+    lwf_model_free(m);
+    free(cfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_two_head_gradient(void **state)
+{
+    (void)state;
+    check_trunk_gradient(2, 1, 0);
+    check_trunk_gradient(4, 0.5f, 1);
+}
+
+/* The trunk's delta is the sum over heads: with the old head's lambda at 0 the trunk
+ * gradient is the new head's alone, and with it on, it differs. */
+static void test_trunk_delta_is_sum_over_heads(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    float *grads[2];
+    for (int run = 0; run < 2; ++run) {
+        char text[2048];
+        snprintf(text, sizeof text, two_head_cfg, 2.0, run ? 1.0 : 0.0, 0);
+        char *cfg = tu_write(dir, "two.cfg", text);
+        lwf_model *m = tu_load(cfg, 0);
+        network *net = m->net;
+        unsigned st = 3;
+        for (int i = 0; i < net->n; ++i)
+            if (net->layers[i].type == CONVOLUTIONAL)
+                tu_fill(net->layers[i].weights, (size_t)net->layers[i].nweights, &st, -1, 1);
+        setup_truth(m, 9);
+        net->train = 1;
+        forward_network(net);
+        backward_network(net);
+        /* trunk delta = task-1 route delta + task-2 route delta */
+        const layer *t0 = &net->layers[0];
+        const layer *r1 = &net->layers[m->tasks[0].first], *r2 = &net->layers[m->tasks[1].first];
+        /* the trunk conv's backward multiplied the summed delta by its logistic
+         * gradient out (1 - out) in place: undo that to compare */
+        double worst = 0, mag = 0;
+        for (int i = 0; i < t0->outputs * t0->batch; ++i) {
+            double o = t0->output[i];
+            double sum = ((double)r1->delta[i] + r2->delta[i]) * o * (1 - o);
+            worst = fmax(worst, fabs(sum - t0->delta[i]));
+            mag = fmax(mag, fabs(r2->delta[i]));
+        }
+        assert_true(worst < 1e-6);
+        assert_true(mag > 1e-4);
+        grads[run] = malloc((size_t)t0->nweights * sizeof(float));
+        memcpy(grads[run], t0->weight_updates, (size_t)t0->nweights * sizeof(float));
+        lwf_model_free(m);
+        free(cfg);
+    }
+    double diff = 0;
+    for (int i = 0; i < 18; ++i) diff += fabs(grads[0][i] - grads[1][i]);
+    assert_true(diff > 1e-4);
+    free(grads[0]);
+    free(grads[1]);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- interop with stock Darknet ---- */
+
+static const char *stock_cfg =
+    "[net]\nbatch=8\nsubdivisions=1\nheight=12\nwidth=12\nchannels=3\nlearning_rate=0.05\n"
+    "momentum=0.9\ndecay=0.0005\nmax_batches=6\npolicy=constant\nmin_crop=12\nmax_crop=12\n"
+    "%s"
+    "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=1\nstride=1\npad=1\nactivation=linear\n"
+    "[avgpool]\n"
+    "%s";
+static const char *trunk_text =
+    "[convolutional]\nbatch_normalize=1\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
+
+/* 4 classes of 12x12 images: a bright square in one quadrant, plus noise. */
+static void make_images(const char *dir, int n, char *out, size_t cap)
+{
+    static const char *names[4] = {"north", "east", "south", "west"};
+    unsigned st = 17;
+    out[0] = '\0';
+    for (int i = 0; i < n; ++i) {
+        int cls = i % 4;
+        image im = make_image(12, 12, 3);
+        tu_fill(im.data, 12 * 12 * 3, &st, 0, 0.3f);
+        int ox = (cls == 1 || cls == 2) ? 6 : 0, oy = (cls >= 2) ? 6 : 0;
+        for (int c = 0; c < 3; ++c)
+            for (int y = 0; y < 6; ++y)
+                for (int x = 0; x < 6; ++x) im.data[c * 144 + (oy + y) * 12 + ox + x] = 0.9f;
+        char base[4096];
+        snprintf(base, sizeof base, "%s/img/%03d_%s", dir, i, names[cls]);
+        save_image_options(im, base, PNG, 0);
+        free_image(im);
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s.png\n", base);
+    }
+}
+
+static void test_stock_weights_give_stock_outputs(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[4096], text[8192];
+    snprintf(path, sizeof path, "%s/img", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/backup", dir);
+    mkdir(path, 0755);
+    size_t cap = 64 * 4096;
+    char *names = malloc(cap);
+    make_images(dir, 32, names, cap);
+    char *listpath = tu_write(dir, "train.list", names);
+    char *labels = tu_write(dir, "labels.txt", "north\neast\nsouth\nwest\n");
+    snprintf(text, sizeof text, "classes=4\ntrain=%s\nvalid=%s\nlabels=%s\nbackup=%s/backup\n", listpath, listpath,
+             labels, dir);
+    char *datafile = tu_write(dir, "quad.data", text);
+    snprintf(text, sizeof text, stock_cfg, trunk_text, "[softmax]\ngroups=1\n");
+    char *scfg = tu_write(dir, "quad.cfg", text);
+    /* the stock trainer, for a few iterations */
+    int rc = tu_sh("cd '%s' && /usr/bin/darknet classifier train '%s' '%s' >train.log 2>&1", dir, datafile, scfg);
+    assert_int_equal(rc, 0);
+    char weights[4096];
+    snprintf(weights, sizeof weights, "%s/backup/quad.weights", dir);
+    struct stat sb;
+    if (stat(weights, &sb) != 0) fail_msg("stock darknet wrote no %s", weights);
+
+    /* the LwF cfg: same trunk, first head mirrors the stock head */
+    char lwf[8192];
+    snprintf(lwf, sizeof lwf, stock_cfg, trunk_text, "[lwf_distill]\n[task]\nname=new\n"
+             "[convolutional]\nfilters=3\nsize=1\nstride=1\nactivation=linear\n[avgpool]\n[softmax]\n");
+    /* insert "[task] name=quad" before the old head: after the trunk text */
+    char *at = strstr(lwf, trunk_text) + strlen(trunk_text);
+    char full[8192];
+    snprintf(full, sizeof full, "%.*s[task]\nname=quad\n%s", (int)(at - lwf), lwf, at);
+    char *lcfg = tu_write(dir, "quad-lwf.cfg", full);
+    lwf_model *m = tu_load(lcfg, 1);
+    lwf_err err = {{0}};
+    int whole = -1;
+    size_t seen = 0;
+    if (lwf_weights_load_model(m, weights, &whole, &seen, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(whole, 0);
+    assert_true(seen > 0);
+
+    network *stock = load_network(scfg, weights, 0);
+    set_batch_network(stock, 1);
+    float worst = 0;
+    unsigned st = 23;
+    for (int i = 0; i < 24; ++i) {
+        float x[12 * 12 * 3];
+        if (i < 16) {
+            char img[4096];
+            snprintf(img, sizeof img, "%s/img/%03d_%s.png", dir, i, (const char *[]){"north", "east", "south", "west"}[i % 4]);
+            image im = load_image_color(img, 0, 0);
+            memcpy(x, im.data, sizeof x);
+            free_image(im);
+        } else {
+            tu_fill(x, 12 * 12 * 3, &st, 0, 1);
+        }
+        float *want = network_predict(stock, x);
+        network_predict(m->net, x);
+        const float *got = m->net->layers[m->tasks[0].loss].output;
+        for (int k = 0; k < 4; ++k) worst = fmaxf(worst, fabsf(got[k] - want[k]));
+    }
+    if (worst > 1e-5f) fail_msg("old head differs from stock network_predict by %g", worst);
+    free_network(stock);
+    lwf_model_free(m);
+    free(names);
+    free(listpath);
+    free(labels);
+    free(datafile);
+    free(scfg);
+    free(lcfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Our writer produces the same bytes as libdarknet's save_weights, and loading what
+ * we wrote restores every value. */
+static void test_weights_round_trip_matches_libdarknet(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char text[8192];
+    snprintf(text, sizeof text, stock_cfg, trunk_text, "[softmax]\ngroups=1\n");
+    char *scfg = tu_write(dir, "s.cfg", text);
+    network *stock = parse_network_cfg(scfg);
+    unsigned st = 77;
+    for (int i = 0; i < stock->n; ++i) {
+        layer *l = &stock->layers[i];
+        if (l->type != CONVOLUTIONAL) continue;
+        tu_fill(l->weights, (size_t)l->nweights, &st, -1, 1);
+        tu_fill(l->biases, (size_t)l->n, &st, -1, 1);
+        tu_fill(l->scales, (size_t)l->n, &st, 0.5f, 1.5f);
+        tu_fill(l->rolling_mean, (size_t)l->n, &st, -1, 1);
+        tu_fill(l->rolling_variance, (size_t)l->n, &st, 0.5f, 2);
+    }
+    *stock->seen = 12345;
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/dn.weights", dir);
+    snprintf(b, sizeof b, "%s/ours.weights", dir);
+    save_weights(stock, a);
+    lwf_err err = {{0}};
+    if (lwf_weights_save(stock, b, stock->n, 12345, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(tu_sh("cmp -s '%s' '%s'", a, b), 0);
+    /* load into a fresh network and compare every float */
+    network *fresh = parse_network_cfg(scfg);
+    size_t seen = 0;
+    if (lwf_weights_load(fresh, b, fresh->n, &seen, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(seen, 12345);
+    for (int i = 0; i < stock->n; ++i) {
+        layer *x = &stock->layers[i], *y = &fresh->layers[i];
+        if (x->type != CONVOLUTIONAL) continue;
+        assert_memory_equal(x->weights, y->weights, (size_t)x->nweights * sizeof(float));
+        assert_memory_equal(x->rolling_variance, y->rolling_variance, (size_t)x->n * sizeof(float));
+    }
+    /* a file one float short changes nothing and names both counts */
+    float before = fresh->layers[0].weights[0];
+    assert_int_equal(tu_sh("head -c -4 '%s' > '%s.short'", b, b), 0);
+    char sh[4200];
+    snprintf(sh, sizeof sh, "%s.short", b);
+    fresh->layers[0].weights[0] = before + 1;
+    assert_int_not_equal(lwf_weights_load(fresh, sh, fresh->n, NULL, &err), 0);
+    assert_non_null(strstr(err.msg, "too short"));
+    char want[64];
+    snprintf(want, sizeof want, "%zu", lwf_weights_count(fresh, fresh->n));
+    assert_non_null(strstr(err.msg, want));
+    assert_true(fresh->layers[0].weights[0] == before + 1);
+    free_network(stock);
+    free_network(fresh);
+    free(scfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_head_gradient),
+        cmocka_unit_test(test_trunk_delta_is_sum_over_heads),
+        cmocka_unit_test(test_stock_weights_give_stock_outputs),
+        cmocka_unit_test(test_weights_round_trip_matches_libdarknet),
+    };
+    return cmocka_run_group_tests_name("network", tests, NULL, NULL);
+}
