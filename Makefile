@@ -20,7 +20,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -I$(DN_INC) -Iplugin -Isrc
-LDLIBS := -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lm -lpthread
+LDLIBS := -lstb -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lm -lpthread
 
 PLUGIN_SRC := $(wildcard plugin/*.c)
 CLI_SRC := $(wildcard src/*.c)

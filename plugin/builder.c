@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { T_INT, T_FLOAT, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY } ktype;
+typedef enum { T_INT, T_FLOAT, T_POS, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY } ktype;
 
 typedef struct {
     const char *key;
@@ -75,7 +75,7 @@ static const keyspec shortcut_keys[] = {
 static const keyspec upsample_keys[] = {{"stride", T_INT, -64, 64}, {"scale", T_FLOAT, -BIG, BIG}, {0, 0, 0, 0}};
 static const keyspec task_keys[] = {{"name", T_STR, 0, 0}, {"data", T_STR, 0, 0}, {0, 0, 0, 0}};
 static const keyspec distill_keys[] = {
-    {"temperature", T_FLOAT, 0, BIG}, {"lambda", T_FLOAT, 0, BIG}, {"t2_scaling", T_INT, 0, 1}, {0, 0, 0, 0}};
+    {"temperature", T_POS, 0, BIG}, {"lambda", T_FLOAT, 0, BIG}, {"t2_scaling", T_INT, 0, 1}, {0, 0, 0, 0}};
 
 typedef struct {
     const char *name;
@@ -159,6 +159,10 @@ static int check_value(const char *file, const lwf_section *s, const lwf_opt *o,
         if (lwf_parse_float(o->val, k->lo, k->hi, &fv))
             return lwf_fail(err, "%s:%d: [%s] %s must be a number in [%g, %g], got '%s'", file, o->line, s->type,
                             o->key, k->lo, k->hi, o->val);
+        break;
+    case T_POS:
+        if (lwf_parse_float(o->val, 0, k->hi, &fv) || fv <= 0)
+            return lwf_fail(err, "%s:%d: [%s] %s must be > 0, got '%s'", file, o->line, s->type, o->key, o->val);
         break;
     case T_STR:
         if (!o->val[0]) return lwf_fail(err, "%s:%d: [%s] %s is empty", file, o->line, s->type, o->key);
@@ -627,8 +631,10 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                 if (t->temperature <= 0)
                     return lwf_fail(err, "%s:%d: [lwf_distill] temperature must be > 0, got %s", file, to->line, to->val);
                 l = lwf_make_distill_layer(net->batch, p.inputs, t->temperature, t->lambda, t->t2_scaling);
-                if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights)
+                if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights) {
+                    net->layers[net->n++] = l; /* freed with the model */
                     return lwf_fail(err, "%s:%d: out of memory", file, s->line);
+                }
             } else {
                 t->is_new = 1;
                 ++nnew;
@@ -726,6 +732,7 @@ lwf_model *lwf_model_load(const char *cfgpath, const lwf_build_opts *opts, lwf_e
     if (opts && opts->quiet) saved = mute_stderr();
     else fprintf(stderr, "layer     filters    size              input                output\n");
     int rc = build(m, &cf, opts, err);
+    if (rc && saved < 0) fputc('\n', stderr); /* end the layer table's half-written line */
     unmute_stderr(saved);
     lwf_cfg_free(&cf);
     if (rc) {
@@ -740,7 +747,10 @@ void lwf_model_free(lwf_model *m)
     if (!m) return;
     network *net = m->net;
     if (net) {
-        for (int i = 0; i < net->n; ++i) free_layer(net->layers[i]);
+        for (int i = 0; i < net->n; ++i) {
+            free(net->layers[i].loss); /* free_layer forgets the loss layers' per-class losses */
+            free_layer(net->layers[i]);
+        }
         free(net->layers);
         free(net->input);
         free(net->truth);

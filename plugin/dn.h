@@ -51,6 +51,8 @@ layer make_softmax_layer(int batch, int inputs, int groups);
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
                  int group_offset, int stride, float temp, float *output);
 float calc_network_cost(network *net);
+image rotate_crop_image(image im, float rad, float s, int w, int h, float dx, float dy, float aspect);
+void distort_image(image im, float hue, float sat, float val);
 float option_find_float_quiet(list *l, char *key, float def);
 
 #endif

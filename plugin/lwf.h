@@ -113,6 +113,134 @@ void lwf_list_free(lwf_list *l);
 int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *labels,
                   int *out /* (paths->n) */, lwf_err *err);
 
+
+/* ---- random numbers: every draw comes from a seed and a position, so runs repeat
+ * and background threads need no shared state ---- */
+typedef struct lwf_rng {
+    unsigned long long s;
+} lwf_rng;
+
+/* A stream for (seed, a, b): e.g. (seed, epoch, 0) for an epoch's order. */
+lwf_rng lwf_rng_make(unsigned long long seed, unsigned long long a, unsigned long long b);
+unsigned long long lwf_rng_next(lwf_rng *r);
+float lwf_rng_uniform(lwf_rng *r, float lo, float hi);  /* [lo, hi) */
+float lwf_rng_normal(lwf_rng *r);                         /* N(0, 1) */
+
+/* ---- images and batches ---- */
+
+/* Decodes an image file with stb_image into a Darknet image (3 channels, 0..1, CHW).
+ * Never reaches a shell or exits: a bad file is an error naming it. */
+int lwf_image_load(const char *path, image *out, lwf_err *err);
+
+/* Whether aug changes anything (random crop/scale, aspect, angle, colour, flip). */
+int lwf_augment_is_on(const lwf_augment *aug, int w);
+
+/* One network input of w x h from im: with augmentation on, Darknet's classifier
+ * augmentation (random scale/aspect/rotation crop, flip, hue/saturation/exposure) with
+ * randoms from rng; off, the centred crop at scale size/min(side).  Returns a new image. */
+image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng);
+
+/* A loaded batch. */
+typedef struct lwf_batch {
+    int n;               /* rows */
+    int *index;          /* (n) position of each row's image in the list */
+    float *X;            /* (n, inputs) */
+} lwf_batch;
+
+typedef struct lwf_loader lwf_loader;
+
+/* Loads batches in a background thread.  Batch k holds images
+ * perm_e[(k*n + r) mod N] for rows r, perm_e being epoch e's shuffled order from
+ * (seed, e); augmentation randoms come from (seed, k*n + r).  So a run repeats for a
+ * seed and may start at any batch (resume). */
+lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
+                             unsigned long long seed, long long first, lwf_err *err);
+/* The next batch (owned by the loader until the next call); NULL and err on a bad image. */
+const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err);
+void lwf_loader_stop(lwf_loader *ld);
+
+
+/* ---- running the network by parts ---- */
+
+/* Which layers run, in which mode, and which learn, for one kind of pass. */
+typedef enum {
+    LWF_PASS_EVAL,      /* every layer forward, inference mode */
+    LWF_PASS_TEACHER,   /* trunk + old heads forward, inference mode */
+    LWF_PASS_WARMUP,    /* trunk frozen (inference mode, no backward); new head learns */
+    LWF_PASS_JOINT,     /* everything learns */
+    LWF_PASS_FINETUNE   /* trunk + new head learn; old heads do not run */
+} lwf_pass;
+
+typedef struct lwf_plan {
+    int n;
+    unsigned char *fwd;    /* (n) run forward */
+    unsigned char *train;  /* (n) forward in training mode (batch statistics, dropout) */
+    unsigned char *learn;  /* (n) backward and update */
+} lwf_plan;
+
+int lwf_plan_make(const lwf_model *m, lwf_pass pass, lwf_plan *p);
+void lwf_plan_free(lwf_plan *p);
+
+/* Darknet's forward_network/backward_network/update_network restricted to a plan.
+ * forward reads net->input and net->truth; backward gives a layer no input delta when
+ * the layer before it does not learn, so a frozen trunk costs no backward time. */
+void lwf_forward(network *net, const lwf_plan *p);
+void lwf_backward(network *net, const lwf_plan *p);
+void lwf_update(network *net, const lwf_plan *p, float rate);
+
+
+/* ---- training (plugin/train.c) ---- */
+
+typedef enum { LWF_METHOD_LWF, LWF_METHOD_FINETUNE, LWF_METHOD_FEATEXT } lwf_method;
+typedef enum { LWF_TEACHER_ONLINE, LWF_TEACHER_RECORD } lwf_teacher_mode;
+
+typedef struct lwf_train_opts {
+    const char *datacfg;       /* the new task's .data */
+    const char *cfg;           /* the LwF cfg */
+    const char *weights;       /* old network, or a backup to resume; may be NULL */
+    int clear;                 /* start the count again */
+    int seed_set;
+    unsigned long long seed;
+    lwf_teacher_mode teacher;
+    lwf_method method;
+    long long stop;            /* > 0: stop after this many iterations, with a backup */
+    int quiet;                 /* no per-iteration line */
+} lwf_train_opts;
+
+/* Runs the record / warm-up / joint schedule.  Returns 0 or -1 with err set. */
+int lwf_train(const lwf_train_opts *o, lwf_err *err);
+
+/* Optimiser state beside a backup (momentum buffers and counters), so a resumed run
+ * continues exactly.  Written atomically. */
+typedef struct lwf_state {
+    long long iteration;
+    unsigned long long seed;
+    int method, teacher;
+} lwf_state;
+int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err);
+/* Returns 0 and fills st (and the update buffers), 1 if there is no file, -1 on error. */
+int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err);
+
+/* 64-bit FNV-1a of a file's bytes folded into h; -1 if unreadable. */
+int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err);
+
+
+/* ---- evaluation (plugin/eval.c) ---- */
+
+typedef struct lwf_accuracy {
+    int images;
+    int topk;            /* K of top-K */
+    double top1, topK;   /* fractions */
+} lwf_accuracy;
+
+/* Top-1 and top-K accuracy of task `task` over its .data's valid list, each image
+ * centre-cropped as stock `classifier valid` does.  m should be built with batch 1. */
+int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
+
+/* Runs every head on one image (letterboxed, as stock `classifier predict`); each
+ * task's probabilities are then in m->net->layers[task.loss].output. */
+int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);
+
 /* Writes `len` bytes to path atomically: temporary file, fsync, rename. */
 int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err *err);
 

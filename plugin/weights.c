@@ -178,8 +178,11 @@ int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *s
         return lwf_weights_load(m->net, path, old, seen, err);
     }
     return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
-                         "or %zu for the whole model",
-                    path, found, m->cfg, want_old, old - 1, want_all);
+                         "or %zu for the whole model (%s)",
+                    path, found, m->cfg, want_old, old - 1, want_all,
+                    (size_t)found < want_old   ? "file too short"
+                    : (size_t)found > want_all ? "file too long"
+                                               : "between the two: not a weights file for this cfg");
 }
 
 int lwf_weights_save(const network *net, const char *path, int upto, size_t seen, lwf_err *err)

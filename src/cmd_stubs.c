@@ -22,24 +22,3 @@ int lwf_cmd_init(int argc, char **argv)
     (void)argv;
     return not_built("init");
 }
-
-int lwf_cmd_train(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return not_built("train");
-}
-
-int lwf_cmd_valid(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return not_built("valid");
-}
-
-int lwf_cmd_predict(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return not_built("predict");
-}

@@ -1,0 +1,203 @@
+/* Training images: decoding with stb_image (never OpenCV, never a shell), Darknet's
+ * classifier augmentation with seeded randoms, and a background thread that loads the
+ * next batch while the current one trains. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stb/stb_image.h>
+
+/* Refuse images whose decoded size would be absurd (a forged header). */
+#define LWF_MAX_PIXELS (1LL << 26)
+
+int lwf_image_load(const char *path, image *out, lwf_err *err)
+{
+    int w = 0, h = 0, c = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lwf_fail(err, "%s: cannot open image", path);
+    if (!stbi_info_from_file(fp, &w, &h, &c)) {
+        fclose(fp);
+        return lwf_fail(err, "%s: not a readable image (%s)", path, stbi_failure_reason());
+    }
+    if (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS) {
+        fclose(fp);
+        return lwf_fail(err, "%s: image size %dx%d out of range", path, w, h);
+    }
+    unsigned char *px = stbi_load_from_file(fp, &w, &h, &c, 3);
+    fclose(fp);
+    if (!px) return lwf_fail(err, "%s: cannot decode image (%s)", path, stbi_failure_reason());
+    image im = make_image(w, h, 3);
+    if (!im.data) {
+        stbi_image_free(px);
+        return lwf_fail(err, "%s: out of memory for a %dx%d image", path, w, h);
+    }
+    /* stb: interleaved HWC bytes; Darknet: planar CHW floats in [0, 1] */
+    for (int k = 0; k < 3; ++k)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) im.data[k * w * h + y * w + x] = px[(y * w + x) * 3 + k] / 255.0f;
+    stbi_image_free(px);
+    *out = im;
+    return 0;
+}
+
+int lwf_augment_is_on(const lwf_augment *aug, int w)
+{
+    return aug->flip || aug->angle != 0 || aug->aspect != 1 || aug->hue != 0 || aug->saturation != 1 ||
+           aug->exposure != 1 || aug->min != w || aug->max != w;
+}
+
+/* Darknet's rand_scale: a factor in [1, s] or its inverse, each half the time. */
+static float rand_scale(lwf_rng *r, float s)
+{
+    float lo = s < 1 ? s : 1, hi = s < 1 ? 1 : s;
+    float v = lwf_rng_uniform(r, lo, hi);
+    return (lwf_rng_next(r) & 1) ? v : 1.0f / v;
+}
+
+image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng)
+{
+    if (!on || aug->center) {
+        image crop = center_crop_image(im, w, h); /* what stock `classifier valid` does */
+        if (on && aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
+        return crop;
+    }
+    /* the formulas of Darknet's random_augment_args, with our randoms */
+    float aspect = rand_scale(rng, aug->aspect);
+    int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
+    int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
+    float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
+    float scale = (float)r / side;
+    float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
+    float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
+    dx = dx > 0 ? lwf_rng_uniform(rng, -dx, dx) : dx;
+    dy = dy > 0 ? lwf_rng_uniform(rng, -dy, dy) : dy;
+    image crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
+    if (aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
+    if (aug->hue != 0 || aug->saturation != 1 || aug->exposure != 1) {
+        float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
+        float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);
+        distort_image(crop, dhue, dsat, dexp);
+    }
+    return crop;
+}
+
+struct lwf_loader {
+    const lwf_list *paths;
+    lwf_augment aug;
+    int on, w, h, n;
+    unsigned long long seed;
+    long long next;       /* batch id loaded (or being loaded) into buf[1 - cur] */
+    lwf_batch buf[2];
+    int cur;
+    pthread_t th;
+    int running;
+    int fail;             /* set by the thread */
+    lwf_err err;
+    int *perm;            /* (N) order of perm_epoch */
+    long long perm_epoch;
+};
+
+static void make_perm(lwf_loader *ld, long long epoch)
+{
+    int N = ld->paths->n;
+    for (int i = 0; i < N; ++i) ld->perm[i] = i;
+    lwf_rng r = lwf_rng_make(ld->seed, 0x5045524dULL, (unsigned long long)epoch);
+    for (int i = N - 1; i > 0; --i) {
+        int j = (int)(lwf_rng_next(&r) % (unsigned long long)(i + 1));
+        int t = ld->perm[i];
+        ld->perm[i] = ld->perm[j];
+        ld->perm[j] = t;
+    }
+    ld->perm_epoch = epoch;
+}
+
+static void *load_batch(void *arg)
+{
+    lwf_loader *ld = arg;
+    lwf_batch *b = &ld->buf[1 - ld->cur];
+    int N = ld->paths->n, inputs = ld->w * ld->h * 3;
+    for (int r = 0; r < ld->n; ++r) {
+        long long g = ld->next * ld->n + r;
+        long long e = g / N;
+        if (e != ld->perm_epoch) make_perm(ld, e);
+        int idx = ld->perm[g % N];
+        b->index[r] = idx;
+        image im;
+        if (lwf_image_load(ld->paths->items[idx], &im, &ld->err)) {
+            ld->fail = 1;
+            return NULL;
+        }
+        lwf_rng rng = lwf_rng_make(ld->seed, 0x41554721ULL, (unsigned long long)g);
+        image x = lwf_image_prepare(im, &ld->aug, ld->on, ld->w, ld->h, &rng);
+        memcpy(b->X + (size_t)r * inputs, x.data, (size_t)inputs * sizeof(float));
+        free_image(x);
+        free_image(im);
+    }
+    return NULL;
+}
+
+static int launch(lwf_loader *ld, lwf_err *err)
+{
+    ld->fail = 0;
+    if (pthread_create(&ld->th, NULL, load_batch, ld) != 0) return lwf_fail(err, "cannot start a loader thread");
+    ld->running = 1;
+    return 0;
+}
+
+lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
+                             unsigned long long seed, long long first, lwf_err *err)
+{
+    lwf_loader *ld = calloc(1, sizeof *ld);
+    if (!ld) return lwf_fail(err, "out of memory"), NULL;
+    ld->paths = paths;
+    ld->aug = *aug;
+    ld->on = lwf_augment_is_on(aug, w);
+    ld->w = w;
+    ld->h = h;
+    ld->n = batch;
+    ld->seed = seed;
+    ld->next = first;
+    ld->perm_epoch = -1;
+    ld->perm = malloc((size_t)paths->n * sizeof(int));
+    for (int i = 0; i < 2; ++i) {
+        ld->buf[i].n = batch;
+        ld->buf[i].index = calloc((size_t)batch, sizeof(int));
+        ld->buf[i].X = calloc((size_t)batch * w * h * 3, sizeof(float));
+    }
+    if (!ld->perm || !ld->buf[0].index || !ld->buf[1].index || !ld->buf[0].X || !ld->buf[1].X || launch(ld, err)) {
+        lwf_loader_stop(ld);
+        if (!err || !err->msg[0]) lwf_fail(err, "out of memory for the loader");
+        return NULL;
+    }
+    return ld;
+}
+
+const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err)
+{
+    if (ld->running) {
+        pthread_join(ld->th, NULL);
+        ld->running = 0;
+    }
+    if (ld->fail) {
+        if (err) *err = ld->err;
+        return NULL;
+    }
+    ld->cur = 1 - ld->cur;
+    ld->next++;
+    if (launch(ld, err)) return NULL;
+    return &ld->buf[ld->cur];
+}
+
+void lwf_loader_stop(lwf_loader *ld)
+{
+    if (!ld) return;
+    if (ld->running) pthread_join(ld->th, NULL);
+    for (int i = 0; i < 2; ++i) {
+        free(ld->buf[i].index);
+        free(ld->buf[i].X);
+    }
+    free(ld->perm);
+    free(ld);
+}

@@ -1,0 +1,150 @@
+/* Training state beside a backup: counters and every layer's update (momentum) buffers,
+ * in a versioned binary file (magic "LWFSTAT1"), so a resumed run repeats exactly.
+ * The weights themselves stay in Darknet's .weights (weights.c). */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAGIC "LWFSTAT1"
+#define VERSION 1u
+
+typedef struct {
+    float *p;
+    size_t n;
+} ubuf;
+
+/* The update buffers of layer l; returns how many. */
+static int update_bufs(const layer *l, ubuf out[3])
+{
+    int n = 0;
+    if (l->type == CONVOLUTIONAL) {
+        out[n++] = (ubuf){l->bias_updates, (size_t)l->n};
+        if (l->batch_normalize) out[n++] = (ubuf){l->scale_updates, (size_t)l->n};
+        out[n++] = (ubuf){l->weight_updates, (size_t)l->nweights};
+    } else if (l->type == CONNECTED) {
+        out[n++] = (ubuf){l->bias_updates, (size_t)l->outputs};
+        if (l->batch_normalize) out[n++] = (ubuf){l->scale_updates, (size_t)l->outputs};
+        out[n++] = (ubuf){l->weight_updates, (size_t)l->outputs * (size_t)l->inputs};
+    } else if (l->type == BATCHNORM) {
+        out[n++] = (ubuf){l->bias_updates, (size_t)l->c};
+        out[n++] = (ubuf){l->scale_updates, (size_t)l->c};
+    }
+    return n;
+}
+
+int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
+{
+    size_t floats = 0;
+    for (int i = 0; i < net->n; ++i) {
+        ubuf b[3];
+        int k = update_bufs(&net->layers[i], b);
+        for (int j = 0; j < k; ++j) floats += b[j].n;
+    }
+    size_t len = 8 + 4 + 8 + 8 + 4 * 4 + 8 + floats * sizeof(float);
+    unsigned char *buf = malloc(len), *p = buf;
+    if (!buf) return lwf_fail(err, "%s: out of memory", path);
+#define PUT(v) (memcpy(p, &(v), sizeof(v)), p += sizeof(v))
+    memcpy(p, MAGIC, 8);
+    p += 8;
+    uint32_t version = VERSION;
+    int64_t it = st->iteration;
+    uint64_t seed = st->seed, nf = floats;
+    int32_t method = st->method, teacher = st->teacher, t = *net->t, nl = net->n;
+    PUT(version);
+    PUT(it);
+    PUT(seed);
+    PUT(method);
+    PUT(teacher);
+    PUT(t);
+    PUT(nl);
+    PUT(nf);
+#undef PUT
+    for (int i = 0; i < net->n; ++i) {
+        ubuf b[3];
+        int k = update_bufs(&net->layers[i], b);
+        for (int j = 0; j < k; ++j) {
+            memcpy(p, b[j].p, b[j].n * sizeof(float));
+            p += b[j].n * sizeof(float);
+        }
+    }
+    int rc = lwf_write_file_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        if (errno == ENOENT) return 1;
+        return lwf_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    }
+    char magic[8];
+    uint32_t version;
+    int64_t it;
+    uint64_t seed, nf;
+    int32_t method, teacher, t, nl;
+    int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1 &&
+             version == VERSION && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 &&
+             fread(&method, 4, 1, fp) == 1 && fread(&teacher, 4, 1, fp) == 1 && fread(&t, 4, 1, fp) == 1 &&
+             fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
+    if (!ok) {
+        fclose(fp);
+        return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
+    }
+    size_t floats = 0;
+    for (int i = 0; i < net->n; ++i) {
+        ubuf b[3];
+        int k = update_bufs(&net->layers[i], b);
+        for (int j = 0; j < k; ++j) floats += b[j].n;
+    }
+    if (nl != net->n || nf != floats || it < 0) {
+        fclose(fp);
+        return lwf_fail(err, "%s: state for %d layers / %llu floats, the cfg has %d / %zu", path, nl,
+                        (unsigned long long)nf, net->n, floats);
+    }
+    float *all = malloc(floats ? floats * sizeof(float) : 1);
+    if (!all || fread(all, sizeof(float), floats, fp) != floats || fgetc(fp) != EOF) {
+        free(all);
+        fclose(fp);
+        return lwf_fail(err, "%s: truncated or too long", path);
+    }
+    fclose(fp);
+    size_t at = 0;
+    for (int i = 0; i < net->n; ++i) {
+        ubuf b[3];
+        int k = update_bufs(&net->layers[i], b);
+        for (int j = 0; j < k; ++j) {
+            memcpy(b[j].p, all + at, b[j].n * sizeof(float));
+            at += b[j].n;
+        }
+    }
+    free(all);
+    *net->t = t;
+    st->iteration = it;
+    st->seed = seed;
+    st->method = method;
+    st->teacher = teacher;
+    return 0;
+}
+
+int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return lwf_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char buf[65536];
+    size_t n;
+    unsigned long long x = *h ? *h : 1469598103934665603ULL;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        for (size_t i = 0; i < n; ++i) x = (x ^ buf[i]) * 1099511628211ULL;
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) return lwf_fail(err, "%s: read error", path);
+    *h = x;
+    return 0;
+}

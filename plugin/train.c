@@ -1,0 +1,439 @@
+/* The LwF training driver: record the old network's responses (or run it online as a
+ * frozen teacher), warm up the new head alone, then train everything jointly; with
+ * backups, a resumable state and Darknet-style progress.  Layers: builder.c; loops: step.c. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    const lwf_train_opts *o;
+    lwf_model *m;            /* the student */
+    lwf_model *teacher;      /* online teacher (frozen original network), or NULL */
+    float *record;           /* (N, old_truths) recorded teacher logits, or NULL */
+    int old_truths;          /* columns of the old tasks (they come first in a truth row) */
+    lwf_datacfg data;
+    lwf_list paths, labels;
+    int *label;              /* (N) class of each training image */
+    char *base;              /* cfg file name without folder and extension */
+    char path[4096];         /* scratch for file names */
+    FILE *log;
+    int distill;             /* the joint phase uses the old heads' distillation */
+    long long warmup, total; /* iterations */
+    unsigned long long seed;
+} trainer;
+
+static char *basename_noext(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    char *b = lwf_strdup(s);
+    if (!b) return NULL;
+    char *dot = strrchr(b, '.');
+    if (dot && dot != b) *dot = '\0';
+    return b;
+}
+
+static const char *bpath(trainer *t, const char *suffix)
+{
+    snprintf(t->path, sizeof t->path, "%s/%s%s", t->data.backup, t->base, suffix);
+    return t->path;
+}
+
+static int ensure_dir(const char *dir, lwf_err *err)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lwf_fail(err, "%s: exists and is not a folder", dir);
+    if (mkdir(dir, 0755) != 0) return lwf_fail(err, "%s: cannot create backup folder: %s", dir, strerror(errno));
+    return 0;
+}
+
+/* Re-initialises the new head's weights from the seed, with Darknet's distributions. */
+static void init_new_head(lwf_model *m, unsigned long long seed)
+{
+    network *net = m->net;
+    for (int i = m->tasks[m->new_task].first; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        lwf_rng r = lwf_rng_make(seed, 0x4e455748ULL, (unsigned long long)i);
+        if (l->type == CONVOLUTIONAL) {
+            float scale = sqrtf(2.0f / (l->size * l->size * l->c / l->groups));
+            for (int k = 0; k < l->nweights; ++k) l->weights[k] = scale * lwf_rng_normal(&r);
+            memset(l->biases, 0, (size_t)l->n * sizeof(float));
+        } else if (l->type == CONNECTED) {
+            float scale = sqrtf(2.0f / l->inputs);
+            for (int k = 0; k < l->outputs * l->inputs; ++k) l->weights[k] = scale * lwf_rng_uniform(&r, -1, 1);
+            memset(l->biases, 0, (size_t)l->outputs * sizeof(float));
+        }
+    }
+}
+
+/* Teacher logits of old task k for the current teacher batch: its loss layer's input. */
+static const float *teacher_logits(const lwf_model *tm, int k)
+{
+    return tm->net->layers[tm->tasks[k].loss - 1].output;
+}
+
+/* Runs the teacher (inference mode, trunk + old heads) on X (n rows) and writes the
+ * old tasks' logits into rows of `out` with stride `stride`. */
+static void run_teacher(lwf_model *tm, const lwf_plan *plan, const float *X, int n, float *out, int stride)
+{
+    network *net = tm->net;
+    memcpy(net->input, X, (size_t)n * net->inputs * sizeof(float));
+    lwf_forward(net, plan);
+    for (int k = 0; k < tm->ntasks; ++k) {
+        if (tm->tasks[k].is_new) continue;
+        const float *z = teacher_logits(tm, k);
+        int c = tm->tasks[k].classes;
+        for (int b = 0; b < n; ++b) memcpy(out + (size_t)b * stride + tm->tasks[k].offset, z + (size_t)b * c, (size_t)c * sizeof(float));
+    }
+}
+
+/* Record mode: the teacher's logits for every training image, cached beside the backups
+ * and keyed by the list, the old weights and the network shape. */
+static int record_responses(trainer *t, const char *teacher_weights, lwf_err *err)
+{
+    lwf_model *tm = t->teacher;
+    int N = t->paths.n, C = t->old_truths;
+    unsigned long long key = 0;
+    if (lwf_hash_file(t->data.train, &key, err) || lwf_hash_file(teacher_weights, &key, err)) return -1;
+    for (int i = 0; i < lwf_old_layers(tm); ++i) {
+        key = (key ^ (unsigned long long)tm->net->layers[i].type) * 1099511628211ULL;
+        key = (key ^ (unsigned long long)tm->net->layers[i].outputs) * 1099511628211ULL;
+    }
+    const char *cache = bpath(t, ".teacher");
+    char cachepath[4096];
+    snprintf(cachepath, sizeof cachepath, "%s", cache);
+    t->record = malloc((size_t)N * C * sizeof(float));
+    if (!t->record) return lwf_fail(err, "out of memory for %d x %d recorded responses", N, C);
+    FILE *fp = fopen(cachepath, "rb");
+    if (fp) {
+        unsigned long long k2 = 0;
+        int n2 = 0, c2 = 0;
+        int ok = fread(&k2, sizeof k2, 1, fp) == 1 && fread(&n2, sizeof n2, 1, fp) == 1 &&
+                 fread(&c2, sizeof c2, 1, fp) == 1 && k2 == key && n2 == N && c2 == C &&
+                 fread(t->record, sizeof(float), (size_t)N * C, fp) == (size_t)N * C && fgetc(fp) == EOF;
+        fclose(fp);
+        if (ok) {
+            fprintf(stderr, "teacher: recorded responses reused from %s\n", cachepath);
+            return 0;
+        }
+        fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", cachepath);
+    }
+    fprintf(stderr, "teacher: recording the old network's responses on %d images\n", N);
+    lwf_plan plan;
+    if (lwf_plan_make(tm, LWF_PASS_TEACHER, &plan)) return lwf_fail(err, "out of memory");
+    int bs = tm->net->batch, inputs = tm->net->inputs;
+    float *X = calloc((size_t)bs * inputs, sizeof(float));
+    float *rows = calloc((size_t)bs * C, sizeof(float));
+    int rc = X && rows ? 0 : lwf_fail(err, "out of memory");
+    for (int start = 0; !rc && start < N; start += bs) {
+        int n = N - start < bs ? N - start : bs;
+        for (int r = 0; r < n && !rc; ++r) {
+            image im;
+            if (lwf_image_load(t->paths.items[start + r], &im, err)) {
+                rc = -1;
+                break;
+            }
+            image x = lwf_image_prepare(im, &tm->aug, 0, tm->net->w, tm->net->h, NULL);
+            memcpy(X + (size_t)r * inputs, x.data, (size_t)inputs * sizeof(float));
+            free_image(x);
+            free_image(im);
+        }
+        if (rc) break;
+        run_teacher(tm, &plan, X, bs, rows, C);
+        memcpy(t->record + (size_t)start * C, rows, (size_t)n * C * sizeof(float));
+    }
+    free(X);
+    free(rows);
+    lwf_plan_free(&plan);
+    if (rc) return -1;
+    size_t len = 16 + (size_t)N * C * sizeof(float);
+    unsigned char *buf = malloc(len);
+    if (!buf) return lwf_fail(err, "out of memory");
+    memcpy(buf, &key, 8);
+    memcpy(buf + 8, &N, 4);
+    memcpy(buf + 12, &C, 4);
+    memcpy(buf + 16, t->record, (size_t)N * C * sizeof(float));
+    rc = lwf_write_file_atomic(cachepath, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+/* Darknet's learning-rate policy, counted from the start of the joint phase. */
+static float joint_rate(network *net, long long joint_iter)
+{
+    size_t keep = *net->seen;
+    *net->seen = (size_t)joint_iter * net->batch * net->subdivisions;
+    float r = get_current_rate(net);
+    *net->seen = keep;
+    return r;
+}
+
+static int save_backup(trainer *t, const char *suffix, long long iteration, int with_state, lwf_err *err)
+{
+    network *net = t->m->net;
+    if (with_state) {
+        char sp[4200];
+        snprintf(sp, sizeof sp, "%s.state", bpath(t, suffix));
+        lwf_state st = {iteration, t->seed, (int)t->o->method, (int)t->o->teacher};
+        if (lwf_state_save(net, &st, sp, err)) return -1;
+    }
+    const char *wp = bpath(t, suffix);
+    if (lwf_weights_save(net, wp, net->n, *net->seen, err)) return -1;
+    fprintf(stderr, "Saving weights to %s\n", wp);
+    return 0;
+}
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    long v = (long)(s + 0.5);
+    if (v >= 3600) snprintf(buf, n, "%ldh%02ldm", v / 3600, v / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", v / 60, v % 60);
+}
+
+static int run(trainer *t, lwf_err *err)
+{
+    const lwf_train_opts *o = t->o;
+    lwf_model *m = t->m;
+    network *net = m->net;
+    int N = t->paths.n, bs = net->batch, sub = net->subdivisions;
+    long long imgs = (long long)bs * sub;
+    long long start = (long long)(*net->seen / (size_t)imgs);
+    lwf_plan warm, joint, teach;
+    memset(&teach, 0, sizeof teach);
+    lwf_pass jp = o->method == LWF_METHOD_FEATEXT ? LWF_PASS_WARMUP
+                  : o->method == LWF_METHOD_FINETUNE ? LWF_PASS_FINETUNE : LWF_PASS_JOINT;
+    if (lwf_plan_make(m, LWF_PASS_WARMUP, &warm) || lwf_plan_make(m, jp, &joint) ||
+        (t->teacher && lwf_plan_make(t->teacher, LWF_PASS_TEACHER, &teach)))
+        return lwf_fail(err, "out of memory");
+    lwf_loader *ld = lwf_loader_start(&t->paths, &m->aug, net->w, net->h, bs, t->seed, start * sub, err);
+    if (!ld) return -1;
+    int rc = 0;
+    double avg = -1, t0 = what_time_is_it_now(), spent = 0;
+    long long done = 0;
+    const lwf_task *nt = &m->tasks[m->new_task];
+    for (long long k = start; !rc && k < t->total; ++k) {
+        double it0 = what_time_is_it_now();
+        int warmup = k < t->warmup;
+        const lwf_plan *plan = warmup ? &warm : &joint;
+        int use_teacher = !warmup && t->distill;
+        float rate = warmup ? m->warmup_learning_rate : joint_rate(net, k - t->warmup);
+        double task_loss[64] = {0};
+        for (int s = 0; s < sub && !rc; ++s) {
+            const lwf_batch *b = lwf_loader_next(ld, err);
+            if (!b) {
+                rc = -1;
+                break;
+            }
+            memcpy(net->input, b->X, (size_t)bs * net->inputs * sizeof(float));
+            memset(net->truth, 0, (size_t)bs * net->truths * sizeof(float));
+            if (use_teacher) {
+                if (t->record) {
+                    for (int r = 0; r < bs; ++r)
+                        memcpy(net->truth + (size_t)r * net->truths, t->record + (size_t)b->index[r] * t->old_truths,
+                               (size_t)t->old_truths * sizeof(float));
+                } else {
+                    run_teacher(t->teacher, &teach, b->X, bs, net->truth, net->truths);
+                }
+            }
+            for (int r = 0; r < bs; ++r) net->truth[(size_t)r * net->truths + nt->offset + t->label[b->index[r]]] = 1;
+            *net->seen += (size_t)bs;
+            lwf_forward(net, plan);
+            lwf_backward(net, plan);
+            for (int q = 0; q < m->ntasks && q < 64; ++q)
+                if (plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher))
+                    task_loss[q] += lwf_layer_loss(&net->layers[m->tasks[q].loss]) / sub;
+        }
+        if (rc) break;
+        lwf_update(net, plan, rate);
+        double loss = 0;
+        for (int q = 0; q < m->ntasks && q < 64; ++q) {
+            const lwf_task *tq = &m->tasks[q];
+            double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling ? tq->temperature * tq->temperature : 1);
+            loss += w * task_loss[q];
+            if (!isfinite(task_loss[q])) {
+                snprintf(t->path, sizeof t->path, "%s/%s.backup", t->data.backup, t->base);
+                rc = lwf_fail(err, "iteration %lld: the loss of task '%s' is %g: stopping before writing bad weights; "
+                                   "the last good backup is %s (try a lower learning rate)",
+                              k + 1, tq->name, task_loss[q], t->path);
+            }
+        }
+        if (rc) break;
+        avg = avg < 0 ? loss : avg * .9 + loss * .1;
+        double now = what_time_is_it_now();
+        spent = now - t0;
+        ++done;
+        double left = spent / done * (double)(t->total - k - 1);
+        char eta[32];
+        fmt_time(left, eta, sizeof eta);
+        float epoch = (float)((double)*net->seen / N);
+        if (!o->quiet) {
+            printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s", k + 1, epoch, loss, avg, rate,
+                   now - it0, *net->seen, warmup ? "warmup" : "joint");
+            for (int q = 0; q < m->ntasks; ++q) printf(", %s %f", m->tasks[q].name, task_loss[q]);
+            printf(", %s left\n", eta);
+            fflush(stdout);
+        }
+        if (t->log) {
+            fprintf(t->log, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", k + 1, epoch, warmup ? "warmup" : "joint", loss, avg,
+                    rate, now - it0, *net->seen);
+            for (int q = 0; q < m->ntasks; ++q) fprintf(t->log, ",%f", task_loss[q]);
+            fprintf(t->log, "\n");
+            fflush(t->log);
+        }
+        long long it = k + 1;
+        int end_warm = it == t->warmup && it < t->total, stop = o->stop > 0 && it >= o->stop && it < t->total;
+        if ((it % 100 == 0 || end_warm || stop) && it < t->total) rc = save_backup(t, ".backup", it, 1, err);
+        long long e0 = (long long)((double)(it - 1) * imgs / N), e1 = (long long)((double)it * imgs / N);
+        if (!rc && e1 > e0) {
+            char suf[64];
+            snprintf(suf, sizeof suf, "_%lld.weights", e1);
+            rc = save_backup(t, suf, it, 0, err);
+        }
+        if (stop) {
+            fprintf(stderr, "stopped after iteration %lld (-stop); resume with %s\n", it, bpath(t, ".backup"));
+            break;
+        }
+    }
+    if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = save_backup(t, ".weights", t->total, 0, err);
+    lwf_loader_stop(ld);
+    lwf_plan_free(&warm);
+    lwf_plan_free(&joint);
+    lwf_plan_free(&teach);
+    return rc;
+}
+
+static int setup(trainer *t, lwf_err *err)
+{
+    const lwf_train_opts *o = t->o;
+    if (lwf_datacfg_read(o->datacfg, &t->data, err)) return -1;
+    if (!t->data.train) return lwf_fail(err, "%s: no train= list", o->datacfg);
+    if (!t->data.labels) return lwf_fail(err, "%s: no labels= file", o->datacfg);
+    if (!t->data.backup) t->data.backup = lwf_strdup("backup");
+    lwf_model *m = t->m = lwf_model_load(o->cfg, NULL, err);
+    if (!m) return -1;
+    network *net = m->net;
+    lwf_task *nt = &m->tasks[m->new_task];
+    if (nt->classes != t->data.classes)
+        return lwf_fail(err, "%s: classes=%d, but the new task '%s' (%s:%d) outputs %d values", o->datacfg,
+                        t->data.classes, nt->name, o->cfg, nt->line, nt->classes);
+    if (lwf_list_read(t->data.train, &t->paths, err) || lwf_list_read(t->data.labels, &t->labels, err)) return -1;
+    if (t->labels.n != t->data.classes)
+        return lwf_fail(err, "%s: %d labels, but %s says classes=%d", t->data.labels, t->labels.n, o->datacfg,
+                        t->data.classes);
+    t->label = malloc((size_t)t->paths.n * sizeof(int));
+    if (!t->label) return lwf_fail(err, "out of memory");
+    if (lwf_labels_of(&t->paths, t->data.train, &t->labels, t->label, err)) return -1;
+    for (int i = 0; i < t->paths.n; ++i)
+        if (access(t->paths.items[i], R_OK) != 0)
+            return lwf_fail(err, "%s: image %d '%s' cannot be read: %s", t->data.train, i + 1, t->paths.items[i],
+                            strerror(errno));
+    int nold = m->ntasks - 1;
+    if (nold > 0 && !o->weights)
+        return lwf_fail(err, "%s has %d old head(s): give the old network's weights (the stock classifier or the "
+                             "previous LwF run) as the third argument",
+                        o->cfg, nold);
+    if (net->policy == POLY && net->max_batches <= 0)
+        return lwf_fail(err, "%s: policy=poly needs max_batches > 0", o->cfg);
+    t->base = basename_noext(o->cfg);
+    if (!t->base || ensure_dir(t->data.backup, err)) return -1;
+    t->warmup = m->warmup_batches;
+    t->total = m->warmup_batches + (long long)net->max_batches;
+    t->distill = o->method == LWF_METHOD_LWF && nold > 0;
+    t->old_truths = nt->offset; /* old slices come first */
+
+    /* weights: old network (fresh run) or a whole-model backup (resume) */
+    int whole = 0;
+    size_t seen = 0;
+    lwf_state st = {0, 0, 0, 0};
+    int have_state = 0;
+    char teacher_w[4200];
+    snprintf(teacher_w, sizeof teacher_w, "%s", bpath(t, ".teacher.weights"));
+    if (o->weights && lwf_weights_load_model(m, o->weights, &whole, &seen, err)) return -1;
+    int resume = whole && !o->clear;
+    if (resume) {
+        char sp[4200];
+        snprintf(sp, sizeof sp, "%s.state", o->weights);
+        int r = lwf_state_load(net, &st, sp, err);
+        if (r < 0) return -1;
+        long long imgs = (long long)net->batch * net->subdivisions;
+        if (r == 0 && (size_t)(st.iteration * imgs) == seen) {
+            have_state = 1;
+            if (st.method != (int)o->method)
+                return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
+                                o->weights);
+        } else {
+            /* the update buffers are still the zeros the parser gave them */
+            fprintf(stderr, "resume: no matching %s: momentum starts from zero\n", sp);
+        }
+        *net->seen = seen;
+        if (nold > 0 && access(teacher_w, R_OK) != 0)
+            return lwf_fail(err, "resume: the original old network %s is missing (it is written at the start of a "
+                                 "run); start again from the old weights",
+                            teacher_w);
+    } else {
+        *net->seen = 0;
+    }
+    t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
+    srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
+    if (!whole) init_new_head(m, t->seed);
+    if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
+    fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
+            o->cfg, o->method == LWF_METHOD_LWF ? "lwf" : o->method == LWF_METHOD_FINETUNE ? "finetune" : "featext",
+            t->distill ? (o->teacher == LWF_TEACHER_RECORD ? "record" : "online") : "none", t->seed, t->paths.n,
+            t->warmup, net->max_batches, resume ? " (resumed)" : "");
+    if (resume) fprintf(stderr, "resume: from %s at iteration %lld\n", o->weights, (long long)(seen / ((size_t)net->batch * net->subdivisions)));
+
+    if (t->distill) {
+        if (o->teacher == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, net->w))
+            return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
+                                 "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
+                                 "saturation=1, exposure=1 in [net], or use -teacher online",
+                            o->cfg);
+        lwf_build_opts bo = {net->batch, 1};
+        t->teacher = lwf_model_load(o->cfg, &bo, err);
+        if (!t->teacher) return -1;
+        if (lwf_weights_load(t->teacher->net, teacher_w, lwf_old_layers(t->teacher), NULL, err)) return -1;
+        if (o->teacher == LWF_TEACHER_RECORD) {
+            if (record_responses(t, teacher_w, err)) return -1;
+            lwf_model_free(t->teacher);
+            t->teacher = NULL;
+        }
+    }
+    const char *lp = bpath(t, ".log.csv");
+    int fresh_log = access(lp, F_OK) != 0 || !resume;
+    t->log = fopen(lp, fresh_log ? "w" : "a");
+    if (!t->log) return lwf_fail(err, "%s: cannot write the log: %s", lp, strerror(errno));
+    if (fresh_log) {
+        fprintf(t->log, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images");
+        for (int q = 0; q < m->ntasks; ++q) fprintf(t->log, ",%s_loss", m->tasks[q].name);
+        fprintf(t->log, "\n");
+    }
+    return 0;
+}
+
+int lwf_train(const lwf_train_opts *o, lwf_err *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    int rc = setup(&t, err);
+    if (!rc) rc = run(&t, err);
+    if (t.log && fclose(t.log) != 0 && !rc) rc = lwf_fail(err, "cannot finish writing the training log");
+    lwf_model_free(t.m);
+    lwf_model_free(t.teacher);
+    free(t.record);
+    free(t.label);
+    free(t.base);
+    lwf_list_free(&t.paths);
+    lwf_list_free(&t.labels);
+    lwf_datacfg_free(&t.data);
+    return rc;
+}

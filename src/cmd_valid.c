@@ -1,0 +1,63 @@
+/* darknet lwf valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]: top-1 and top-K
+ * accuracy of every task whose data= names a valid list. */
+#include "args.h"
+#include "commands.h"
+#include "lwf.h"
+
+#include <stdio.h>
+
+int lwf_cmd_valid(int argc, char **argv)
+{
+    const char *usage = "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]";
+    const char *only = NULL;
+    int top = 0, csv = 0;
+    lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
+                       {"-top", LWF_ARG_INT, &top, 1, 1 << 20},
+                       {"-csv", LWF_ARG_FLAG, &csv, 0, 0},
+                       {NULL, 0, NULL, 0, 0}};
+    char *pos[2];
+    int npos;
+    if (lwf_args_parse(argc, argv, flags, pos, 2, 2, &npos, usage)) return 2;
+    lwf_err err;
+    lwf_build_opts bo = {1, 1};
+    lwf_model *m = lwf_model_load(pos[0], &bo, &err);
+    int whole = 0, rc = 0;
+    if (!m || lwf_weights_load_model(m, pos[1], &whole, NULL, &err)) {
+        fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
+        lwf_model_free(m);
+        return 1;
+    }
+    if (!whole) fprintf(stderr, "note: %s holds the old network only: the new head is untrained\n", pos[1]);
+    int pick = -1;
+    if (only && (pick = lwf_task_find(m, only)) < 0) {
+        fprintf(stderr, "darknet lwf valid: %s has no task named '%s'\n", pos[0], only);
+        lwf_model_free(m);
+        return 1;
+    }
+    if (csv) printf("task,images,top1,topk\n");
+    else printf("%-20s %8s %8s %8s\n", "task", "images", "top-1", "top-k");
+    int shown = 0;
+    for (int k = 0; k < m->ntasks; ++k) {
+        if (pick >= 0 && k != pick) continue;
+        if (!m->tasks[k].data) {
+            if (pick >= 0) rc = 1;
+            fprintf(stderr, "task %s: no data= file, skipped\n", m->tasks[k].name);
+            continue;
+        }
+        lwf_accuracy acc;
+        if (lwf_validate(m, k, top, &acc, &err)) {
+            fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        ++shown;
+        if (csv) printf("%s,%d,%.4f,%.4f\n", m->tasks[k].name, acc.images, acc.top1, acc.topK);
+        else printf("%-20s %8d %8.4f %8.4f   (top-%d)\n", m->tasks[k].name, acc.images, acc.top1, acc.topK, acc.topk);
+    }
+    if (!rc && shown == 0) {
+        fprintf(stderr, "darknet lwf valid: no task of %s has a data= file with a valid list\n", pos[0]);
+        rc = 1;
+    }
+    lwf_model_free(m);
+    return rc;
+}

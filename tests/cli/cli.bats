@@ -1,0 +1,159 @@
+#!/usr/bin/env bats
+# The ./darknet command line: `lwf` usage and argument checks, the hand-over of every
+# other first argument to the stock /usr/bin/darknet, and weights errors via `lwf info`.
+
+load helpers
+
+# --- usage and arguments ----------------------------------------------------------------
+
+@test "darknet lwf: prints the usage listing every command, exit 0" {
+    run "$DARKNET" lwf
+    assert_ok
+    assert_contains "usage" "lwf train" "lwf valid" "lwf predict" "lwf export" "lwf init" "lwf info"
+}
+
+@test "darknet lwf nosuchcmd: non-zero exit, names the unknown command" {
+    run "$DARKNET" lwf nosuchcmd
+    assert_failed
+    assert_contains "unknown command" "nosuchcmd" "usage"
+}
+
+@test "darknet lwf info (no cfg): non-zero exit with the usage" {
+    run "$DARKNET" lwf info
+    assert_failed
+    assert_contains "missing" "usage" "info <lwf.cfg>"
+}
+
+@test "darknet lwf info cfg x y (too many arguments): non-zero exit naming the extra one" {
+    run "$DARKNET" lwf info cfg/fashion-lwf.cfg x y
+    assert_failed
+    assert_contains "unexpected argument" "y" "usage"
+}
+
+@test "darknet lwf info cfg -bogus (unknown flag): non-zero exit naming the flag" {
+    run "$DARKNET" lwf info cfg/fashion-lwf.cfg -bogus
+    assert_failed
+    assert_contains "unknown option" "-bogus"
+}
+
+# --- the stock darknet ------------------------------------------------------------------
+
+@test "darknet nosuchfunction: same exit status and output as /usr/bin/darknet nosuchfunction" {
+    [ -x "$STOCK_DARKNET" ] || skip "no $STOCK_DARKNET"
+    run "$STOCK_DARKNET" nosuchfunction
+    local want_status=$status want_output=$output
+    run "$DARKNET" nosuchfunction
+    refute_crash
+    [ "$status" -eq "$want_status" ]
+    [ "$output" = "$want_output" ]
+    assert_contains "nosuchfunction"
+}
+
+@test "darknet (no arguments): behaves like /usr/bin/darknet with no arguments" {
+    [ -x "$STOCK_DARKNET" ] || skip "no $STOCK_DARKNET"
+    run "$STOCK_DARKNET"
+    local want_status=$status want_output=$output
+    run "$DARKNET"
+    refute_crash
+    [ "$status" -eq "$want_status" ]
+    [ "$output" = "$want_output" ]
+    assert_contains "usage"
+}
+
+# --- weights through lwf info <cfg> <weights> -------------------------------------------
+
+@test "lwf info cfg weights: a missing weights file is an error naming it" {
+    CFG=$BASE_CFG
+    local w=$BATS_TEST_TMPDIR/nosuch.weights
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "cannot open"
+}
+
+@test "lwf info cfg weights: a directory is an error naming it" {
+    CFG=$BASE_CFG
+    local w=$BATS_TEST_TMPDIR/dir.weights
+    mkdir "$w"
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "not a regular file"
+}
+
+@test "lwf info cfg weights: a 3-byte file (corrupt header) is an error naming it" {
+    CFG=$BASE_CFG
+    local w=$BATS_TEST_TMPDIR/three.weights
+    printf 'abc' > "$w"
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "header"
+}
+
+@test "lwf info cfg weights: a header with an impossible version is an error naming it" {
+    CFG=$BASE_CFG
+    local w=$BATS_TEST_TMPDIR/version.weights
+    weights_file "$w" 10
+    printf '\377\377\377\377' | dd of="$w" conv=notrunc status=none # major = -1
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "not a Darknet .weights file"
+}
+
+@test "lwf info cfg weights: a body that is not a whole number of floats is an error" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/ragged.weights
+    weights_file "$w" "$OLD_FLOATS" 2
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "whole number of floats"
+}
+
+@test "lwf info cfg weights: a file too short says 'too short' and names both expected counts" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/short.weights
+    weights_file "$w" 10
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "floats" "too short" "$OLD_FLOATS" "$ALL_FLOATS"
+}
+
+@test "lwf info cfg weights: a file one float too long says 'too long' and names both expected counts" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/long.weights
+    weights_file "$w" $((ALL_FLOATS + 1))
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "floats" "too long" "$OLD_FLOATS" "$ALL_FLOATS"
+}
+
+@test "lwf info cfg weights: a count between old network and whole model is an error naming both" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/between.weights
+    weights_file "$w" $((OLD_FLOATS + 1))
+    run_info "$w"
+    assert_failed
+    assert_contains "$w" "$((OLD_FLOATS + 1)) floats" "$OLD_FLOATS" "$ALL_FLOATS"
+}
+
+@test "lwf info cfg weights: exactly the old network's floats loads as 'old network only'" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/old.weights
+    weights_file "$w" "$OLD_FLOATS"
+    run_info "$w"
+    assert_ok
+    assert_contains "loaded $w" "old network only"
+}
+
+@test "lwf info cfg weights: exactly the whole model's floats loads as 'whole model'" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/all.weights
+    weights_file "$w" "$ALL_FLOATS"
+    run_info "$w"
+    assert_ok
+    assert_contains "loaded $w" "whole model"
+}

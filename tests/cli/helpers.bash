@@ -1,0 +1,167 @@
+# Shared helpers for the command-line tests: where the binary is, cfgs derived from
+# cfg/fashion-lwf.cfg by small edits, and the assertions every error test makes.
+# Loaded with `load helpers`; no bats-assert needed.
+
+DARKNET=${DARKNET:-"$BATS_TEST_DIRNAME/../../darknet"}
+LWF_ROOT=${LWF_ROOT:-"$BATS_TEST_DIRNAME/../.."}
+STOCK_DARKNET=/usr/bin/darknet
+BASE_CFG="$LWF_ROOT/cfg/fashion-lwf.cfg"
+
+setup() {
+    # data= paths in the cfgs are relative to the repository root, as in Darknet
+    cd "$LWF_ROOT" || return 1
+    [ -x "$DARKNET" ] || {
+        echo "no binary at $DARKNET: run make" >&2
+        return 1
+    }
+}
+
+# derive NAME: copies cfg/fashion-lwf.cfg to $BATS_TEST_TMPDIR/NAME.cfg and sets CFG to it.
+derive() {
+    CFG="$BATS_TEST_TMPDIR/$1.cfg"
+    cp "$BASE_CFG" "$CFG"
+}
+
+# line_of REGEX [NTH]: the line number of the NTH (default 1st) line of $CFG matching REGEX.
+line_of() {
+    local n
+    n=$(grep -n -e "$1" "$CFG" | sed -n "${2:-1}p" | cut -d: -f1)
+    [ -n "$n" ] || {
+        echo "line_of: no match ${2:-1} for '$1' in $CFG" >&2
+        return 1
+    }
+    echo "$n"
+}
+
+# last_line: the number of lines in $CFG.
+last_line() {
+    wc -l < "$CFG" | tr -d ' '
+}
+
+# set_line N TEXT: replaces line N of $CFG by TEXT (which may hold \n for several lines).
+set_line() {
+    awk -v n="$1" -v t="$2" 'NR == n { print t; next } { print }' "$CFG" > "$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+}
+
+# insert_after N TEXT: inserts TEXT after line N of $CFG (N = 0: at the top).
+insert_after() {
+    awk -v n="$1" -v t="$2" 'n == 0 && NR == 1 { print t } { print } n > 0 && NR == n { print t }' "$CFG" \
+        > "$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+}
+
+# delete_lines FROM [TO]: deletes lines FROM..TO (default: just FROM) of $CFG.
+delete_lines() {
+    sed -i "${1},${2:-$1}d" "$CFG"
+}
+
+# replace KEY=VALUE in the NTH section that sets KEY (default 1st): set_key KEY VALUE [NTH]
+set_key() {
+    local n
+    n=$(line_of "^$1=" "${3:-1}") || return 1
+    set_line "$n" "$1=$2"
+}
+
+# run_info [ARGS...]: runs `darknet lwf info $CFG ARGS...` (stderr merged into $output).
+run_info() {
+    run "$DARKNET" lwf info "$CFG" "$@"
+}
+
+# refute_crash: the last run did not crash, abort or trip a sanitizer.
+refute_crash() {
+    local pat
+    for pat in "Segmentation fault" "Aborted" "AddressSanitizer" "LeakSanitizer" "runtime error" "core dumped"; do
+        if [[ "$output" == *"$pat"* ]]; then
+            echo "crash: output contains '$pat' (status $status)" >&2
+            echo "$output" >&2
+            return 1
+        fi
+    done
+    if [ "$status" -ge 128 ] || [ "$status" -eq 86 ]; then
+        echo "crash: status $status (signal or sanitizer exit code)" >&2
+        echo "$output" >&2
+        return 1
+    fi
+}
+
+# assert_contains WORD...: $output contains every WORD (fixed strings).
+assert_contains() {
+    local w
+    for w in "$@"; do
+        if [[ "$output" != *"$w"* ]]; then
+            echo "expected the output to contain: $w" >&2
+            echo "--- status $status, output:" >&2
+            echo "$output" >&2
+            return 1
+        fi
+    done
+}
+
+# refute_contains WORD...: $output contains none of the WORDs.
+refute_contains() {
+    local w
+    for w in "$@"; do
+        if [[ "$output" == *"$w"* ]]; then
+            echo "expected the output not to contain: $w" >&2
+            echo "$output" >&2
+            return 1
+        fi
+    done
+}
+
+# assert_failed: non-zero exit, no crash.
+assert_failed() {
+    refute_crash || return 1
+    if [ "$status" -eq 0 ]; then
+        echo "expected a non-zero exit status, got 0; output:" >&2
+        echo "$output" >&2
+        return 1
+    fi
+}
+
+# assert_error_at LINE WORD...: failed, with "$CFG:LINE:" and every WORD in the output.
+assert_error_at() {
+    local line=$1
+    shift
+    assert_failed || return 1
+    assert_contains "$CFG:$line:" "$@"
+}
+
+# assert_error WORD...: failed, naming $CFG, with every WORD in the output.
+assert_error() {
+    assert_failed || return 1
+    assert_contains "$CFG" "$@"
+}
+
+# assert_ok: exit 0, no crash.
+assert_ok() {
+    refute_crash || return 1
+    if [ "$status" -ne 0 ]; then
+        echo "expected exit status 0, got $status; output:" >&2
+        echo "$output" >&2
+        return 1
+    fi
+}
+
+# weights_file PATH FLOATS [EXTRA_BYTES]: a Darknet 0.2.0 .weights file (int32 0, 2, 0,
+# uint64 seen = 0: 20 bytes) followed by FLOATS zero floats and EXTRA_BYTES more bytes.
+weights_file() {
+    printf '\000\000\000\000\002\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > "$1"
+    head -c $((4 * $2 + ${3:-0})) /dev/zero >> "$1"
+}
+
+# weight_counts: sets OLD_FLOATS and ALL_FLOATS from `lwf info $CFG`'s
+# "weights: N floats for the old network (...), M for the whole model" line.
+weight_counts() {
+    local out line
+    out=$("$DARKNET" lwf info "$CFG" 2>/dev/null) || {
+        echo "lwf info $CFG failed" >&2
+        return 1
+    }
+    line=$(grep '^weights: ' <<< "$out")
+    OLD_FLOATS=$(sed -n 's/^weights: \([0-9][0-9]*\) floats for the old network.*/\1/p' <<< "$line")
+    ALL_FLOATS=$(sed -n 's/.*, \([0-9][0-9]*\) for the whole model.*/\1/p' <<< "$line")
+    [ -n "$OLD_FLOATS" ] && [ -n "$ALL_FLOATS" ] && [ "$OLD_FLOATS" -gt 0 ] && [ "$ALL_FLOATS" -gt "$OLD_FLOATS" ] || {
+        echo "cannot read the weight counts from: $line" >&2
+        return 1
+    }
+}
