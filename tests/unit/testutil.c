@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 char *tu_tmpdir(void)
@@ -67,4 +68,61 @@ void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi)
         *state = *state * 1103515245u + 12345u;
         x[i] = lo + (hi - lo) * (float)((*state >> 8) & 0xFFFFFF) / (float)0x1000000;
     }
+}
+
+static void draw(image im, int kind, int cls, unsigned *st)
+{
+    /* every image has a bright band across one quarter of the rows (unchanged by the
+     * horizontal flip stock Darknet's trainer always applies) and a tint; kind 0 is
+     * labelled by the band, kind 1 by the tint, the other feature is random */
+    int n = im.w * im.h, q = im.h / 4;
+    float pick[1];
+    tu_fill(pick, 1, st, 0, 4);
+    int other = (int)pick[0] & 3;
+    int band = kind == 0 ? cls : other, tint = kind == 1 ? cls : other;
+    tu_fill(im.data, (size_t)n * 3, st, 0, 0.3f);
+    for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < n; ++i) {
+            im.data[c * n + i] += (tint == 3 || c == tint) ? 0.3f : 0.05f;
+            if (i / im.w >= band * q && i / im.w < (band + 1) * q) im.data[c * n + i] += 0.35f;
+        }
+}
+
+char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int n_valid, int size, unsigned seed)
+{
+    static const char *labels[2][4] = {{"top", "high", "low", "bottom"}, {"red", "green", "blue", "grey"}};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/img", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/backup-%s", dir, name);
+    mkdir(path, 0755);
+    unsigned st = seed;
+    for (int part = 0; part < 2; ++part) {
+        snprintf(path, sizeof path, "%s/%s.%s.list", dir, name, part ? "valid" : "train");
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        int n = part ? n_valid : n_train;
+        for (int i = 0; i < n; ++i) {
+            int cls = i % 4;
+            image im = make_image(size, size, 3);
+            draw(im, kind, cls, &st);
+            char base[4096];
+            snprintf(base, sizeof base, "%s/img/%s%c%04d_%s", dir, name, part ? 'v' : 't', i, labels[kind][cls]);
+            save_image_options(im, base, PNG, 0);
+            free_image(im);
+            fprintf(fp, "%s.png\n", base);
+        }
+        assert_int_equal(fclose(fp), 0);
+    }
+    snprintf(path, sizeof path, "%s/%s.labels", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int c = 0; c < 4; ++c) fprintf(fp, "%s\n", labels[kind][c]);
+    assert_int_equal(fclose(fp), 0);
+    char text[8192];
+    snprintf(text, sizeof text, "classes=4\ntrain=%s/%s.train.list\nvalid=%s/%s.valid.list\nlabels=%s/%s.labels\n"
+             "backup=%s/backup-%s\ntop=2\n", dir, name, dir, name, dir, name, dir, name);
+    char fname[256];
+    snprintf(fname, sizeof fname, "%s.data", name);
+    return tu_write(dir, fname, text);
 }

@@ -24,4 +24,12 @@ lwf_model *tu_load(const char *cfg, int batch);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi);
 
+/* A synthetic image-classification task for training tests, written under dir:
+ * images img/<prefix><i>_<label>.png (size x size, 3 channels), <name>.train.list,
+ * <name>.valid.list (n_valid more images), <name>.labels and <name>.data (backup in
+ * dir/backup-<name>).  Every image has a bright band across one quarter of the rows and
+ * a tint; kind 0 is labelled by the band (top, high, low, bottom), kind 1 by the tint
+ * (red, green, blue, grey). */
+char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int n_valid, int size, unsigned seed);
+
 #endif
