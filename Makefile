@@ -73,5 +73,9 @@ check: deps
 data: deps
 	scripts/prepare_fashion.sh
 
+demo: deps
+	$(MAKE) all
+	scripts/p1.sh
+
 clean:
 	rm -rf build darknet

@@ -747,10 +747,7 @@ void lwf_model_free(lwf_model *m)
     if (!m) return;
     network *net = m->net;
     if (net) {
-        for (int i = 0; i < net->n; ++i) {
-            free(net->layers[i].loss); /* free_layer forgets the loss layers' per-class losses */
-            free_layer(net->layers[i]);
-        }
+        for (int i = 0; i < net->n; ++i) lwf_layer_free(net->layers[i]);
         free(net->layers);
         free(net->input);
         free(net->truth);

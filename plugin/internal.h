@@ -63,6 +63,9 @@ int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
 layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 
+/* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
+void lwf_layer_free(layer l);
+
 /* Loss of one loss layer per image, averaged over the batch (its l.cost / batch). */
 float lwf_layer_loss(const layer *l);
 

@@ -45,3 +45,9 @@ float lwf_layer_loss(const layer *l)
     if (!l->cost || l->batch <= 0) return 0;
     return l->cost[0] / (float)l->batch;
 }
+
+void lwf_layer_free(layer l)
+{
+    free(l.loss);
+    free_layer(l);
+}

@@ -137,6 +137,8 @@ for t in "${TASKS[@]}"; do
         summary+=("$(printf '%-24s %6d' "$list" "$n")")
     done
     mkdir -p "backup/fashion-$t"
+    # cfg/fashion-*.data (tracked) already describe the default location
+    [[ $OUT == data/fmnist ]] && continue
     atomic_write "$OUT/fashion-$t.data" <<EOF
 classes=${#cls[@]}
 train=$OUT/$t.train.list
@@ -147,5 +149,9 @@ top=2
 EOF
 done
 
-echo "prepare_fashion: done; .data files are $OUT/fashion-{a,b,t1..t5}.data" >&2
+if [[ $OUT == data/fmnist ]]; then
+    echo "prepare_fashion: done; .data files are cfg/fashion-{a,b,t1..t5}.data" >&2
+else
+    echo "prepare_fashion: done; .data files are $OUT/fashion-{a,b,t1..t5}.data" >&2
+fi
 printf '%s\n' "${summary[@]}"

@@ -126,7 +126,7 @@ static void test_distill_gradients(void **state)
                 layer l = distill(Ts[a], lambdas[b], t2);
                 double weight = lambdas[b] * (t2 ? Ts[a] * Ts[a] : 1.0);
                 check_gradient(&l, 1, Ts[a], weight);
-                free_layer(l);
+                lwf_layer_free(l);
             }
 }
 
@@ -154,7 +154,7 @@ static void test_distill_closed_form(void **state)
         assert_true(worst < 1e-6);
         /* guard: forgetting the 1/T (or T^2) factor would be caught at this tolerance */
         assert_true(without_t > 1e-3);
-        free_layer(l);
+        lwf_layer_free(l);
     }
 }
 
@@ -182,7 +182,7 @@ static void test_distill_loss_values(void **state)
     /* the layer's output is the old task's answer at T = 1: softmax(2 ln 3, 0) = (0.9, 0.1) */
     assert_true(fabsf(l.output[0] - 0.9f) < 1e-6f);
     assert_true(fabs(lwf_layer_loss(&l) - 0.5623351446) < 1e-6);
-    free_layer(l);
+    lwf_layer_free(l);
 }
 
 /* The loss reads only its own slice: changing columns outside it changes nothing. */
@@ -203,7 +203,7 @@ static void test_distill_reads_its_slice(void **state)
     truth[OFF] += 1; /* inside the slice: must change */
     float c3 = run_forward(&l, z, truth, nd);
     assert_true(c3 != c1);
-    free_layer(l);
+    lwf_layer_free(l);
 }
 
 static layer softmax_head(void)
@@ -222,7 +222,7 @@ static void test_softmax_head_gradient(void **state)
     (void)state;
     layer l = softmax_head();
     check_gradient(&l, 0, 1, 1);
-    free_layer(l);
+    lwf_layer_free(l);
 }
 
 /* Same probabilities, delta and per-image loss as stock Darknet's softmax layer on a
@@ -253,8 +253,8 @@ static void test_softmax_head_matches_stock(void **state)
         assert_true(fabsf(ours.delta[i] - stock.delta[i]) < 1e-7f);
     }
     assert_true(fabsf(ours.cost[0] - stock.cost[0]) < 1e-5f);
-    free_layer(ours);
-    free_layer(stock);
+    lwf_layer_free(ours);
+    lwf_layer_free(stock);
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Shared by every test: two tasks and an old model trained by stock Darknet. */
 typedef struct {
@@ -289,6 +290,86 @@ static void test_valid_agrees_with_stock(void **state)
     free(stock);
 }
 
+/* Runs a command; returns its exit status and its combined output in out. */
+static int run_capture(char *out, size_t cap, const char *fmt, const char *a, const char *b, const char *c)
+{
+    char cmd[8192], file[] = "/tmp/lwf-out-XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, fmt, a, b, c);
+    int rc = tu_sh("%s > '%s' 2>&1", cmd, file);
+    FILE *fp = fopen(file, "r");
+    size_t n = fread(out, 1, cap - 1, fp);
+    out[n] = 0;
+    fclose(fp);
+    unlink(file);
+    return rc;
+}
+
+/* lwf predict prints each task's top-K labels in stock `classifier predict`'s format;
+ * on a single-task cfg with stock weights it prints what the stock predictor prints. */
+static void test_predict_matches_stock(void **state)
+{
+    fixture *f = *state;
+    char text[8192], img[4096];
+    snprintf(text, sizeof text, "%slearning_rate=0.1\nmax_batches=10\n%s[task]\nname=quad\ndata=%s\n%s[softmax]\n",
+             net_head, trunk, f->old_data, head);
+    char *one = tu_write(f->dir, "pone.cfg", text);
+    snprintf(text, sizeof text, "%slearning_rate=0.1\nmax_batches=10\n%s%s[softmax]\n", net_head, trunk, head);
+    char *stock = tu_write(f->dir, "pstock.cfg", text);
+    snprintf(img, sizeof img, "%s/img/quadv0002_low.png", f->dir);
+    char ours[8192], theirs[8192];
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%%s' lwf predict '%%s' '%%s' '%s' -top 2", img);
+    assert_int_equal(run_capture(ours, sizeof ours, cmd, getenv("DARKNET"), one, f->old_weights), 0);
+    snprintf(cmd, sizeof cmd, "/usr/bin/darknet classifier predict '%%s' '%%s' '%%s' '%s' -top 2 2>/dev/null", img);
+    assert_int_equal(run_capture(theirs, sizeof theirs, cmd, f->old_data, stock, f->old_weights), 0);
+    /* ours: "quad:\n" then the two lines; stock: the same two lines after its layer table */
+    char *body = strstr(ours, "quad:\n");
+    assert_non_null(body);
+    body += strlen("quad:\n");
+    if (!strstr(theirs, body)) fail_msg("lwf predict printed\n%s\nstock printed\n%s", body, theirs);
+    assert_non_null(strstr(body, "%: low"));
+    free(one);
+    free(stock);
+}
+
+/* lwf train refuses what cannot work, with a message and a non-zero exit. */
+static void test_train_refuses_bad_requests(void **state)
+{
+    fixture *f = *state;
+    char out[8192];
+    char *cfg = lwf_cfg(f, "refuse", 2, 2, 0.05f, "");
+    /* old heads but no old weights */
+    assert_int_not_equal(run_capture(out, sizeof out, "'%s' lwf train '%s' '%s'", getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_non_null(strstr(out, "old head"));
+    /* recorded responses with random augmentation */
+    snprintf(out, sizeof out, "sed 's/^flip=0/flip=1/' '%s' > '%s/aug.cfg'", cfg, f->dir);
+    assert_int_equal(tu_sh("%s", out), 0);
+    char augcfg[4200];
+    snprintf(augcfg, sizeof augcfg, "%s/aug.cfg", f->dir);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -teacher record", f->old_weights);
+    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, augcfg), 0);
+    assert_non_null(strstr(out, "augmentation"));
+    /* a new .data whose classes do not match the new head */
+    assert_int_equal(tu_sh("sed 's/^classes=4/classes=3/' '%s' > '%s/three.data'", f->new_data, f->dir), 0);
+    char three[4200];
+    snprintf(three, sizeof three, "%s/three.data", f->dir);
+    snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s'", f->old_weights);
+    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), three, cfg), 0);
+    assert_non_null(strstr(out, "classes=3"));
+    /* unknown -method and a non-numeric -seed */
+    snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -method joint2", f->old_weights);
+    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_non_null(strstr(out, "-method"));
+    snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -seed x1", f->old_weights);
+    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_non_null(strstr(out, "-seed"));
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +379,8 @@ int main(void)
         cmocka_unit_test(test_teacher_cache_follows_inputs),
         cmocka_unit_test(test_lwf_keeps_old_task_finetune_forgets),
         cmocka_unit_test(test_valid_agrees_with_stock),
+        cmocka_unit_test(test_predict_matches_stock),
+        cmocka_unit_test(test_train_refuses_bad_requests),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
