@@ -125,12 +125,15 @@ int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
         if (l->n == room) {
             room = room ? room * 2 : 256;
             char **ni = realloc(l->items, (size_t)room * sizeof *ni);
-            if (!ni) {
+            if (ni) l->items = ni;
+            int *nl = realloc(l->line, (size_t)room * sizeof *nl);
+            if (nl) l->line = nl;
+            if (!ni || !nl) {
                 rc = lwf_fail(err, "%s:%d: out of memory", path, line);
                 break;
             }
-            l->items = ni;
         }
+        l->line[l->n] = line;
         l->items[l->n] = lwf_strdup(buf + s);
         if (!l->items[l->n]) {
             rc = lwf_fail(err, "%s:%d: out of memory", path, line);
@@ -150,6 +153,7 @@ void lwf_list_free(lwf_list *l)
 {
     for (int i = 0; i < l->n; ++i) free(l->items[i]);
     free(l->items);
+    free(l->line);
     memset(l, 0, sizeof *l);
 }
 
@@ -160,14 +164,14 @@ int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *l
         for (int j = 0; j < labels->n; ++j) {
             if (!strstr(paths->items[i], labels->items[j])) continue;
             if (found >= 0)
-                return lwf_fail(err, "%s: '%s' matches two labels, '%s' and '%s' (Darknet takes the label that "
+                return lwf_fail(err, "%s:%d: '%s' matches two labels, '%s' and '%s' (Darknet takes the label that "
                                      "occurs in the path: it must be exactly one)",
-                                listpath, paths->items[i], labels->items[found], labels->items[j]);
+                                listpath, paths->line[i], paths->items[i], labels->items[found], labels->items[j]);
             found = j;
         }
         if (found < 0)
-            return lwf_fail(err, "%s: '%s' matches no label (Darknet takes the label that occurs in the path)",
-                            listpath, paths->items[i]);
+            return lwf_fail(err, "%s:%d: '%s' matches no label (Darknet takes the label that occurs in the path)",
+                            listpath, paths->line[i], paths->items[i]);
         out[i] = found;
     }
     return 0;

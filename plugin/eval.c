@@ -22,7 +22,7 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     if (!t->data) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
     lwf_datacfg d;
     if (lwf_datacfg_read(t->data, &d, err)) return -1;
-    lwf_list paths = {0, NULL}, labels = {0, NULL};
+    lwf_list paths = {0, NULL, NULL}, labels = {0, NULL, NULL};
     int *label = NULL, rc = 0;
     if (!d.valid) rc = lwf_fail(err, "%s: no valid= list", t->data);
     else if (!d.labels) rc = lwf_fail(err, "%s: no labels= file", t->data);

@@ -103,6 +103,7 @@ void lwf_datacfg_free(lwf_datacfg *d);
 typedef struct lwf_list {
     int n;
     char **items;        /* (n) owned strings */
+    int *line;           /* (n) line of each item in its file */
 } lwf_list;
 
 int lwf_list_read(const char *path, lwf_list *l, lwf_err *err);

@@ -333,8 +333,8 @@ static int setup(trainer *t, lwf_err *err)
     if (lwf_labels_of(&t->paths, t->data.train, &t->labels, t->label, err)) return -1;
     for (int i = 0; i < t->paths.n; ++i)
         if (access(t->paths.items[i], R_OK) != 0)
-            return lwf_fail(err, "%s: image %d '%s' cannot be read: %s", t->data.train, i + 1, t->paths.items[i],
-                            strerror(errno));
+            return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", t->data.train, t->paths.line[i],
+                            t->paths.items[i], strerror(errno));
     int nold = m->ntasks - 1;
     if (nold > 0 && !o->weights)
         return lwf_fail(err, "%s has %d old head(s): give the old network's weights (the stock classifier or the "

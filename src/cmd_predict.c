@@ -30,7 +30,7 @@ int lwf_cmd_predict(int argc, char **argv)
     for (int k = 0; k < m->ntasks && !rc; ++k) {
         if (pick >= 0 && k != pick) continue;
         const lwf_task *t = &m->tasks[k];
-        lwf_list names = {0, NULL};
+        lwf_list names = {0, NULL, NULL};
         int topk = top;
         if (t->data) {
             lwf_datacfg d;
