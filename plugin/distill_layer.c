@@ -21,30 +21,48 @@ static void softmax_t(const float *x, int n, float T, float *out)
     for (int i = 0; i < n; ++i) out[i] = (float)(exp(((double)x[i] - mx) / T) / sum);
 }
 
+static int all_zero(const float *x, int n)
+{
+    for (int i = 0; i < n; ++i)
+        if (x[i] != 0) return 0;
+    return 1;
+}
+
 static void forward_distill(layer l, network net)
 {
-    const lwf_loss_params *p = lwf_loss_params_of(&l);
+    lwf_loss_params *p = lwf_loss_params_of(&l);
     int n = l.inputs;
     /* l.output (batch, n): the old task's answer, softmax(z) at T = 1 */
     for (int b = 0; b < l.batch; ++b) softmax_t(net.input + b * n, n, 1.0f, l.output + b * n);
     if (!net.truth) return;
-    float scale = p->lambda / p->temperature * (p->t2_scaling ? p->temperature * p->temperature : 1.0f);
+    float T = p->targets ? 1.0f : p->temperature;
+    float scale = p->lambda / T * (p->t2_scaling && !p->targets ? T * T : 1.0f);
     double cost = 0;
+    p->rows = 0;
     for (int b = 0; b < l.batch; ++b) {
-        const float *z = net.input + b * n;               /* (n) student logits */
-        const float *t = net.truth + b * p->truths + p->offset; /* (n) teacher logits */
-        float *ys = l.x + b * n;                          /* (n) student yhat' */
-        float *yt = l.x_norm + b * n;                     /* (n) teacher y' */
-        softmax_t(z, n, p->temperature, ys);
-        softmax_t(t, n, p->temperature, yt);
+        const float *z = net.input + b * n;                      /* (n) student logits */
+        const float *t = net.truth + b * p->truths + p->offset; /* (n) teacher logits or targets */
+        float *ys = l.x + b * n;                                 /* (n) student yhat' */
+        float *yt = l.x_norm + b * n;                            /* (n) teacher y' */
+        if (p->targets) {
+            if (all_zero(t, n)) { /* a row of another task (joint training) */
+                for (int i = 0; i < n; ++i) l.delta[b * n + i] = l.loss[b * n + i] = 0;
+                continue;
+            }
+            for (int i = 0; i < n; ++i) yt[i] = t[i];
+        } else {
+            softmax_t(t, n, T, yt);
+        }
+        softmax_t(z, n, T, ys);
+        ++p->rows;
         /* log yhat'_i = (z_i - max z)/T - log sum_k exp((z_k - max z)/T): no log of a tiny probability */
         double mx = -DBL_MAX, lse = 0;
         for (int k = 0; k < n; ++k) if (z[k] > mx) mx = z[k];
-        for (int k = 0; k < n; ++k) lse += exp(((double)z[k] - mx) / p->temperature);
+        for (int k = 0; k < n; ++k) lse += exp(((double)z[k] - mx) / T);
         lse = log(lse);
         for (int i = 0; i < n; ++i) {
             double term = 0;
-            if (yt[i] > 0) term = -(double)yt[i] * (((double)z[i] - mx) / p->temperature - lse);
+            if (yt[i] > 0) term = -(double)yt[i] * (((double)z[i] - mx) / T - lse);
             l.loss[b * n + i] = (float)term;
             cost += term;
             l.delta[b * n + i] = scale * (yt[i] - ys[i]);

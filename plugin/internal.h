@@ -49,6 +49,10 @@ typedef struct lwf_loss_params {
     int t2_scaling;      /* multiply the gradient by T^2 */
     int offset;          /* first column of this head's slice in a truth row */
     int truths;          /* width of a truth row (net->truths) */
+    int targets;         /* [lwf_distill] only: 1 = the slice holds target probabilities
+                          * (joint training on labels, T = 1), 0 = teacher logits */
+    int rows;            /* rows the last forward scored (rows with an all-zero slice carry
+                          * no label for this task and are skipped) */
 } lwf_loss_params;
 
 static inline lwf_loss_params *lwf_loss_params_of(const layer *l)
@@ -66,7 +70,7 @@ layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);
 
-/* Loss of one loss layer per image, averaged over the batch (its l.cost / batch). */
+/* Loss of one loss layer per scored image (its l.cost / rows scored). */
 float lwf_layer_loss(const layer *l);
 
 #endif

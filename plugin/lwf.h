@@ -192,7 +192,11 @@ void lwf_update(network *net, const lwf_plan *p, float rate);
 
 /* ---- training (plugin/train.c) ---- */
 
-typedef enum { LWF_METHOD_LWF, LWF_METHOD_FINETUNE, LWF_METHOD_FEATEXT } lwf_method;
+typedef enum { LWF_METHOD_LWF, LWF_METHOD_FINETUNE, LWF_METHOD_FEATEXT, LWF_METHOD_JOINT } lwf_method;
+
+/* "lwf", "finetune", "featext", "joint"; lwf_method_parse returns -1 on another name. */
+const char *lwf_method_name(lwf_method m);
+int lwf_method_parse(const char *name, lwf_method *m);
 typedef enum { LWF_TEACHER_ONLINE, LWF_TEACHER_RECORD } lwf_teacher_mode;
 
 typedef struct lwf_train_opts {

@@ -9,21 +9,26 @@
 
 static void forward_softmax_head(layer l, network net)
 {
-    const lwf_loss_params *p = lwf_loss_params_of(&l);
+    lwf_loss_params *p = lwf_loss_params_of(&l);
     int n = l.inputs;
     /* the same call stock forward_softmax_layer makes */
     softmax_cpu(net.input, n / l.groups, l.batch, n, l.groups, n / l.groups, 1, l.temperature, l.output);
     if (!net.truth || l.noloss) return;
     double cost = 0;
+    p->rows = 0;
     for (int b = 0; b < l.batch; ++b) {
         const float *t = net.truth + b * p->truths + p->offset; /* (n) one-hot labels */
         const float *y = l.output + b * n;                      /* (n) probabilities */
+        int labelled = 0;
+        for (int i = 0; i < n; ++i) labelled |= t[i] != 0;
         for (int i = 0; i < n; ++i) {
+            /* a row without a label for this task (joint training) gets no loss, no delta */
             double term = t[i] != 0 ? -(double)t[i] * log(y[i] > FLT_MIN ? y[i] : FLT_MIN) : 0;
             l.loss[b * n + i] = (float)term;
             cost += term;
-            l.delta[b * n + i] = p->lambda * (t[i] - y[i]);
+            l.delta[b * n + i] = labelled ? p->lambda * (t[i] - y[i]) : 0;
         }
+        p->rows += labelled;
     }
     l.cost[0] = (float)cost;
 }
@@ -42,8 +47,9 @@ int lwf_make_softmax_head(layer *l)
 
 float lwf_layer_loss(const layer *l)
 {
-    if (!l->cost || l->batch <= 0) return 0;
-    return l->cost[0] / (float)l->batch;
+    const lwf_loss_params *p = lwf_loss_params_of(l);
+    if (!l->cost || !p || p->rows <= 0) return 0;
+    return l->cost[0] / (float)p->rows;
 }
 
 void lwf_layer_free(layer l)

@@ -13,22 +13,52 @@
 #include <time.h>
 #include <unistd.h>
 
+#define LWF_MAX_TASKS 64
+
+/* A task's labelled training images and the rows of each batch they fill. */
+typedef struct {
+    int task;                /* index of the task whose head they label */
+    lwf_datacfg data;
+    lwf_list paths, labels;
+    int *label;              /* (paths.n) class of each image */
+    lwf_loader *ld;
+    int row0, rows;          /* rows [row0, row0 + rows) of every batch */
+} source;
+
 typedef struct {
     const lwf_train_opts *o;
     lwf_model *m;            /* the student */
     lwf_model *teacher;      /* online teacher (frozen original network), or NULL */
     float *record;           /* (N, old_truths) recorded teacher logits, or NULL */
     int old_truths;          /* columns of the old tasks (they come first in a truth row) */
-    lwf_datacfg data;
-    lwf_list paths, labels;
-    int *label;              /* (N) class of each training image */
+    lwf_datacfg data;        /* the new task's .data (command line) */
+    int nsrc;
+    source src[LWF_MAX_TASKS]; /* labelled images: the new task's, and every task's in joint */
     char *base;              /* cfg file name without folder and extension */
     char path[4096];         /* scratch for file names */
     FILE *log;
     int distill;             /* the joint phase uses the old heads' distillation */
+    int joint;               /* -method joint: every head learns from its own labels */
     long long warmup, total; /* iterations */
     unsigned long long seed;
 } trainer;
+
+static const char *method_names[] = {"lwf", "finetune", "featext", "joint"};
+
+const char *lwf_method_name(lwf_method m)
+{
+    return (unsigned)m < 4 ? method_names[m] : "?";
+}
+
+int lwf_method_parse(const char *name, lwf_method *m)
+{
+    for (int i = 0; i < 4; ++i)
+        if (strcmp(name, method_names[i]) == 0) {
+            *m = (lwf_method)i;
+            return 0;
+        }
+    return -1;
+}
 
 static char *basename_noext(const char *path)
 {
@@ -100,9 +130,10 @@ static void run_teacher(lwf_model *tm, const lwf_plan *plan, const float *X, int
 static int record_responses(trainer *t, const char *teacher_weights, lwf_err *err)
 {
     lwf_model *tm = t->teacher;
-    int N = t->paths.n, C = t->old_truths;
+    const source *sc = &t->src[0];
+    int N = sc->paths.n, C = t->old_truths;
     unsigned long long key = 0;
-    if (lwf_hash_file(t->data.train, &key, err) || lwf_hash_file(teacher_weights, &key, err)) return -1;
+    if (lwf_hash_file(sc->data.train, &key, err) || lwf_hash_file(teacher_weights, &key, err)) return -1;
     for (int i = 0; i < lwf_old_layers(tm); ++i) {
         key = (key ^ (unsigned long long)tm->net->layers[i].type) * 1099511628211ULL;
         key = (key ^ (unsigned long long)tm->net->layers[i].outputs) * 1099511628211ULL;
@@ -137,7 +168,7 @@ static int record_responses(trainer *t, const char *teacher_weights, lwf_err *er
         int n = N - start < bs ? N - start : bs;
         for (int r = 0; r < n && !rc; ++r) {
             image im;
-            if (lwf_image_load(t->paths.items[start + r], &im, err)) {
+            if (lwf_image_load(sc->paths.items[start + r], &im, err)) {
                 rc = -1;
                 break;
             }
@@ -203,7 +234,9 @@ static int run(trainer *t, lwf_err *err)
     const lwf_train_opts *o = t->o;
     lwf_model *m = t->m;
     network *net = m->net;
-    int N = t->paths.n, bs = net->batch, sub = net->subdivisions;
+    int N = 0, bs = net->batch, sub = net->subdivisions;
+    for (int q = 0; q < t->nsrc; ++q)
+        if (t->src[q].task == m->new_task) N = t->src[q].paths.n; /* epochs count the new task's images */
     long long imgs = (long long)bs * sub;
     long long start = (long long)(*net->seen / (size_t)imgs);
     lwf_plan warm, joint, teach;
@@ -213,50 +246,56 @@ static int run(trainer *t, lwf_err *err)
     if (lwf_plan_make(m, LWF_PASS_WARMUP, &warm) || lwf_plan_make(m, jp, &joint) ||
         (t->teacher && lwf_plan_make(t->teacher, LWF_PASS_TEACHER, &teach)))
         return lwf_fail(err, "out of memory");
-    lwf_loader *ld = lwf_loader_start(&t->paths, &m->aug, net->w, net->h, bs, t->seed, start * sub, err);
-    if (!ld) return -1;
     int rc = 0;
+    for (int q = 0; q < t->nsrc && !rc; ++q) {
+        source *sc = &t->src[q];
+        /* each source has its own stream of batches: seed per task */
+        sc->ld = lwf_loader_start(&sc->paths, &m->aug, net->w, net->h, sc->rows, t->seed + 7919ULL * (unsigned)q,
+                                  start * sub, err);
+        if (!sc->ld) rc = -1;
+    }
     double avg = -1, t0 = what_time_is_it_now(), spent = 0;
     long long done = 0;
-    const lwf_task *nt = &m->tasks[m->new_task];
     for (long long k = start; !rc && k < t->total; ++k) {
         double it0 = what_time_is_it_now();
         int warmup = k < t->warmup;
         const lwf_plan *plan = warmup ? &warm : &joint;
         int use_teacher = !warmup && t->distill;
         float rate = warmup ? m->warmup_learning_rate : joint_rate(net, k - t->warmup);
-        double task_loss[64] = {0};
+        double task_loss[LWF_MAX_TASKS] = {0};
         for (int s = 0; s < sub && !rc; ++s) {
-            const lwf_batch *b = lwf_loader_next(ld, err);
-            if (!b) {
-                rc = -1;
-                break;
-            }
-            memcpy(net->input, b->X, (size_t)bs * net->inputs * sizeof(float));
             memset(net->truth, 0, (size_t)bs * net->truths * sizeof(float));
-            if (use_teacher) {
-                if (t->record) {
-                    for (int r = 0; r < bs; ++r)
-                        memcpy(net->truth + (size_t)r * net->truths, t->record + (size_t)b->index[r] * t->old_truths,
-                               (size_t)t->old_truths * sizeof(float));
-                } else {
-                    run_teacher(t->teacher, &teach, b->X, bs, net->truth, net->truths);
+            for (int q = 0; q < t->nsrc; ++q) {
+                source *sc = &t->src[q];
+                const lwf_batch *b = lwf_loader_next(sc->ld, err);
+                if (!b) {
+                    rc = -1;
+                    break;
+                }
+                memcpy(net->input + (size_t)sc->row0 * net->inputs, b->X, (size_t)sc->rows * net->inputs * sizeof(float));
+                const lwf_task *tk = &m->tasks[sc->task];
+                for (int r = 0; r < sc->rows; ++r) {
+                    float *row = net->truth + (size_t)(sc->row0 + r) * net->truths;
+                    if (use_teacher && t->record)
+                        memcpy(row, t->record + (size_t)b->index[r] * t->old_truths, (size_t)t->old_truths * sizeof(float));
+                    row[tk->offset + sc->label[b->index[r]]] = 1; /* one-hot label of its task */
                 }
             }
-            for (int r = 0; r < bs; ++r) net->truth[(size_t)r * net->truths + nt->offset + t->label[b->index[r]]] = 1;
+            if (rc) break;
+            if (use_teacher && !t->record) run_teacher(t->teacher, &teach, net->input, bs, net->truth, net->truths);
             *net->seen += (size_t)bs;
             lwf_forward(net, plan);
             lwf_backward(net, plan);
-            for (int q = 0; q < m->ntasks && q < 64; ++q)
-                if (plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher))
+            for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q)
+                if (plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher || t->joint))
                     task_loss[q] += lwf_layer_loss(&net->layers[m->tasks[q].loss]) / sub;
         }
         if (rc) break;
         lwf_update(net, plan, rate);
         double loss = 0;
-        for (int q = 0; q < m->ntasks && q < 64; ++q) {
+        for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q) {
             const lwf_task *tq = &m->tasks[q];
-            double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling ? tq->temperature * tq->temperature : 1);
+            double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling && !t->joint ? tq->temperature * tq->temperature : 1);
             loss += w * task_loss[q];
             if (!isfinite(task_loss[q])) {
                 snprintf(t->path, sizeof t->path, "%s/%s.backup", t->data.backup, t->base);
@@ -303,11 +342,40 @@ static int run(trainer *t, lwf_err *err)
         }
     }
     if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = save_backup(t, ".weights", t->total, 0, err);
-    lwf_loader_stop(ld);
+    for (int q = 0; q < t->nsrc; ++q) {
+        lwf_loader_stop(t->src[q].ld);
+        t->src[q].ld = NULL;
+    }
     lwf_plan_free(&warm);
     lwf_plan_free(&joint);
     lwf_plan_free(&teach);
     return rc;
+}
+
+/* Reads a task's training list and labels (from its .data) and checks every image path. */
+static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_err *err)
+{
+    const lwf_task *tk = &t->m->tasks[task];
+    sc->task = task;
+    if (lwf_datacfg_read(dpath, &sc->data, err)) return -1;
+    if (!sc->data.train)
+        return lwf_fail(err, "%s: no train= list (task '%s' needs its training list)", dpath, tk->name);
+    if (!sc->data.labels) return lwf_fail(err, "%s: no labels= file", dpath);
+    if (sc->data.classes != tk->classes)
+        return lwf_fail(err, "%s: classes=%d, but task '%s' (%s:%d) outputs %d values", dpath, sc->data.classes,
+                        tk->name, t->o->cfg, tk->line, tk->classes);
+    if (lwf_list_read(sc->data.train, &sc->paths, err) || lwf_list_read(sc->data.labels, &sc->labels, err)) return -1;
+    if (sc->labels.n != sc->data.classes)
+        return lwf_fail(err, "%s: %d labels, but %s says classes=%d", sc->data.labels, sc->labels.n, dpath,
+                        sc->data.classes);
+    sc->label = malloc((size_t)sc->paths.n * sizeof(int));
+    if (!sc->label) return lwf_fail(err, "out of memory");
+    if (lwf_labels_of(&sc->paths, sc->data.train, &sc->labels, sc->label, err)) return -1;
+    for (int i = 0; i < sc->paths.n; ++i)
+        if (access(sc->paths.items[i], R_OK) != 0)
+            return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", sc->data.train, sc->paths.line[i],
+                            sc->paths.items[i], strerror(errno));
+    return 0;
 }
 
 static int setup(trainer *t, lwf_err *err)
@@ -321,20 +389,27 @@ static int setup(trainer *t, lwf_err *err)
     if (!m) return -1;
     network *net = m->net;
     lwf_task *nt = &m->tasks[m->new_task];
-    if (nt->classes != t->data.classes)
-        return lwf_fail(err, "%s: classes=%d, but the new task '%s' (%s:%d) outputs %d values", o->datacfg,
-                        t->data.classes, nt->name, o->cfg, nt->line, nt->classes);
-    if (lwf_list_read(t->data.train, &t->paths, err) || lwf_list_read(t->data.labels, &t->labels, err)) return -1;
-    if (t->labels.n != t->data.classes)
-        return lwf_fail(err, "%s: %d labels, but %s says classes=%d", t->data.labels, t->labels.n, o->datacfg,
-                        t->data.classes);
-    t->label = malloc((size_t)t->paths.n * sizeof(int));
-    if (!t->label) return lwf_fail(err, "out of memory");
-    if (lwf_labels_of(&t->paths, t->data.train, &t->labels, t->label, err)) return -1;
-    for (int i = 0; i < t->paths.n; ++i)
-        if (access(t->paths.items[i], R_OK) != 0)
-            return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", t->data.train, t->paths.line[i],
-                            t->paths.items[i], strerror(errno));
+    t->joint = o->method == LWF_METHOD_JOINT;
+    if (m->ntasks > LWF_MAX_TASKS) return lwf_fail(err, "%s: more than %d tasks", o->cfg, LWF_MAX_TASKS);
+    /* the new task's images; with -method joint, every old task's too, in equal shares */
+    for (int k = 0; k < m->ntasks; ++k) {
+        if (!t->joint && k != m->new_task) continue;
+        const lwf_task *tk = &m->tasks[k];
+        const char *dpath = k == m->new_task ? o->datacfg : tk->data;
+        if (!dpath)
+            return lwf_fail(err, "%s:%d: task '%s' has no data= file: -method joint needs every task's training list",
+                            o->cfg, tk->line, tk->name);
+        if (load_source(t, &t->src[t->nsrc++], k, dpath, err)) return -1;
+    }
+    for (int q = 0, row = 0; q < t->nsrc; ++q) {
+        source *sc = &t->src[q];
+        sc->rows = net->batch / t->nsrc + (q < net->batch % t->nsrc);
+        sc->row0 = row;
+        row += sc->rows;
+        if (sc->rows < 1)
+            return lwf_fail(err, "%s: batch=%d is smaller than the number of tasks (%d) for -method joint", o->cfg,
+                            net->batch, t->nsrc);
+    }
     int nold = m->ntasks - 1;
     if (nold > 0 && !o->weights)
         return lwf_fail(err, "%s has %d old head(s): give the old network's weights (the stock classifier or the "
@@ -347,6 +422,8 @@ static int setup(trainer *t, lwf_err *err)
     t->warmup = m->warmup_batches;
     t->total = m->warmup_batches + (long long)net->max_batches;
     t->distill = o->method == LWF_METHOD_LWF && nold > 0;
+    for (int k = 0; t->joint && k < m->ntasks; ++k) /* old heads learn from labels, T = 1 */
+        if (!m->tasks[k].is_new) lwf_loss_params_of(&net->layers[m->tasks[k].loss])->targets = 1;
     t->old_truths = nt->offset; /* old slices come first */
 
     /* weights: old network (fresh run) or a whole-model backup (resume) */
@@ -386,8 +463,8 @@ static int setup(trainer *t, lwf_err *err)
     if (!whole) init_new_head(m, t->seed);
     if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
-            o->cfg, o->method == LWF_METHOD_LWF ? "lwf" : o->method == LWF_METHOD_FINETUNE ? "finetune" : "featext",
-            t->distill ? (o->teacher == LWF_TEACHER_RECORD ? "record" : "online") : "none", t->seed, t->paths.n,
+            o->cfg, lwf_method_name(o->method),
+            t->distill ? (o->teacher == LWF_TEACHER_RECORD ? "record" : "online") : "none", t->seed, t->src[0].paths.n,
             t->warmup, net->max_batches, resume ? " (resumed)" : "");
     if (resume) fprintf(stderr, "resume: from %s at iteration %lld\n", o->weights, (long long)(seen / ((size_t)net->batch * net->subdivisions)));
 
@@ -430,10 +507,15 @@ int lwf_train(const lwf_train_opts *o, lwf_err *err)
     lwf_model_free(t.m);
     lwf_model_free(t.teacher);
     free(t.record);
-    free(t.label);
     free(t.base);
-    lwf_list_free(&t.paths);
-    lwf_list_free(&t.labels);
+    for (int q = 0; q < t.nsrc; ++q) {
+        source *sc = &t.src[q];
+        lwf_loader_stop(sc->ld);
+        free(sc->label);
+        lwf_list_free(&sc->paths);
+        lwf_list_free(&sc->labels);
+        lwf_datacfg_free(&sc->data);
+    }
     lwf_datacfg_free(&t.data);
     return rc;
 }

@@ -1,5 +1,5 @@
 /* darknet lwf train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N]
- * [-teacher online|record] [-method lwf|finetune|featext] [-stop N] [-quiet] */
+ * [-teacher online|record] [-method lwf|finetune|featext|joint] [-stop N] [-quiet] */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -11,7 +11,7 @@
 int lwf_cmd_train(int argc, char **argv)
 {
     const char *usage = "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-                        "[-method lwf|finetune|featext] [-stop N] [-quiet]";
+                        "[-method lwf|finetune|featext|joint] [-stop N] [-quiet]";
     int clear = 0, seed = -1, stop = 0, quiet = 0;
     const char *teacher = "online", *method = "lwf";
     lwf_arg flags[] = {{"-clear", LWF_ARG_FLAG, &clear, 0, 0},
@@ -31,10 +31,8 @@ int lwf_cmd_train(int argc, char **argv)
         fprintf(stderr, "darknet lwf train: -teacher must be online or record, got '%s'\n", teacher);
         return 2;
     }
-    if (strcmp(method, "finetune") == 0) o.method = LWF_METHOD_FINETUNE;
-    else if (strcmp(method, "featext") == 0) o.method = LWF_METHOD_FEATEXT;
-    else if (strcmp(method, "lwf") != 0) {
-        fprintf(stderr, "darknet lwf train: -method must be lwf, finetune or featext, got '%s'\n", method);
+    if (lwf_method_parse(method, &o.method)) {
+        fprintf(stderr, "darknet lwf train: -method must be lwf, finetune, featext or joint, got '%s'\n", method);
         return 2;
     }
     lwf_err err;
