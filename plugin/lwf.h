@@ -209,6 +209,7 @@ typedef struct lwf_train_opts {
     lwf_teacher_mode teacher;
     lwf_method method;
     long long stop;            /* > 0: stop after this many iterations, with a backup */
+    int backup_every;          /* iterations between .backup files (Darknet: 100) */
     int quiet;                 /* no per-iteration line */
 } lwf_train_opts;
 

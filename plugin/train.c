@@ -4,7 +4,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,8 @@ typedef struct {
     source src[LWF_MAX_TASKS]; /* labelled images: the new task's, and every task's in joint */
     char *base;              /* cfg file name without folder and extension */
     char path[4096];         /* scratch for file names */
-    FILE *log;
+    int logfd;               /* the CSV log, O_APPEND: one write() per line */
+    int lockfd;              /* holds the backup folder's lock while we run */
     int distill;             /* the joint phase uses the old heads' distillation */
     int joint;               /* -method joint: every head learns from its own labels */
     long long warmup, total; /* iterations */
@@ -320,16 +323,21 @@ static int run(trainer *t, lwf_err *err)
             printf(", %s left\n", eta);
             fflush(stdout);
         }
-        if (t->log) {
-            fprintf(t->log, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", k + 1, epoch, warmup ? "warmup" : "joint", loss, avg,
-                    rate, now - it0, *net->seen);
-            for (int q = 0; q < m->ntasks; ++q) fprintf(t->log, ",%f", task_loss[q]);
-            fprintf(t->log, "\n");
-            fflush(t->log);
+        if (t->logfd >= 0) {
+            char line[4096];
+            int n = snprintf(line, sizeof line, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", k + 1, epoch,
+                             warmup ? "warmup" : "joint", loss, avg, rate, now - it0, *net->seen);
+            for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
+                n += snprintf(line + n, sizeof line - (size_t)n, ",%f", task_loss[q]);
+            n += snprintf(line + n, sizeof line - (size_t)n, "\n");
+            /* one write() per line: a killed run leaves whole lines only */
+            if (write(t->logfd, line, (size_t)n) != n)
+                rc = lwf_fail(err, "%s: cannot append to the log: %s", bpath(t, ".log.csv"), strerror(errno));
         }
         long long it = k + 1;
         int end_warm = it == t->warmup && it < t->total, stop = o->stop > 0 && it >= o->stop && it < t->total;
-        if ((it % 100 == 0 || end_warm || stop) && it < t->total) rc = save_backup(t, ".backup", it, 1, err);
+        int every = o->backup_every > 0 ? o->backup_every : 100;
+        if ((it % every == 0 || end_warm || stop) && it < t->total) rc = save_backup(t, ".backup", it, 1, err);
         long long e0 = (long long)((double)(it - 1) * imgs / N), e1 = (long long)((double)it * imgs / N);
         if (!rc && e1 > e0) {
             char suf[64];
@@ -350,6 +358,48 @@ static int run(trainer *t, lwf_err *err)
     lwf_plan_free(&joint);
     lwf_plan_free(&teach);
     return rc;
+}
+
+/* One run per backup folder: a POSIX lock on <backup>/.lwf-train.lock, which the kernel
+ * drops when the process ends however it ends, so a killed run leaves nothing stuck.
+ * Holding it, any temporary file left in the folder is a killed run's: removed. */
+static int lock_folder(trainer *t, lwf_err *err)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/.lwf-train.lock", t->data.backup);
+    int fd = open(lp, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return lwf_fail(err, "%s: cannot create the lock file: %s", lp, strerror(errno));
+    struct flock fl = {0};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        char who[512] = "";
+        ssize_t n = pread(fd, who, sizeof who - 1, 0);
+        who[n > 0 ? n : 0] = '\0';
+        char *nl = strchr(who, '\n');
+        if (nl) *nl = '\0';
+        close(fd);
+        return lwf_fail(err, "%s: another lwf train is writing to this backup folder (%s); wait for it or use "
+                             "another backup= folder",
+                        t->data.backup, who[0] ? who : "unknown run");
+    }
+    char who[4400];
+    int n = snprintf(who, sizeof who, "pid %ld, cfg %s, started %ld\n", (long)getpid(), t->o->cfg, (long)time(NULL));
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n) {
+        close(fd);
+        return lwf_fail(err, "%s: cannot write the lock file", lp);
+    }
+    t->lockfd = fd;
+    DIR *d = opendir(t->data.backup);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *tmp = strstr(e->d_name, ".tmp.");
+        if (!tmp || strspn(tmp + 5, "0123456789") != strlen(tmp + 5) || !tmp[5]) continue;
+        snprintf(lp, sizeof lp, "%s/%s", t->data.backup, e->d_name);
+        if (unlink(lp) == 0) fprintf(stderr, "removed %s, left by a run that was killed\n", lp);
+    }
+    if (d) closedir(d);
+    return 0;
 }
 
 /* Reads a task's training list and labels (from its .data) and checks every image path. */
@@ -377,6 +427,8 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
                             sc->paths.items[i], strerror(errno));
     return 0;
 }
+
+static int open_log(trainer *t, int resume, lwf_err *err);
 
 static int setup(trainer *t, lwf_err *err)
 {
@@ -418,7 +470,7 @@ static int setup(trainer *t, lwf_err *err)
     if (net->policy == POLY && net->max_batches <= 0)
         return lwf_fail(err, "%s: policy=poly needs max_batches > 0", o->cfg);
     t->base = basename_noext(o->cfg);
-    if (!t->base || ensure_dir(t->data.backup, err)) return -1;
+    if (!t->base || ensure_dir(t->data.backup, err) || lock_folder(t, err)) return -1;
     t->warmup = m->warmup_batches;
     t->total = m->warmup_batches + (long long)net->max_batches;
     t->distill = o->method == LWF_METHOD_LWF && nold > 0;
@@ -484,15 +536,46 @@ static int setup(trainer *t, lwf_err *err)
             t->teacher = NULL;
         }
     }
-    const char *lp = bpath(t, ".log.csv");
-    int fresh_log = access(lp, F_OK) != 0 || !resume;
-    t->log = fopen(lp, fresh_log ? "w" : "a");
-    if (!t->log) return lwf_fail(err, "%s: cannot write the log: %s", lp, strerror(errno));
-    if (fresh_log) {
-        fprintf(t->log, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images");
-        for (int q = 0; q < m->ntasks; ++q) fprintf(t->log, ",%s_loss", m->tasks[q].name);
-        fprintf(t->log, "\n");
+    return open_log(t, resume, err);
+}
+
+/* The CSV log: rewritten (atomically) with the header and, on resume, the lines up to
+ * the resumed iteration; then appended to, one line per iteration. */
+static int open_log(trainer *t, int resume, lwf_err *err)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s", bpath(t, ".log.csv"));
+    long long upto = resume ? (long long)(*t->m->net->seen / ((size_t)t->m->net->batch * t->m->net->subdivisions)) : 0;
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    if (!text) return lwf_fail(err, "out of memory");
+    len += (size_t)snprintf(text, cap, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images");
+    for (int q = 0; q < t->m->ntasks && len < cap - 200; ++q)
+        len += (size_t)snprintf(text + len, cap - len, ",%s_loss", t->m->tasks[q].name);
+    len += (size_t)snprintf(text + len, cap - len, "\n");
+    FILE *old = resume ? fopen(lp, "r") : NULL;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t got;
+    while (old && (got = getline(&line, &lcap, old)) > 0) {
+        long long it;
+        if (line[got - 1] != '\n' || sscanf(line, "%lld,", &it) != 1 || it < 1 || it > upto) continue;
+        if (len + (size_t)got + 1 > cap) {
+            cap = (cap + (size_t)got) * 2;
+            char *nt = realloc(text, cap);
+            if (!nt) break;
+            text = nt;
+        }
+        memcpy(text + len, line, (size_t)got);
+        len += (size_t)got;
     }
+    free(line);
+    if (old) fclose(old);
+    int rc = lwf_write_file_atomic(lp, text, len, err);
+    free(text);
+    if (rc) return -1;
+    t->logfd = open(lp, O_WRONLY | O_APPEND);
+    if (t->logfd < 0) return lwf_fail(err, "%s: cannot append to the log: %s", lp, strerror(errno));
     return 0;
 }
 
@@ -501,9 +584,10 @@ int lwf_train(const lwf_train_opts *o, lwf_err *err)
     trainer t;
     memset(&t, 0, sizeof t);
     t.o = o;
+    t.lockfd = t.logfd = -1;
     int rc = setup(&t, err);
     if (!rc) rc = run(&t, err);
-    if (t.log && fclose(t.log) != 0 && !rc) rc = lwf_fail(err, "cannot finish writing the training log");
+    if (t.logfd >= 0) close(t.logfd);
     lwf_model_free(t.m);
     lwf_model_free(t.teacher);
     free(t.record);
@@ -517,5 +601,6 @@ int lwf_train(const lwf_train_opts *o, lwf_err *err)
         lwf_datacfg_free(&sc->data);
     }
     lwf_datacfg_free(&t.data);
+    if (t.lockfd >= 0) close(t.lockfd);
     return rc;
 }

@@ -22,7 +22,7 @@ typedef struct {
 static const command commands[] = {
     {"train", lwf_cmd_train,
      "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-     "[-method lwf|finetune|featext|joint] [-stop N] [-quiet]"},
+     "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet]"},
     {"valid", lwf_cmd_valid, "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]"},
     {"predict", lwf_cmd_predict, "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K]"},
     {"export", lwf_cmd_export, "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>"},
