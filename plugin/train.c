@@ -470,7 +470,7 @@ static int setup(trainer *t, lwf_err *err)
     if (net->policy == POLY && net->max_batches <= 0)
         return lwf_fail(err, "%s: policy=poly needs max_batches > 0", o->cfg);
     t->base = basename_noext(o->cfg);
-    if (!t->base || ensure_dir(t->data.backup, err) || lock_folder(t, err)) return -1;
+    if (!t->base || ensure_dir(t->data.backup, err)) return -1;
     t->warmup = m->warmup_batches;
     t->total = m->warmup_batches + (long long)net->max_batches;
     t->distill = o->method == LWF_METHOD_LWF && nold > 0;
@@ -513,6 +513,8 @@ static int setup(trainer *t, lwf_err *err)
     t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
     srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
     if (!whole) init_new_head(m, t->seed);
+    /* everything above only read: from here on this run writes into the backup folder */
+    if (lock_folder(t, err)) return -1;
     if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
             o->cfg, lwf_method_name(o->method),
