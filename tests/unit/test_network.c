@@ -331,6 +331,83 @@ static void test_weights_round_trip_matches_libdarknet(void **state)
     free(dir);
 }
 
+/* One training step through our plan-restricted loops (joint plan) on a single-task
+ * LwF cfg equals libdarknet's own train_network_datum on the stock cfg: same loss,
+ * same updated weights, batch-norm statistics included. */
+static void test_one_step_equals_stock(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char text[8192];
+    snprintf(text, sizeof text, stock_cfg, trunk_text, "[softmax]\ngroups=1\n");
+    char *scfg = tu_write(dir, "s.cfg", text);
+    /* the same network as an LwF cfg: [task] before the head, no old head */
+    char *at = strstr(text, trunk_text) + strlen(trunk_text);
+    char full[8192];
+    snprintf(full, sizeof full, "%.*s[task]\nname=one\n%s", (int)(at - text), text, at);
+    char *lcfg = tu_write(dir, "l.cfg", full);
+    network *stock = parse_network_cfg(scfg);
+    lwf_model *m = tu_load(lcfg, 0);
+    network *net = m->net;
+    assert_int_equal(stock->batch, net->batch);
+    /* same weights in both */
+    char w[4200];
+    snprintf(w, sizeof w, "%s/w.weights", dir);
+    unsigned st = 5;
+    for (int i = 0; i < stock->n; ++i) {
+        layer *l = &stock->layers[i];
+        if (l->type != CONVOLUTIONAL) continue;
+        tu_fill(l->weights, (size_t)l->nweights, &st, -0.5f, 0.5f);
+        tu_fill(l->biases, (size_t)l->n, &st, -0.1f, 0.1f);
+    }
+    save_weights(stock, w);
+    lwf_err err = {{0}};
+    int whole;
+    if (lwf_weights_load_model(m, w, &whole, NULL, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(whole, 1);
+    /* same batch: inputs and one-hot labels */
+    tu_fill(stock->input, (size_t)stock->inputs * stock->batch, &st, 0, 1);
+    memcpy(net->input, stock->input, (size_t)net->inputs * net->batch * sizeof(float));
+    memset(stock->truth, 0, (size_t)stock->truths * stock->batch * sizeof(float));
+    memset(net->truth, 0, (size_t)net->truths * net->batch * sizeof(float));
+    for (int b = 0; b < net->batch; ++b) {
+        stock->truth[b * stock->truths + b % 4] = 1;
+        net->truth[b * net->truths + b % 4] = 1;
+    }
+    float stock_loss = train_network_datum(stock) / stock->batch;
+    lwf_plan plan;
+    assert_int_equal(lwf_plan_make(m, LWF_PASS_JOINT, &plan), 0);
+    *net->seen += (size_t)net->batch;
+    lwf_forward(net, &plan);
+    lwf_backward(net, &plan);
+    lwf_update(net, &plan, get_current_rate(net));
+    float ours = lwf_layer_loss(&net->layers[m->tasks[0].loss]);
+    if (fabsf(ours - stock_loss) > 1e-5f * fabsf(stock_loss)) fail_msg("loss %.7f, stock %.7f", ours, stock_loss);
+    /* layer i of the stock net is layer i (trunk) or i + 1 (after [task]) of ours */
+    int compared = 0;
+    for (int i = 0; i < stock->n; ++i) {
+        layer *a = &stock->layers[i];
+        if (a->type != CONVOLUTIONAL) continue;
+        layer *b = &net->layers[i < m->trunk ? i : i + 1];
+        assert_int_equal(a->nweights, b->nweights);
+        assert_memory_equal(a->weights, b->weights, (size_t)a->nweights * sizeof(float));
+        assert_memory_equal(a->biases, b->biases, (size_t)a->n * sizeof(float));
+        if (a->batch_normalize) {
+            assert_memory_equal(a->scales, b->scales, (size_t)a->n * sizeof(float));
+            assert_memory_equal(a->rolling_mean, b->rolling_mean, (size_t)a->n * sizeof(float));
+        }
+        ++compared;
+    }
+    assert_int_equal(compared, 3);
+    lwf_plan_free(&plan);
+    free_network(stock);
+    lwf_model_free(m);
+    free(scfg);
+    free(lcfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_trunk_delta_is_sum_over_heads),
         cmocka_unit_test(test_stock_weights_give_stock_outputs),
         cmocka_unit_test(test_weights_round_trip_matches_libdarknet),
+        cmocka_unit_test(test_one_step_equals_stock),
     };
     return cmocka_run_group_tests_name("network", tests, NULL, NULL);
 }
