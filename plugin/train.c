@@ -266,6 +266,7 @@ static int run(trainer *t, lwf_err *err)
         int use_teacher = !warmup && t->distill;
         float rate = warmup ? m->warmup_learning_rate : joint_rate(net, k - t->warmup);
         double task_loss[LWF_MAX_TASKS] = {0};
+        int scored[LWF_MAX_TASKS] = {0}; /* the task's loss was computed this iteration */
         for (int s = 0; s < sub && !rc; ++s) {
             memset(net->truth, 0, (size_t)bs * net->truths * sizeof(float));
             for (int q = 0; q < t->nsrc; ++q) {
@@ -290,7 +291,7 @@ static int run(trainer *t, lwf_err *err)
             lwf_forward(net, plan);
             lwf_backward(net, plan);
             for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q)
-                if (plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher || t->joint))
+                if ((scored[q] = plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher || t->joint)))
                     task_loss[q] += lwf_layer_loss(&net->layers[m->tasks[q].loss]) / sub;
         }
         if (rc) break;
@@ -319,7 +320,8 @@ static int run(trainer *t, lwf_err *err)
         if (!o->quiet) {
             printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s", k + 1, epoch, loss, avg, rate,
                    now - it0, *net->seen, warmup ? "warmup" : "joint");
-            for (int q = 0; q < m->ntasks; ++q) printf(", %s %f", m->tasks[q].name, task_loss[q]);
+            for (int q = 0; q < m->ntasks; ++q)
+                if (scored[q]) printf(", %s %f", m->tasks[q].name, task_loss[q]);
             printf(", %s left\n", eta);
             fflush(stdout);
         }
@@ -328,7 +330,8 @@ static int run(trainer *t, lwf_err *err)
             int n = snprintf(line, sizeof line, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", k + 1, epoch,
                              warmup ? "warmup" : "joint", loss, avg, rate, now - it0, *net->seen);
             for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
-                n += snprintf(line + n, sizeof line - (size_t)n, ",%f", task_loss[q]);
+                n += scored[q] ? snprintf(line + n, sizeof line - (size_t)n, ",%f", task_loss[q])
+                               : snprintf(line + n, sizeof line - (size_t)n, ","); /* not trained in this phase */
             n += snprintf(line + n, sizeof line - (size_t)n, "\n");
             /* one write() per line: a killed run leaves whole lines only */
             if (write(t->logfd, line, (size_t)n) != n)
