@@ -210,9 +210,44 @@ static float joint_rate(network *net, long long joint_iter)
     return r;
 }
 
+/* Index of the first layer holding a NaN or infinite parameter, or -1. */
+static int first_bad_layer(const network *net)
+{
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        size_t per;  /* values per output channel array */
+        size_t nw = 0;
+        if (l->type == CONVOLUTIONAL) per = (size_t)l->n, nw = (size_t)l->nweights;
+        else if (l->type == CONNECTED) per = (size_t)l->outputs, nw = (size_t)l->inputs * (size_t)l->outputs;
+        else if (l->type == BATCHNORM) per = (size_t)l->c;
+        else continue;
+        const float *arr[5] = {l->weights, l->biases, l->scales, l->rolling_mean, l->rolling_variance};
+        size_t len[5] = {nw, per, per, per, per};
+        for (int a = 0; a < 5; ++a)
+            for (size_t k = 0; arr[a] && k < len[a]; ++k)
+                if (!isfinite(arr[a][k])) return i;
+    }
+    return -1;
+}
+
 static int save_backup(trainer *t, const char *suffix, long long iteration, int with_state, lwf_err *err)
 {
     network *net = t->m->net;
+    int bad = first_bad_layer(net);
+    if (bad >= 0) {
+        char last[4200];
+        snprintf(last, sizeof last, "%s", bpath(t, ".backup"));
+        const char *owner = "the shared trunk";
+        char buf[300];
+        for (int k = 0; k < t->m->ntasks; ++k)
+            if (bad >= t->m->tasks[k].first && bad <= t->m->tasks[k].loss) {
+                snprintf(buf, sizeof buf, "the head of task '%s'", t->m->tasks[k].name);
+                owner = buf;
+            }
+        return lwf_fail(err, "iteration %lld: layer %d (%s:%d, in %s) has NaN or infinite weights: stopping before "
+                             "writing them; the last good backup is %s (try a lower learning rate)",
+                        iteration, bad, t->o->cfg, t->m->line[bad], owner, last);
+    }
     if (with_state) {
         char sp[4200];
         snprintf(sp, sizeof sp, "%s.state", bpath(t, suffix));
@@ -289,10 +324,20 @@ static int run(trainer *t, lwf_err *err)
             if (use_teacher && !t->record) run_teacher(t->teacher, &teach, net->input, bs, net->truth, net->truths);
             *net->seen += (size_t)bs;
             lwf_forward(net, plan);
+            for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS && !rc; ++q) {
+                if (!(scored[q] = plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher || t->joint)))
+                    continue;
+                float lq = lwf_layer_loss(&net->layers[m->tasks[q].loss]);
+                task_loss[q] += lq / sub;
+                /* stop before the backward pass: libdarknet's maxpool backward writes out of
+                 * bounds on NaN inputs, and the weights must not take a NaN update */
+                if (!isfinite(lq))
+                    rc = lwf_fail(err, "iteration %lld: the loss of task '%s' is %g: stopping before writing bad "
+                                       "weights; the last good backup is %s (try a lower learning rate)",
+                                  k + 1, m->tasks[q].name, lq, bpath(t, ".backup"));
+            }
+            if (rc) break;
             lwf_backward(net, plan);
-            for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q)
-                if ((scored[q] = plan->fwd[m->tasks[q].loss] && (m->tasks[q].is_new || use_teacher || t->joint)))
-                    task_loss[q] += lwf_layer_loss(&net->layers[m->tasks[q].loss]) / sub;
         }
         if (rc) break;
         lwf_update(net, plan, rate);
@@ -301,14 +346,7 @@ static int run(trainer *t, lwf_err *err)
             const lwf_task *tq = &m->tasks[q];
             double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling && !t->joint ? tq->temperature * tq->temperature : 1);
             loss += w * task_loss[q];
-            if (!isfinite(task_loss[q])) {
-                snprintf(t->path, sizeof t->path, "%s/%s.backup", t->data.backup, t->base);
-                rc = lwf_fail(err, "iteration %lld: the loss of task '%s' is %g: stopping before writing bad weights; "
-                                   "the last good backup is %s (try a lower learning rate)",
-                              k + 1, tq->name, task_loss[q], t->path);
-            }
         }
-        if (rc) break;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
         spent = now - t0;

