@@ -341,8 +341,8 @@ static int init_from_stock(const lwf_cfgfile *cf, const lwf_datacfg *nd, int spl
     if (check_value_text("old task name (from the cfg's file name)", oldname, err)) return -1;
     new_task_name(cf, oldname, nd->path, newname, sizeof newname);
 
-    /* layers: trunk 0..H-2 (sections 1..head-1), [task] at H-1, old head, [lwf_distill],
-     * [task], new head, [softmax]; H-1 = head - 1 is the stock index of the head's first layer */
+    /* written layers: trunk 0..h0-1 (as in the stock cfg), [task] h0, old head h0+1..h0+hn,
+     * [lwf_distill], [task], new head, [softmax] */
     int h0 = head - 1;                   /* stock layer index of the head's first layer */
     int hn = last - head;                /* head layers before the loss */
     if (emit_net(out, cf, err)) return -1;
