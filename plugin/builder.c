@@ -451,7 +451,8 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     if (l.out_h < 1 || l.out_w < 1 || l.out_c < 1 || l.outputs < 1 || !l.forward)
         return lwf_fail(err, "%s:%d: [%s] gives an empty output (%dx%dx%d)", file, s->line, s->type, l.out_w,
                         l.out_h, l.out_c);
-    if (l.type != DROPOUT && (!l.output || (kind != S_SOFTMAX && !l.delta)))
+    /* dropout shares its input's buffers; softmax and crop have no delta in libdarknet */
+    if (l.type != DROPOUT && (!l.output || (kind != S_SOFTMAX && kind != S_CROP && !l.delta)))
         return lwf_fail(err, "%s:%d: [%s] out of memory", file, s->line, s->type);
     return 0;
 }
@@ -654,7 +655,8 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             }
         } else {
             int lo_ok = cur < 0 ? 0 : m->tasks[cur].first;
-            if (build_stock(&bc, s, sp->kind, p, net, cur < 0 ? 0 : lo_ok, &l)) {
+            /* any earlier layer here; a head reading another head's layer is refused below */
+            if (build_stock(&bc, s, sp->kind, p, net, 0, &l)) {
                 net->layers[net->n++] = l;
                 return -1;
             }

@@ -250,4 +250,45 @@ int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);
 /* Writes `len` bytes to path atomically: temporary file, fsync, rename. */
 int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err *err);
 
+
+/* ---- cfg tools (plugin/cfgtools.c): lwf init and lwf export ---- */
+
+/* What lwf_init_cfg wrote. */
+typedef struct lwf_init_info {
+    int from_lwf;        /* 1: the input was an LwF cfg (a new head was appended) */
+    int head;            /* stock input: layer index of the old head's first layer; else -1 */
+    int old_classes;     /* class count of the head the new one mirrors */
+    int new_classes;     /* classes= of the new .data */
+    int old_heads;       /* heads before the new one in the output */
+    char old_task[256];  /* stock input: the old task's name (the cfg's file name) */
+    char new_task[256];  /* the new task's name (the .data's file name, made unique) */
+} lwf_init_info;
+
+/* Writes the LwF cfg `outcfg` (atomically; an existing file is replaced) for learning the
+ * task of `newdata` on top of `oldcfg`:
+ * - oldcfg a stock classifier (ends in [softmax]): [net] + trunk, [task] (named after
+ *   oldcfg) + old head + [lwf_distill] (temperature=2, lambda=1), [task] (named after
+ *   newdata, data=newdata) + a copy of the old head with newdata's class count + the stock
+ *   [softmax].  The old head is found by the rule in README.md ("lwf init"), or starts at
+ *   layer `split` when split >= 0.
+ * - oldcfg an LwF cfg (has [task]): every [softmax] head becomes old ([lwf_distill]
+ *   temperature=2, lambda=1), [lwf_distill] heads stay, and a new head mirroring the last
+ *   head is appended.  split must be -1.
+ * [net] gets warmup_batches = max_batches / 2 and warmup_learning_rate = learning_rate when
+ * absent.  Options are written as key=value, in order, without comments.  info may be NULL. */
+int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, int split, lwf_init_info *info,
+                 lwf_err *err);
+
+/* Writes task `task` of an LwF model as a stock Darknet classifier: outcfg = [net] without
+ * the plugin's keys, the trunk, the task's head ending in [softmax]; outweights = the
+ * weights of exactly those layers (from `weights`, old network or whole model).  Both
+ * written atomically. */
+int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
+               lwf_err *err);
+
+/* Writes layers layers[0..n) of net, in that order, as Darknet .weights (version 0.2.0,
+ * `seen` in the header), atomically (plugin/weights.c). */
+int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
+                            lwf_err *err);
+
 #endif

@@ -185,11 +185,15 @@ int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *s
                                                : "between the two: not a weights file for this cfg");
 }
 
-int lwf_weights_save(const network *net, const char *path, int upto, size_t seen, lwf_err *err)
+int lwf_weights_save_layers(const network *net, const int *layers, int nl, const char *path, size_t seen,
+                            lwf_err *err)
 {
     size_t floats = 0;
-    for (int i = 0; i < upto && i < net->n; ++i)
-        if (!net->layers[i].dontsave) floats += layer_floats(&net->layers[i]);
+    for (int i = 0; i < nl; ++i) {
+        if (layers[i] < 0 || layers[i] >= net->n)
+            return lwf_fail(err, "%s: layer %d is not in the network (%d layers)", path, layers[i], net->n);
+        if (!net->layers[layers[i]].dontsave) floats += layer_floats(&net->layers[layers[i]]);
+    }
     size_t len = 20 + floats * sizeof(float);
     unsigned char *buf = malloc(len);
     if (!buf) return lwf_fail(err, "%s: out of memory for %zu bytes", path, len);
@@ -198,10 +202,11 @@ int lwf_weights_save(const network *net, const char *path, int upto, size_t seen
     memcpy(buf, v, 12);
     memcpy(buf + 12, &s, 8);
     size_t at = 20;
-    for (int i = 0; i < upto && i < net->n; ++i) {
-        if (net->layers[i].dontsave) continue;
+    for (int i = 0; i < nl; ++i) {
+        const layer *l = &net->layers[layers[i]];
+        if (l->dontsave) continue;
         span sp[5];
-        int n = layer_spans(&net->layers[i], sp);
+        int n = layer_spans(l, sp);
         for (int k = 0; k < n; ++k) {
             memcpy(buf + at, sp[k].p, sp[k].n * sizeof(float));
             at += sp[k].n * sizeof(float);
@@ -209,5 +214,17 @@ int lwf_weights_save(const network *net, const char *path, int upto, size_t seen
     }
     int rc = lwf_write_file_atomic(path, buf, len, err);
     free(buf);
+    return rc;
+}
+
+int lwf_weights_save(const network *net, const char *path, int upto, size_t seen, lwf_err *err)
+{
+    int n = upto < net->n ? upto : net->n;
+    if (n < 0) n = 0;
+    int *layers = malloc((size_t)(n > 0 ? n : 1) * sizeof *layers);
+    if (!layers) return lwf_fail(err, "%s: out of memory", path);
+    for (int i = 0; i < n; ++i) layers[i] = i;
+    int rc = lwf_weights_save_layers(net, layers, n, path, seen, err);
+    free(layers);
     return rc;
 }

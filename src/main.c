@@ -25,8 +25,8 @@ static const command commands[] = {
      "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet]"},
     {"valid", lwf_cmd_valid, "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]"},
     {"predict", lwf_cmd_predict, "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K]"},
-    {"export", lwf_cmd_export, "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>"},
-    {"init", lwf_cmd_init, "init <old.cfg> <new.data> <out.cfg> [-split N]"},
+    {"export", lwf_cmd_export, "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)"},
+    {"init", lwf_cmd_init, "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten)"},
     {"info", lwf_cmd_info, "info <lwf.cfg> [weights]      (check a cfg: trunk, heads, weights sizes)"},
     {NULL, NULL, NULL}};
 

@@ -1,0 +1,23 @@
+/* darknet lwf export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>: one task of an LwF
+ * model as a stock Darknet classifier.  The work is lwf_export (plugin/cfgtools.c). */
+#include "args.h"
+#include "commands.h"
+#include "lwf.h"
+
+#include <stdio.h>
+
+int lwf_cmd_export(int argc, char **argv)
+{
+    const char *usage = "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)";
+    char *pos[5];
+    int npos;
+    if (lwf_args_parse(argc, argv, NULL, pos, 5, 5, &npos, usage)) return 2;
+    lwf_err err;
+    if (lwf_export(pos[0], pos[1], pos[2], pos[3], pos[4], &err)) {
+        fprintf(stderr, "darknet lwf export: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s and %s: task '%s' as a stock classifier (darknet classifier predict <data> %s %s <image>)\n",
+           pos[3], pos[4], pos[2], pos[3], pos[4]);
+    return 0;
+}

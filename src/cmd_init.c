@@ -1,0 +1,35 @@
+/* darknet lwf init <old.cfg> <new.data> <out.cfg> [-split N]: writes an LwF cfg from a stock
+ * classifier cfg (or adds a new head to an LwF cfg).  The work is lwf_init_cfg (plugin/cfgtools.c). */
+#include "args.h"
+#include "commands.h"
+#include "lwf.h"
+
+#include <stdio.h>
+
+int lwf_cmd_init(int argc, char **argv)
+{
+    const char *usage = "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten if it exists)";
+    int split = -1;
+    lwf_arg flags[] = {{"-split", LWF_ARG_INT, &split, 0, 1 << 20}, {NULL, 0, NULL, 0, 0}};
+    char *pos[3];
+    int npos;
+    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, usage)) return 2;
+    lwf_err err;
+    lwf_init_info info;
+    if (lwf_init_cfg(pos[0], pos[1], pos[2], split, &info, &err)) {
+        fprintf(stderr, "darknet lwf init: %s\n", err.msg);
+        return 1;
+    }
+    if (info.from_lwf)
+        printf("wrote %s: the %d head%s of %s kept as old task%s, new task '%s' (%d classes) mirroring the last head "
+               "(%d classes)\n",
+               pos[2], info.old_heads, info.old_heads == 1 ? "" : "s", pos[0], info.old_heads == 1 ? "" : "s",
+               info.new_task, info.new_classes, info.old_classes);
+    else
+        printf("wrote %s: trunk = layers 0-%d of %s, old task '%s' (%d classes) = its head from layer %d, new task "
+               "'%s' (%d classes)\n",
+               pos[2], info.head - 1, pos[0], info.old_task, info.old_classes, info.head, info.new_task,
+               info.new_classes);
+    printf("check it with: darknet lwf info %s\n", pos[2]);
+    return 0;
+}
