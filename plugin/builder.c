@@ -291,6 +291,19 @@ static int resolve_ref(int v, int count)
     return v < 0 ? count + v : v;
 }
 
+/* libdarknet's backward_maxpool_layer, except that it skips an output whose window held no
+ * comparable value.  Darknet's forward keeps index -1 when every input of a window is NaN
+ * (NaN > max is false), and its backward then adds into net.delta[-1], writing before the
+ * buffer: a diverging run (NaN activations) corrupted the heap before its NaN loss or weights
+ * could be noticed.  Same sums otherwise. */
+static void backward_maxpool_checked(layer l, network net)
+{
+    int n = l.out_h * l.out_w * l.c * l.batch; /* (batch, c, out_h, out_w) */
+    if (!net.delta) return;                    /* lwf_backward: the layer before does not learn */
+    for (int i = 0; i < n; ++i)
+        if (l.indexes[i] >= 0) net.delta[l.indexes[i]] += l.delta[i];
+}
+
 static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net,
                        int lo_ok, layer *out)
 {
@@ -413,7 +426,10 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     switch (kind) {
     case S_CONV: l = parse_convolutional(opts, p); break;
     case S_CONN: l = parse_connected(opts, p); break;
-    case S_MAXPOOL: l = parse_maxpool(opts, p); break;
+    case S_MAXPOOL:
+        l = parse_maxpool(opts, p);
+        l.backward = backward_maxpool_checked;
+        break;
     case S_AVGPOOL: l = parse_avgpool(opts, p); break;
     case S_DROPOUT:
         l = parse_dropout(opts, p);
