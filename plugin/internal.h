@@ -63,6 +63,10 @@ int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
 layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 
+/* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
+ * contain a NaN or an infinity, or -1. */
+int lwf_weights_nonfinite(const network *net, int upto);
+
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);
 
