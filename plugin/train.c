@@ -265,6 +265,15 @@ static int run(trainer *t, lwf_err *err)
                               k + 1, tq->name, task_loss[q], t->path);
             }
         }
+        /* A diverging run can keep a finite loss (saturated softmax) while its weights are
+         * already NaN or inf: check them too, before any of them is written below. */
+        int bad = rc ? -1 : lwf_weights_nonfinite(net, net->n);
+        if (bad >= 0) {
+            snprintf(t->path, sizeof t->path, "%s/%s.backup", t->data.backup, t->base);
+            rc = lwf_fail(err, "iteration %lld: the weights of layer %d (%s:%d) are not finite: training diverged; "
+                               "stopping before writing them; the last good backup is %s (try a lower learning rate)",
+                          k + 1, bad, o->cfg, m->line[bad], t->path);
+        }
         if (rc) break;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
