@@ -47,11 +47,13 @@ static const char *bpath(trainer *t, const char *suffix)
     return t->path;
 }
 
-static int ensure_dir(const char *dir, lwf_err *err)
+/* With create = 0, only checks that dir is a folder or does not exist yet. */
+static int ensure_dir(const char *dir, int create, lwf_err *err)
 {
     struct stat st;
     if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lwf_fail(err, "%s: exists and is not a folder", dir);
-    if (mkdir(dir, 0755) != 0) return lwf_fail(err, "%s: cannot create backup folder: %s", dir, strerror(errno));
+    if (create && mkdir(dir, 0755) != 0)
+        return lwf_fail(err, "%s: cannot create backup folder: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -340,10 +342,18 @@ static int setup(trainer *t, lwf_err *err)
     t->label = malloc((size_t)t->paths.n * sizeof(int));
     if (!t->label) return lwf_fail(err, "out of memory");
     if (lwf_labels_of(&t->paths, t->data.train, &t->labels, t->label, err)) return -1;
-    for (int i = 0; i < t->paths.n; ++i)
+    /* Decode every image now: a bad one met by the loader would stop the run after the
+     * backup folder had been written to (teacher weights, log, backups). */
+    for (int i = 0; i < t->paths.n; ++i) {
         if (access(t->paths.items[i], R_OK) != 0)
             return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", t->data.train, t->paths.line[i],
                             t->paths.items[i], strerror(errno));
+        image im;
+        lwf_err ierr;
+        if (lwf_image_load(t->paths.items[i], &im, &ierr))
+            return lwf_fail(err, "%s:%d: %s", t->data.train, t->paths.line[i], ierr.msg);
+        free_image(im);
+    }
     int nold = m->ntasks - 1;
     if (nold > 0 && !o->weights)
         return lwf_fail(err, "%s has %d old head(s): give the old network's weights (the stock classifier or the "
@@ -352,7 +362,8 @@ static int setup(trainer *t, lwf_err *err)
     if (net->policy == POLY && net->max_batches <= 0)
         return lwf_fail(err, "%s: policy=poly needs max_batches > 0", o->cfg);
     t->base = basename_noext(o->cfg);
-    if (!t->base || ensure_dir(t->data.backup, err)) return -1;
+    if (!t->base) return lwf_fail(err, "out of memory");
+    if (ensure_dir(t->data.backup, 0, err)) return -1;
     t->warmup = m->warmup_batches;
     t->total = m->warmup_batches + (long long)net->max_batches;
     t->distill = o->method == LWF_METHOD_LWF && nold > 0;
@@ -393,6 +404,20 @@ static int setup(trainer *t, lwf_err *err)
     t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
     srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
     if (!whole) init_new_head(m, t->seed);
+    if (t->distill && o->teacher == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, net->w))
+        return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
+                             "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
+                             "saturation=1, exposure=1 in [net], or use -teacher online",
+                        o->cfg);
+    if (t->distill) {
+        lwf_build_opts bo = {net->batch, 1};
+        t->teacher = lwf_model_load(o->cfg, &bo, err);
+        if (!t->teacher) return -1;
+    }
+
+    /* Everything is checked: only from here on is the backup folder written to, so a
+     * refused run leaves it as it was. */
+    if (ensure_dir(t->data.backup, 1, err)) return -1;
     if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
             o->cfg, o->method == LWF_METHOD_LWF ? "lwf" : o->method == LWF_METHOD_FINETUNE ? "finetune" : "featext",
@@ -401,14 +426,6 @@ static int setup(trainer *t, lwf_err *err)
     if (resume) fprintf(stderr, "resume: from %s at iteration %lld\n", o->weights, (long long)(seen / ((size_t)net->batch * net->subdivisions)));
 
     if (t->distill) {
-        if (o->teacher == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, net->w))
-            return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
-                                 "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
-                                 "saturation=1, exposure=1 in [net], or use -teacher online",
-                            o->cfg);
-        lwf_build_opts bo = {net->batch, 1};
-        t->teacher = lwf_model_load(o->cfg, &bo, err);
-        if (!t->teacher) return -1;
         if (lwf_weights_load(t->teacher->net, teacher_w, lwf_old_layers(t->teacher), NULL, err)) return -1;
         if (o->teacher == LWF_TEACHER_RECORD) {
             if (record_responses(t, teacher_w, err)) return -1;
