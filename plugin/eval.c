@@ -38,8 +38,9 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     long hit1 = 0, hitk = 0;
     for (int i = 0; !rc && i < paths.n; ++i) {
         image im;
-        if (lwf_image_load(paths.items[i], &im, err)) {
-            rc = -1;
+        lwf_err ierr;
+        if (lwf_image_load(paths.items[i], &im, &ierr)) {
+            rc = lwf_fail(err, "%s:%d: %s", d.valid, paths.line[i], ierr.msg); /* the list line, too */
             break;
         }
         image crop = center_crop_image(im, m->net->w, m->net->h);
