@@ -130,6 +130,7 @@ static const keyspec *find_key(const keyspec *ks, const char *key)
 /* Number of comma-separated items, each checked; -1 on a malformed one. */
 static int check_list(const char *v, int is_float, double lo, double hi)
 {
+    if (!*v) return -1; /* "layers=": v[strlen(v) - 1] below would read before the string */
     char *copy = lwf_strdup(v);
     if (!copy) return -1;
     int n = 0, bad = 0;
