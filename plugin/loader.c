@@ -42,6 +42,14 @@ int lwf_image_load(const char *path, image *out, lwf_err *err)
     return 0;
 }
 
+int lwf_check_image_input(const lwf_model *m, lwf_err *err)
+{
+    if (m->net->c == 3) return 0;
+    return lwf_fail(err, "%s: [net] channels=%d, but images are decoded as RGB (3 channels): a cfg that trains or "
+                         "runs on images needs channels=3",
+                    m->cfg, m->net->c);
+}
+
 int lwf_augment_is_on(const lwf_augment *aug, int w)
 {
     return aug->flip || aug->angle != 0 || aug->aspect != 1 || aug->hue != 0 || aug->saturation != 1 ||

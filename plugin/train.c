@@ -329,7 +329,7 @@ static int setup(trainer *t, lwf_err *err)
     if (!t->data.labels) return lwf_fail(err, "%s: no labels= file", o->datacfg);
     if (!t->data.backup) t->data.backup = lwf_strdup("backup");
     lwf_model *m = t->m = lwf_model_load(o->cfg, NULL, err);
-    if (!m) return -1;
+    if (!m || lwf_check_image_input(m, err)) return -1;
     network *net = m->net;
     lwf_task *nt = &m->tasks[m->new_task];
     if (nt->classes != t->data.classes)
