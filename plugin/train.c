@@ -383,8 +383,14 @@ static int setup(trainer *t, lwf_err *err)
         snprintf(sp, sizeof sp, "%s.state", o->weights);
         int r = lwf_state_load(net, &st, sp, err);
         if (r < 0) return -1;
-        long long imgs = (long long)net->batch * net->subdivisions;
-        if (r == 0 && (size_t)(st.iteration * imgs) == seen) {
+        size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
+        /* both counters come from files: compare without multiplying (a corrupt iteration
+         * overflowed st.iteration * imgs), and refuse a count beyond this run's end */
+        if ((long long)(seen / imgs) > t->total)
+            return lwf_fail(err, "%s: its header counts %zu images seen, iteration %zu, beyond this run's %lld "
+                                 "iterations: a corrupt header (or give -clear to start the count again)",
+                            o->weights, seen, seen / imgs, t->total);
+        if (r == 0 && seen % imgs == 0 && (unsigned long long)st.iteration == seen / imgs) {
             have_state = 1;
             if (st.method != (int)o->method)
                 return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
