@@ -31,8 +31,9 @@ BIN := $(if $(filter build,$(BUILD)),darknet,$(BUILD)/darknet)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_OBJ := $(BUILD)/obj/tests/unit/testutil.o
+MKIMG := $(BUILD)/tests/tools/mkimg
 
-.PHONY: all deps test check demo clean unit-bins data
+.PHONY: all deps test check demo clean unit-bins tools data
 all: $(BIN)
 
 deps:
@@ -62,12 +63,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
 
 unit-bins: $(UNIT_BIN)
 
+# test data writer for the command-line tests (PNG/JPEG via stb_image_write, forged headers)
+$(MKIMG): tests/tools/mkimg.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< -lstb -lm -o $@
+
+tools: $(MKIMG)
+
 test: deps
-	$(MAKE) all unit-bins
+	$(MAKE) all unit-bins tools
 	BUILD=$(BUILD) DARKNET=$(CURDIR)/$(BIN) tests/run.sh
 
 check: deps
-	$(MAKE) BUILD=build/san SAN=1 all unit-bins
+	$(MAKE) BUILD=build/san SAN=1 all unit-bins tools
 	BUILD=build/san DARKNET=$(CURDIR)/build/san/darknet SANITIZED=1 tests/run.sh
 
 data: deps

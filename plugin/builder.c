@@ -130,6 +130,7 @@ static const keyspec *find_key(const keyspec *ks, const char *key)
 /* Number of comma-separated items, each checked; -1 on a malformed one. */
 static int check_list(const char *v, int is_float, double lo, double hi)
 {
+    if (!*v) return -1; /* "layers=": v[strlen(v) - 1] below would read before the string */
     char *copy = lwf_strdup(v);
     if (!copy) return -1;
     int n = 0, bad = 0;
@@ -291,6 +292,19 @@ static int resolve_ref(int v, int count)
     return v < 0 ? count + v : v;
 }
 
+/* libdarknet's backward_maxpool_layer, except that it skips an output whose window held no
+ * comparable value.  Darknet's forward keeps index -1 when every input of a window is NaN
+ * (NaN > max is false), and its backward then adds into net.delta[-1], writing before the
+ * buffer: a diverging run (NaN activations) corrupted the heap before its NaN loss or weights
+ * could be noticed.  Same sums otherwise. */
+static void backward_maxpool_checked(layer l, network net)
+{
+    int n = l.out_h * l.out_w * l.c * l.batch; /* (batch, c, out_h, out_w) */
+    if (!net.delta) return;                    /* lwf_backward: the layer before does not learn */
+    for (int i = 0; i < n; ++i)
+        if (l.indexes[i] >= 0) net.delta[l.indexes[i]] += l.delta[i];
+}
+
 static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net,
                        int lo_ok, layer *out)
 {
@@ -326,6 +340,13 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         if (check_size(bc, s, p.batch, oh, ow, c, 0)) return -1;
         break;
     }
+    case S_DROPOUT:
+        /* it works in place on the layer before it (below): the first layer has none */
+        if (p.index == 0)
+            return lwf_fail(err, "%s:%d: [dropout] cannot be the first layer: it drops the outputs of the layer "
+                                 "before it",
+                            file, s->line);
+        break;
     case S_CROP: {
         int ch = opt_int(s, "crop_height", 1), cw = opt_int(s, "crop_width", 1);
         if (ch > h || cw > w)
@@ -413,7 +434,10 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     switch (kind) {
     case S_CONV: l = parse_convolutional(opts, p); break;
     case S_CONN: l = parse_connected(opts, p); break;
-    case S_MAXPOOL: l = parse_maxpool(opts, p); break;
+    case S_MAXPOOL:
+        l = parse_maxpool(opts, p);
+        l.backward = backward_maxpool_checked;
+        break;
     case S_AVGPOOL: l = parse_avgpool(opts, p); break;
     case S_DROPOUT:
         l = parse_dropout(opts, p);

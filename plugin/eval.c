@@ -19,6 +19,7 @@ static int run_eval(lwf_model *m, const float *x, lwf_err *err)
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
 {
     const lwf_task *t = &m->tasks[task];
+    if (lwf_check_image_input(m, err)) return -1;
     if (!t->data) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
     lwf_datacfg d;
     if (lwf_datacfg_read(t->data, &d, err)) return -1;
@@ -38,8 +39,9 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     long hit1 = 0, hitk = 0;
     for (int i = 0; !rc && i < paths.n; ++i) {
         image im;
-        if (lwf_image_load(paths.items[i], &im, err)) {
-            rc = -1;
+        lwf_err ierr;
+        if (lwf_image_load(paths.items[i], &im, &ierr)) {
+            rc = lwf_fail(err, "%s:%d: %s", d.valid, paths.line[i], ierr.msg); /* the list line, too */
             break;
         }
         image crop = center_crop_image(im, m->net->w, m->net->h);
@@ -70,7 +72,7 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
 int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err)
 {
     image im;
-    if (lwf_image_load(imagepath, &im, err)) return -1;
+    if (lwf_check_image_input(m, err) || lwf_image_load(imagepath, &im, err)) return -1;
     image r = letterbox_image(im, m->net->w, m->net->h);
     int rc = run_eval(m, r.data, err);
     free_image(r);

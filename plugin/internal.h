@@ -67,6 +67,14 @@ int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
 layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 
+/* 0 if m's input takes the images lwf_image_load gives (3 channels); otherwise -1 and an
+ * error naming the cfg: a network of c != 3 channels would read past (or misalign) them. */
+int lwf_check_image_input(const lwf_model *m, lwf_err *err);
+
+/* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
+ * contain a NaN or an infinity, or -1. */
+int lwf_weights_nonfinite(const network *net, int upto);
+
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);
 

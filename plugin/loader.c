@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <stb/stb_image.h>
 
 /* Refuse images whose decoded size would be absurd (a forged header). */
@@ -15,6 +16,9 @@
 int lwf_image_load(const char *path, image *out, lwf_err *err)
 {
     int w = 0, h = 0, c = 0;
+    /* a FIFO in a list would block fopen forever, a folder or device reads as garbage */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return lwf_fail(err, "%s: not a regular file", path);
     FILE *fp = fopen(path, "rb");
     if (!fp) return lwf_fail(err, "%s: cannot open image", path);
     if (!stbi_info_from_file(fp, &w, &h, &c)) {
@@ -40,6 +44,14 @@ int lwf_image_load(const char *path, image *out, lwf_err *err)
     stbi_image_free(px);
     *out = im;
     return 0;
+}
+
+int lwf_check_image_input(const lwf_model *m, lwf_err *err)
+{
+    if (m->net->c == 3) return 0;
+    return lwf_fail(err, "%s: [net] channels=%d, but images are decoded as RGB (3 channels): a cfg that trains or "
+                         "runs on images needs channels=3",
+                    m->cfg, m->net->c);
 }
 
 int lwf_augment_is_on(const lwf_augment *aug, int w)

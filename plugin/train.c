@@ -80,11 +80,13 @@ static const char *bpath(trainer *t, const char *suffix)
     return t->path;
 }
 
-static int ensure_dir(const char *dir, lwf_err *err)
+/* With create = 0, only checks that dir is a folder or does not exist yet. */
+static int ensure_dir(const char *dir, int create, lwf_err *err)
 {
     struct stat st;
     if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lwf_fail(err, "%s: exists and is not a folder", dir);
-    if (mkdir(dir, 0755) != 0) return lwf_fail(err, "%s: cannot create backup folder: %s", dir, strerror(errno));
+    if (create && mkdir(dir, 0755) != 0)
+        return lwf_fail(err, "%s: cannot create backup folder: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -210,44 +212,9 @@ static float joint_rate(network *net, long long joint_iter)
     return r;
 }
 
-/* Index of the first layer holding a NaN or infinite parameter, or -1. */
-static int first_bad_layer(const network *net)
-{
-    for (int i = 0; i < net->n; ++i) {
-        const layer *l = &net->layers[i];
-        size_t per;  /* values per output channel array */
-        size_t nw = 0;
-        if (l->type == CONVOLUTIONAL) per = (size_t)l->n, nw = (size_t)l->nweights;
-        else if (l->type == CONNECTED) per = (size_t)l->outputs, nw = (size_t)l->inputs * (size_t)l->outputs;
-        else if (l->type == BATCHNORM) per = (size_t)l->c;
-        else continue;
-        const float *arr[5] = {l->weights, l->biases, l->scales, l->rolling_mean, l->rolling_variance};
-        size_t len[5] = {nw, per, per, per, per};
-        for (int a = 0; a < 5; ++a)
-            for (size_t k = 0; arr[a] && k < len[a]; ++k)
-                if (!isfinite(arr[a][k])) return i;
-    }
-    return -1;
-}
-
 static int save_backup(trainer *t, const char *suffix, long long iteration, int with_state, lwf_err *err)
 {
     network *net = t->m->net;
-    int bad = first_bad_layer(net);
-    if (bad >= 0) {
-        char last[4200];
-        snprintf(last, sizeof last, "%s", bpath(t, ".backup"));
-        const char *owner = "the shared trunk";
-        char buf[300];
-        for (int k = 0; k < t->m->ntasks; ++k)
-            if (bad >= t->m->tasks[k].first && bad <= t->m->tasks[k].loss) {
-                snprintf(buf, sizeof buf, "the head of task '%s'", t->m->tasks[k].name);
-                owner = buf;
-            }
-        return lwf_fail(err, "iteration %lld: layer %d (%s:%d, in %s) has NaN or infinite weights: stopping before "
-                             "writing them; the last good backup is %s (try a lower learning rate)",
-                        iteration, bad, t->o->cfg, t->m->line[bad], owner, last);
-    }
     if (with_state) {
         char sp[4200];
         snprintf(sp, sizeof sp, "%s.state", bpath(t, suffix));
@@ -347,6 +314,20 @@ static int run(trainer *t, lwf_err *err)
             double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling && !t->joint ? tq->temperature * tq->temperature : 1);
             loss += w * task_loss[q];
         }
+        /* A diverging run can keep a finite loss (saturated softmax) while its weights are
+         * already NaN or inf: check them too, before any of them is written below. */
+        int bad = rc ? -1 : lwf_weights_nonfinite(net, net->n);
+        if (bad >= 0) {
+            const char *owner = "the shared trunk";
+            for (int q = 0; q < m->ntasks; ++q)
+                if (bad >= m->tasks[q].first && bad <= m->tasks[q].loss) owner = m->tasks[q].name;
+            rc = lwf_fail(err, "iteration %lld: the weights of layer %d (%s:%d, task %s%s%s) are not finite: training "
+                               "diverged; stopping before writing them; the last good backup is %s (try a lower "
+                               "learning rate)",
+                          k + 1, bad, o->cfg, m->line[bad], bad < m->trunk ? "" : "'", owner,
+                          bad < m->trunk ? "" : "'", bpath(t, ".backup"));
+        }
+        if (rc) break;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
         spent = now - t0;
@@ -462,10 +443,18 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
     sc->label = malloc((size_t)sc->paths.n * sizeof(int));
     if (!sc->label) return lwf_fail(err, "out of memory");
     if (lwf_labels_of(&sc->paths, sc->data.train, &sc->labels, sc->label, err)) return -1;
-    for (int i = 0; i < sc->paths.n; ++i)
+    /* Decode every image now: a bad one met by the loader would stop the run after the
+     * backup folder had been written to (teacher weights, log, backups). */
+    for (int i = 0; i < sc->paths.n; ++i) {
         if (access(sc->paths.items[i], R_OK) != 0)
             return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", sc->data.train, sc->paths.line[i],
                             sc->paths.items[i], strerror(errno));
+        image im;
+        lwf_err ierr;
+        if (lwf_image_load(sc->paths.items[i], &im, &ierr))
+            return lwf_fail(err, "%s:%d: %s", sc->data.train, sc->paths.line[i], ierr.msg);
+        free_image(im);
+    }
     return 0;
 }
 
@@ -479,7 +468,7 @@ static int setup(trainer *t, lwf_err *err)
     if (!t->data.labels) return lwf_fail(err, "%s: no labels= file", o->datacfg);
     if (!t->data.backup) t->data.backup = lwf_strdup("backup");
     lwf_model *m = t->m = lwf_model_load(o->cfg, NULL, err);
-    if (!m) return -1;
+    if (!m || lwf_check_image_input(m, err)) return -1;
     network *net = m->net;
     lwf_task *nt = &m->tasks[m->new_task];
     t->joint = o->method == LWF_METHOD_JOINT;
@@ -511,7 +500,8 @@ static int setup(trainer *t, lwf_err *err)
     if (net->policy == POLY && net->max_batches <= 0)
         return lwf_fail(err, "%s: policy=poly needs max_batches > 0", o->cfg);
     t->base = basename_noext(o->cfg);
-    if (!t->base || ensure_dir(t->data.backup, err)) return -1;
+    if (!t->base) return lwf_fail(err, "out of memory");
+    if (ensure_dir(t->data.backup, 0, err)) return -1;
     t->warmup = m->warmup_batches;
     t->total = m->warmup_batches + (long long)net->max_batches;
     t->distill = o->method == LWF_METHOD_LWF && nold > 0;
@@ -533,8 +523,14 @@ static int setup(trainer *t, lwf_err *err)
         snprintf(sp, sizeof sp, "%s.state", o->weights);
         int r = lwf_state_load(net, &st, sp, err);
         if (r < 0) return -1;
-        long long imgs = (long long)net->batch * net->subdivisions;
-        if (r == 0 && (size_t)(st.iteration * imgs) == seen) {
+        size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
+        /* both counters come from files: compare without multiplying (a corrupt iteration
+         * overflowed st.iteration * imgs), and refuse a count beyond this run's end */
+        if ((long long)(seen / imgs) > t->total)
+            return lwf_fail(err, "%s: its header counts %zu images seen, iteration %zu, beyond this run's %lld "
+                                 "iterations: a corrupt header (or give -clear to start the count again)",
+                            o->weights, seen, seen / imgs, t->total);
+        if (r == 0 && seen % imgs == 0 && (unsigned long long)st.iteration == seen / imgs) {
             have_state = 1;
             if (st.method != (int)o->method)
                 return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
@@ -554,7 +550,20 @@ static int setup(trainer *t, lwf_err *err)
     t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
     srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
     if (!whole) init_new_head(m, t->seed);
-    /* everything above only read: from here on this run writes into the backup folder */
+    if (t->distill && o->teacher == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, net->w))
+        return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
+                             "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
+                             "saturation=1, exposure=1 in [net], or use -teacher online",
+                        o->cfg);
+    if (t->distill) {
+        lwf_build_opts bo = {net->batch, 1};
+        t->teacher = lwf_model_load(o->cfg, &bo, err);
+        if (!t->teacher) return -1;
+    }
+
+    /* Everything is checked: only from here on is the backup folder written to, so a
+     * refused run leaves it as it was. */
+    if (ensure_dir(t->data.backup, 1, err)) return -1;
     if (lock_folder(t, err)) return -1;
     if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
@@ -564,14 +573,6 @@ static int setup(trainer *t, lwf_err *err)
     if (resume) fprintf(stderr, "resume: from %s at iteration %lld\n", o->weights, (long long)(seen / ((size_t)net->batch * net->subdivisions)));
 
     if (t->distill) {
-        if (o->teacher == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, net->w))
-            return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
-                                 "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
-                                 "saturation=1, exposure=1 in [net], or use -teacher online",
-                            o->cfg);
-        lwf_build_opts bo = {net->batch, 1};
-        t->teacher = lwf_model_load(o->cfg, &bo, err);
-        if (!t->teacher) return -1;
         if (lwf_weights_load(t->teacher->net, teacher_w, lwf_old_layers(t->teacher), NULL, err)) return -1;
         if (o->teacher == LWF_TEACHER_RECORD) {
             if (record_responses(t, teacher_w, err)) return -1;

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every unit test binary (cmocka, TAP output) and every bats file, then prints one
 # summary line "N passed, N failed".  Exits non-zero on any failure or crashed binary.
-# Env: BUILD (build dir with tests/), DARKNET (binary under test), SANITIZED=1 for make check.
+# Env: BUILD (build dir with tests/), DARKNET (binary under test), MKIMG (the test image
+# writer, built by `make tools`), SANITIZED=1 for make check.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export DARKNET=${DARKNET:-$PWD/darknet}
 export LWF_ROOT=$PWD
+export MKIMG=${MKIMG:-$PWD/$BUILD/tests/tools/mkimg}
 if [ "${SANITIZED:-0}" = 1 ]; then
     # libdarknet is not instrumented: its own leaks (parser allocations) are not ours
     export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"

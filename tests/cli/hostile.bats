@@ -1,0 +1,955 @@
+#!/usr/bin/env bats
+# Hostile input: broken, truncated, garbage, huge or contradictory cfgs, .data files, lists,
+# images, weights and command lines.  Every case asserts (assert_rejected): a non-zero
+# exit; a message naming the offending file (and line, where there is one) or argument; no
+# crash (no signal, no sanitizer report: under `make check` $DARKNET is the sanitizer
+# build); and no change in the watched folder, a previous run's backup folder that the
+# command would write into (for `lwf train`) or read its weights from.
+# Fixture and helpers: hostile_helpers.bash.  At the end: a diverging run (it has written
+# backups before it fails: it must not crash nor write NaN weights), and three inputs that
+# are not errors (a 1x1 image, a path with spaces, a .state of another backup): they train,
+# and say why.
+
+load helpers
+load hostile_helpers
+
+setup_file() {
+    build_fixture
+    # cfg/fashion-lwf.cfg's counts, once: the weights cases below cut a file of 0.25s
+    CFG=$BASE_CFG
+    weight_counts
+    echo "$OLD_FLOATS $ALL_FLOATS" > "$FIX/fashion.counts"
+    floats_file "$FIX/fashion.weights" 24600 0000803e
+}
+
+setup() {
+    hostile_setup
+}
+
+# fashion_cfg NAME: CFG = a copy of cfg/fashion-lwf.cfg (see helpers.bash: derive).
+fashion_cfg() {
+    derive "$1"
+}
+
+# ---- cfg files ---------------------------------------------------------------------------
+
+@test "cfg: truncated in the middle of the new head (after filters=) is an error at its [task]" {
+    fashion_cfg trunc-head
+    head -n "$(line_of '^filters=5' 2)" "$BASE_CFG" > "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[task\]' 2)" "fashion-b" "no loss layer"
+}
+
+@test "cfg: truncated in the middle of a line (no newline, 'temper') is an error at that line" {
+    fashion_cfg trunc-line
+    local n
+    n=$(line_of '^temperature=')
+    { head -n $((n - 1)) "$BASE_CFG"; printf 'temper'; } > "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "key=value" "temper"
+}
+
+@test "cfg: truncated inside the trunk, given to lwf train, fails without touching the backup" {
+    CFG=$T/trunc-train.cfg
+    head -n 20 "$SMALL" > "$CFG"
+    train "$T/new.data" "$CFG" "$OLDW"
+    assert_rejected "$CFG" - "no [task] section"
+}
+
+@test "cfg: binary garbage (an ELF file) is an error at line 1" {
+    CFG=$T/elf.cfg
+    head -c 4096 /usr/lib/darknet/libdarknet.so > "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" 1 "not a text cfg"
+}
+
+@test "cfg: binary garbage appended after a valid cfg is an error at the first garbage line" {
+    fashion_cfg garbage-tail
+    local n
+    n=$(($(last_line) + 1))
+    head -c 512 /usr/lib/darknet/libdarknet.so >> "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "not a text cfg"
+}
+
+@test "cfg: high-byte garbage without NUL or control characters is an error at line 1" {
+    CFG=$T/highbytes.cfg
+    printf '\xff\xfe\xc3\x28\xa0\xa1\xe2\x82\n\xf0\x28\x8c\xbc[\n' > "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" 1 "before the first [section]"
+}
+
+@test "cfg: garbage given to lwf train fails without touching the backup" {
+    CFG=$T/elf-train.cfg
+    head -c 4096 /usr/lib/darknet/libdarknet.so > "$CFG"
+    train "$T/new.data" "$CFG" "$OLDW"
+    assert_rejected "$CFG" 1 "not a text cfg"
+}
+
+@test "cfg: unterminated section header '[convolutional' is an error at its line" {
+    fashion_cfg unterminated
+    local n
+    n=$(line_of '^\[maxpool\]')
+    set_line "$n" "[convolutional"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "malformed section header"
+}
+
+@test "cfg: filters=99999999 is an error at its line" {
+    fashion_cfg filters-huge
+    set_key filters 99999999
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^filters=')" "filters" "99999999"
+}
+
+@test "cfg: filters=0 is an error at its line" {
+    fashion_cfg filters-zero
+    set_key filters 0
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^filters=')" "filters" "'0'"
+}
+
+@test "cfg: size=-3 is an error at its line" {
+    fashion_cfg size-neg
+    set_key size -3
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^size=')" "size" "-3"
+}
+
+@test "cfg: batch=2147483647 is an error at its line" {
+    fashion_cfg batch-huge
+    set_key batch 2147483647
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^batch=')" "batch" "2147483647"
+}
+
+@test "cfg: height=100000 is an error at its line" {
+    fashion_cfg height-huge
+    set_key height 100000
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^height=')" "height" "100000"
+}
+
+@test "cfg: height=width=60000 (each in range, together too large) is an error at [net]" {
+    fashion_cfg input-huge
+    set_key height 60000
+    set_key width 60000
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[net\]')" "too large"
+}
+
+@test "cfg: height=width=16384 (an input that fits, a first layer that does not) is an error at the layer" {
+    fashion_cfg layer-huge
+    set_key height 16384
+    set_key width 16384
+    set_key min_crop 16384
+    set_key max_crop 16384
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[convolutional\]')" "[convolutional]"
+}
+
+@test "cfg: stride=0 in [maxpool] is an error at its line" {
+    fashion_cfg stride-zero
+    local n
+    n=$(line_of '^stride=2')
+    set_line "$n" "stride=0"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "stride" "'0'"
+}
+
+@test "cfg: groups=3 that does not divide the filters is an error at the layer" {
+    fashion_cfg groups3
+    local n
+    n=$(line_of '^filters=16')
+    insert_after "$n" "groups=3"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[convolutional\]')" "groups=3"
+}
+
+@test "cfg: learning_rate=nan is an error at its line" {
+    fashion_cfg lr-nan
+    set_key learning_rate nan
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^learning_rate=')" "learning_rate" "nan"
+}
+
+@test "cfg: temperature=1e999 (overflows a double) is an error at its line" {
+    fashion_cfg t-overflow
+    set_key temperature 1e999
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^temperature=')" "temperature" "1e999"
+}
+
+@test "cfg: [route] layers=-999 is an error at its line" {
+    fashion_cfg route-far
+    local n
+    n=$(line_of '^\[task\]')
+    insert_after $((n - 1)) "[route]\nlayers=-999\n"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" $((n + 1)) "[route]" "-999"
+}
+
+@test "cfg: [shortcut] from=abc is an error at its line" {
+    fashion_cfg shortcut-abc
+    local n
+    n=$(line_of '^\[task\]')
+    insert_after $((n - 1)) "[shortcut]\nfrom=abc\n"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" $((n + 1)) "from" "abc"
+}
+
+@test "cfg: the new head outputs 7 values for a task with classes=5 is an error at its [task]" {
+    fashion_cfg head-7
+    set_key filters 7 5 # the new head's convolution: the 5th filters= line
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[task\]' 2)" "fashion-b" "classes=5" "7"
+}
+
+@test "cfg: lwf train with a head of 3 outputs for a .data with classes=2 names both files" {
+    CFG=$T/head3.cfg
+    sed -e '/^data=.*ref.data$/d' "$SMALL" > "$CFG"
+    set_key filters 3 3
+    train "$T/new.data" "$CFG" "$OLDW"
+    assert_rejected "$T/new.data" - "classes=2" "$CFG:$(line_of '^\[task\]' 2)" "3 values"
+}
+
+@test "cfg: 10,000 sections, the last one wrong, is an error at the last one's line" {
+    fashion_cfg ten-thousand
+    local n
+    n=$(line_of '^\[softmax\]')
+    delete_lines "$n"
+    yes $'[activation]\nactivation=linear' | head -n 20000 >> "$CFG" # (a bash loop is slow under bats)
+    printf '[softmax]\ngroups=2\n' >> "$CFG"
+    HOSTILE_DROP='^ *[0-9][0-9]* Activation Layer' hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$(line_of '^\[softmax\]')" "groups=2"
+}
+
+@test "cfg: a 100 KB line is an error at its line" {
+    fashion_cfg long-line
+    local n
+    n=$(line_of '^\[maxpool\]')
+    head -c 100000 /dev/zero | tr '\0' 'x' | sed 's/^/# /' > "$T/long"
+    sed -i "$((n - 1))r $T/long" "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "longer than"
+}
+
+@test "cfg: a [net] key repeated (batch twice) is an error at the second, naming the first" {
+    fashion_cfg net-twice
+    local n
+    n=$(line_of '^batch=')
+    insert_after "$n" "batch=64"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" $((n + 1)) "batch" "twice" "line $n"
+}
+
+@test "cfg: a [task] key repeated (name twice) is an error at the second" {
+    fashion_cfg name-twice
+    local n
+    n=$(line_of '^name=fashion-b')
+    insert_after "$n" "name=fashion-c"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" $((n + 1)) "name" "twice"
+}
+
+@test "cfg: [net] given twice is an error at the second" {
+    fashion_cfg net-section-twice
+    local n
+    n=$(line_of '^\[maxpool\]')
+    insert_after $((n - 1)) "[net]"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "[net]" "twice"
+}
+
+@test "cfg: [dropout] as the first layer is an error at its line" {
+    fashion_cfg dropout-first
+    local n
+    n=$(line_of '^\[convolutional\]')
+    insert_after $((n - 1)) "[dropout]\nprobability=0.5\n"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" "$n" "[dropout]" "first layer"
+}
+
+@test "cfg: [route] with an empty layers= is an error at its line" {
+    fashion_cfg route-empty
+    local n
+    n=$(line_of '^\[task\]')
+    insert_after $((n - 1)) "[route]\nlayers=\n"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" $((n + 1)) "[route]" "layers"
+}
+
+@test "cfg: channels=4, given to lwf train, fails without touching the backup" {
+    CFG=$T/c4.cfg
+    sed 's/^channels=3/channels=4/' "$SMALL" > "$CFG"
+    floats_file "$T/c4.weights" 175 0000803e # the old network of a 4-channel input
+    train "$T/new.data" "$CFG" "$T/c4.weights"
+    assert_rejected "$CFG" - "channels=4" "RGB"
+}
+
+@test "cfg: channels=1, given to lwf predict, is an error naming the cfg" {
+    CFG=$T/c1.cfg
+    sed 's/^channels=3/channels=1/' "$SMALL" > "$CFG"
+    floats_file "$T/backup/c1.weights" 77 0000803e
+    hostile lwf predict "$CFG" "$T/backup/c1.weights" "$FIX/img/t0_lblzero.png"
+    assert_rejected "$CFG" - "channels=1" "RGB"
+}
+
+@test "cfg: a directory given as the cfg is an error naming it" {
+    CFG=$T/dir.cfg
+    mkdir "$CFG"
+    hostile lwf info "$CFG"
+    assert_rejected "$CFG" -
+}
+
+# ---- .data files (lwf train) -------------------------------------------------------------
+
+@test "data: no classes= line is an error naming the .data" {
+    new_data "$T/new.data" "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" - "no classes="
+}
+
+@test "data: no train= line is an error naming the .data" {
+    new_data "$T/new.data" classes=2 "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" - "no train="
+}
+
+@test "data: no labels= line is an error naming the .data" {
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" - "no labels="
+}
+
+@test "data: a missing .data file is an error naming it" {
+    train "$T/nosuch.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/nosuch.data" - "cannot open"
+}
+
+@test "data: classes=0 is an error at its line" {
+    new_data "$T/new.data" "train=$FIX/train.list" classes=0 "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 2 "classes" "'0'"
+}
+
+@test "data: classes=-2 is an error at its line" {
+    new_data "$T/new.data" classes=-2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 1 "classes" "-2"
+}
+
+@test "data: classes=99999999999 is an error at its line" {
+    new_data "$T/new.data" classes=99999999999 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 1 "classes" "99999999999"
+}
+
+@test "data: classes=2.5 is an error at its line" {
+    new_data "$T/new.data" classes=2.5 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 1 "classes" "2.5"
+}
+
+@test "data: binary garbage (an ELF file) is an error at line 1" {
+    head -c 2048 /usr/lib/darknet/libdarknet.so > "$T/new.data"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 1 "not a text file"
+}
+
+@test "data: high-byte garbage is an error at line 1" {
+    printf '\xff\xfe\xc3\x28\xa0\xa1\n' > "$T/new.data"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 1 "key=value"
+}
+
+@test "data: an unknown key is an error at its line" {
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup" "clases=2"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 5 "unknown key" "clases"
+}
+
+@test "data: a directory given as the .data is an error naming it" {
+    mkdir "$T/dir.data"
+    train "$T/dir.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/dir.data" -
+}
+
+@test "data: backup= names a regular file: an error naming it, the file unchanged" {
+    echo "not a folder" > "$T/backup/plain"
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup/plain"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/backup/plain" - "not a folder"
+}
+
+@test "data: labels= with 3 labels for classes=2 is an error naming the labels file" {
+    printf 'lblzero\nlblone\nlbltwo\n' > "$T/labels3"
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$T/labels3" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/labels3" - "3 labels" "classes=2"
+}
+
+@test "data: a 100 KB line is an error at its line" {
+    new_data "$T/new.data"
+    { printf 'train='; head -c 100000 /dev/zero | tr '\0' 'x'; echo; } >> "$T/new.data"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 6 "longer than"
+}
+
+# ---- lists (lwf train) -------------------------------------------------------------------
+
+@test "list: an empty training list is an error naming it" {
+    : > "$T/empty.list"
+    data_with_list "$T/empty.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/empty.list" - "empty list"
+}
+
+@test "list: a list of blank lines is an error naming it" {
+    printf '\n   \n\t\n' > "$T/blank.list"
+    data_with_list "$T/blank.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/blank.list" - "empty list"
+}
+
+@test "list: a missing training list is an error naming it" {
+    data_with_list "$T/nosuch.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/nosuch.list" - "cannot open"
+}
+
+@test "list: a missing image is an error at its list line" {
+    list_with "$T/missing.list" "$T/img/gone_lblzero.png"
+    data_with_list "$T/missing.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/missing.list" 9 "gone_lblzero.png"
+}
+
+@test "list: a missing path with spaces and shell syntax is an error at its line, and no shell runs it" {
+    list_with "$T/shell.list" "$T/a b; touch $T/pwned; \$(touch $T/pwned2) _lblzero.png"
+    data_with_list "$T/shell.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/shell.list" 9 "a b; touch"
+    [ ! -e "$T/pwned" ] && [ ! -e "$T/pwned2" ]
+    [ ! -e bad.list ] || ! grep -q pwned bad.list
+}
+
+@test "list: a path matching no label is an error at its line" {
+    cp "$FIX/img/t0_lblzero.png" "$T/unlabelled.png"
+    list_with "$T/nolabel.list" "$T/unlabelled.png"
+    data_with_list "$T/nolabel.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/nolabel.list" 9 "matches no label"
+}
+
+@test "list: a path matching two labels is an error at its line" {
+    cp "$FIX/img/t0_lblzero.png" "$T/x_lblzero_lblone.png"
+    list_with "$T/twolabels.list" "$T/x_lblzero_lblone.png"
+    data_with_list "$T/twolabels.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/twolabels.list" 9 "matches two labels"
+}
+
+@test "list: binary garbage (an ELF file) is an error at line 1" {
+    head -c 2048 /usr/lib/darknet/libdarknet.so > "$T/elf.list"
+    data_with_list "$T/elf.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/elf.list" 1 "not a text file"
+}
+
+@test "list: high-byte garbage lines are an error at the first one" {
+    printf '\xff\xfe\xc3\x28lblzero\n\xa0\xa1lblone\n' > "$T/high.list"
+    data_with_list "$T/high.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/high.list" 1 "cannot be read"
+}
+
+@test "list: a folder listed as an image is an error at its line" {
+    mkdir "$T/folder_lblzero.png"
+    list_with "$T/folder.list" "$T/folder_lblzero.png"
+    data_with_list "$T/folder.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/folder.list" 9 "folder_lblzero.png"
+}
+
+@test "list: a FIFO listed as an image is an error at its line (not a hang)" {
+    mkfifo "$T/fifo_lblzero.png"
+    list_with "$T/fifo.list" "$T/fifo_lblzero.png"
+    data_with_list "$T/fifo.list"
+    HOSTILE_TIMEOUT=20 train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/fifo.list" 9 "fifo_lblzero.png" "not a regular file"
+}
+
+@test "list: a 100 KB line is an error at its line" {
+    { cat "$FIX/train.list"; head -c 100000 /dev/zero | tr '\0' 'x'; echo; } > "$T/long.list"
+    data_with_list "$T/long.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/long.list" 9 "longer than"
+}
+
+@test "list: an empty labels file is an error naming it" {
+    : > "$T/nolabels"
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$T/nolabels" "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/nolabels" - "empty list"
+}
+
+@test "list: a valid list with a missing image fails lwf valid at its line" {
+    WATCH=$T/backup
+    list_with "$T/valid.list" "$T/img/gone_lblone.png"
+    new_data "$T/valid.data" classes=2 "valid=$T/valid.list" "labels=$FIX/labels"
+    CFG=$T/valid.cfg
+    sed "s|^data=.*ref.data$|data=$T/valid.data|" "$SMALL" > "$CFG"
+    hostile lwf valid "$CFG" "$T/backup/small.weights" -task new
+    assert_rejected "$T/valid.list" 9 "gone_lblone.png"
+}
+
+# ---- images ------------------------------------------------------------------------------
+
+# bad_image NAME: trains on the fixture's list plus $T/img/NAME (line 9).
+bad_image_train() {
+    list_with "$T/bad.list" "$T/img/$1"
+    data_with_list "$T/bad.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+}
+
+@test "image: a truncated PNG in the training list fails before anything is written" {
+    mkdir -p "$T/img"
+    head -c 60 "$FIX/img/t0_lblzero.png" > "$T/img/trunc_lblzero.png"
+    bad_image_train trunc_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/trunc_lblzero.png"
+}
+
+@test "image: a truncated JPEG in the training list fails before anything is written" {
+    mkdir -p "$T/img"
+    "$MKIMG" -s 32 "$T/full_lblone.jpg"
+    head -c $(($(stat -c %s "$T/full_lblone.jpg") - 40)) "$T/full_lblone.jpg" > "$T/img/trunc_lblone.jpg"
+    bad_image_train trunc_lblone.jpg
+    assert_rejected "$T/bad.list" 9 "$T/img/trunc_lblone.jpg"
+}
+
+@test "image: a zero-byte image is an error at its list line" {
+    mkdir -p "$T/img"
+    : > "$T/img/empty_lblzero.png"
+    bad_image_train empty_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/empty_lblzero.png"
+}
+
+@test "image: a text file named .png is an error at its list line" {
+    mkdir -p "$T/img"
+    echo "this is not a picture" > "$T/img/text_lblzero.png"
+    bad_image_train text_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/text_lblzero.png"
+}
+
+@test "image: a forged PNG header claiming 100000x100000 is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -forge 100000 100000 "$T/img/huge_lblzero.png"
+    bad_image_train huge_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/huge_lblzero.png"
+}
+
+@test "image: a forged PNG header claiming 16000x16000 is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -forge 16000 16000 "$T/img/big_lblzero.png"
+    bad_image_train big_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/big_lblzero.png" "16000x16000"
+}
+
+@test "image: a forged PNG header claiming 0x0 is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -forge 0 0 "$T/img/zero_lblzero.png"
+    bad_image_train zero_lblzero.png
+    assert_rejected "$T/bad.list" 9 "$T/img/zero_lblzero.png"
+}
+
+@test "image: a truncated PNG with -teacher record fails before anything is written" {
+    mkdir -p "$T/img"
+    head -c 60 "$FIX/img/t0_lblzero.png" > "$T/img/trunc_lblzero.png"
+    list_with "$T/bad.list" "$T/img/trunc_lblzero.png"
+    data_with_list "$T/bad.list"
+    train "$T/new.data" "$SMALL" "$OLDW" -teacher record
+    assert_rejected "$T/bad.list" 9 "$T/img/trunc_lblzero.png"
+}
+
+@test "image: lwf predict on a truncated PNG is an error naming it" {
+    head -c 60 "$FIX/img/t0_lblzero.png" > "$T/trunc.png"
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$T/trunc.png"
+    assert_rejected "$T/trunc.png" -
+}
+
+@test "image: lwf predict on a missing image is an error naming it" {
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$T/nosuch.png"
+    assert_rejected "$T/nosuch.png" - "cannot open"
+}
+
+@test "image: lwf predict on a folder is an error naming it" {
+    mkdir "$T/folder.png"
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$T/folder.png"
+    assert_rejected "$T/folder.png" -
+}
+
+@test "image: lwf predict on a FIFO is an error naming it (not a hang)" {
+    mkfifo "$T/fifo.png"
+    HOSTILE_TIMEOUT=20 hostile lwf predict "$SMALL" "$T/backup/small.weights" "$T/fifo.png"
+    assert_rejected "$T/fifo.png" - "not a regular file"
+}
+
+@test "image: lwf predict on a forged 12000x12000 PNG header is an error naming it" {
+    "$MKIMG" -forge 12000 12000 "$T/huge.png"
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$T/huge.png"
+    assert_rejected "$T/huge.png" - "12000x12000"
+}
+
+# ---- weights -----------------------------------------------------------------------------
+# cfg/fashion-lwf.cfg stores, in order (floats): conv 0 (bn, 3->16, 3x3) 496, conv 2
+# (bn, 16->32) 4736, conv 4 (bn, 32->64) 18688, the old head's conv (64->5, 1x1) 325, the
+# new head's conv 325.  Layer boundaries: 0 496 5232 23920 | 24245 (old network) | 24570.
+
+# fashion_weights_cut FLOATS [EXTRA_BYTES]: W = a weights file for cfg/fashion-lwf.cfg
+# (0.25 everywhere) of FLOATS floats and EXTRA_BYTES bytes, placed in the watched folder.
+fashion_weights_cut() {
+    [ "$(cat "$FIX/fashion.counts")" = "24245 24570" ] || {
+        echo "cfg/fashion-lwf.cfg changed: its weights are now $(cat "$FIX/fashion.counts") floats" \
+            "(old network, whole model): update the boundaries above" >&2
+        return 1
+    }
+    W=$T/backup/cut.weights
+    head -c $((20 + 4 * $1 + ${2:-0})) "$FIX/fashion.weights" > "$W"
+    [ "$(stat -c %s "$W")" -eq $((20 + 4 * $1 + ${2:-0})) ]
+}
+
+@test "weights: fashion-lwf.cfg, header only (cut before layer 0) is too short" {
+    fashion_weights_cut 0
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short" "24245" "24570"
+}
+
+@test "weights: fashion-lwf.cfg, cut in layer 0 (after its biases) is too short" {
+    fashion_weights_cut 16
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut at the end of layer 0 is too short" {
+    fashion_weights_cut 496
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut in the middle of layer 2 is too short" {
+    fashion_weights_cut 2864
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut at the end of layer 2 is too short" {
+    fashion_weights_cut 5232
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut in the middle of layer 4 is too short" {
+    fashion_weights_cut 14576
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut at the end of the trunk (layer 4) is too short" {
+    fashion_weights_cut 23920
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut in the old head's convolution is too short" {
+    fashion_weights_cut 24100
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too short"
+}
+
+@test "weights: fashion-lwf.cfg, cut in the new head's convolution is neither old network nor whole model" {
+    fashion_weights_cut 24400
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "between the two"
+}
+
+@test "weights: fashion-lwf.cfg, cut in the middle of a float is an error" {
+    fashion_weights_cut 24245 2
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "whole number of floats"
+}
+
+@test "weights: fashion-lwf.cfg, 4 extra bytes after the whole model is too long" {
+    fashion_weights_cut 24571
+    hostile lwf info "$BASE_CFG" "$W"
+    assert_rejected "$W" - "too long"
+}
+
+@test "weights: fashion-lwf.cfg, 1 extra byte after the whole model is an error" {
+    fashion_weights_cut 24570 1
+    hostile lwf valid "$BASE_CFG" "$W"
+    assert_rejected "$W" - "whole number of floats"
+}
+
+@test "weights: another cfg's weights (small.cfg's) for fashion-lwf.cfg is an error naming both counts" {
+    W=$T/backup/small.weights
+    hostile lwf predict "$BASE_CFG" "$W" "$FIX/img/t0_lblzero.png"
+    assert_rejected "$W" - "149 floats" "24245" "24570"
+}
+
+@test "weights: fashion-lwf.cfg's weights for small.cfg (lwf valid) is too long" {
+    fashion_weights_cut 24570
+    hostile lwf valid "$SMALL" "$W"
+    assert_rejected "$W" - "too long"
+}
+
+@test "weights: a corrupt header (version 1000000.0.0) is an error naming the file" {
+    W=$T/backup/corrupt.weights
+    cp "$T/backup/small.weights" "$W"
+    printf '\x40\x42\x0f\x00' | dd of="$W" conv=notrunc status=none
+    hostile lwf valid "$SMALL" "$W"
+    assert_rejected "$W" - "not a Darknet .weights file"
+}
+
+@test "weights: a header cut after 10 bytes is an error naming the file" {
+    W=$T/backup/tenbytes.weights
+    head -c 10 "$T/backup/small.weights" > "$W"
+    hostile lwf info "$SMALL" "$W"
+    assert_rejected "$W" - "header"
+}
+
+@test "weights: an empty file is an error naming it" {
+    W=$T/backup/empty.weights
+    : > "$W"
+    hostile lwf predict "$SMALL" "$W" "$FIX/img/t0_lblzero.png"
+    assert_rejected "$W" - "header"
+}
+
+@test "weights: a directory is an error naming it" {
+    W=$T/backup/dir.weights
+    mkdir "$W"
+    hostile lwf valid "$SMALL" "$W"
+    assert_rejected "$W" - "not a regular file"
+}
+
+@test "weights: a character device (/dev/zero) is an error naming it, without reading forever" {
+    hostile lwf info "$SMALL" /dev/zero
+    assert_rejected /dev/zero - "not a regular file"
+}
+
+@test "weights: NaN in a weights file is an error naming it" {
+    W=$T/backup/nan.weights
+    floats_file "$W" 149 0000c07f
+    hostile lwf valid "$SMALL" "$W"
+    assert_rejected "$W" - "not finite"
+}
+
+@test "weights: lwf train from NaN old weights fails before anything is written" {
+    floats_file "$T/nan.weights" 139 0000c07f
+    train "$T/new.data" "$SMALL" "$T/nan.weights"
+    assert_rejected "$T/nan.weights" - "not finite"
+}
+
+@test "weights: lwf train from infinite old weights fails before anything is written" {
+    floats_file "$T/inf.weights" 139 000080ff
+    train "$T/new.data" "$SMALL" "$T/inf.weights"
+    assert_rejected "$T/inf.weights" - "not finite"
+}
+
+@test "weights: lwf train from truncated old weights fails before anything is written" {
+    head -c 300 "$OLDW" > "$T/short.weights"
+    train "$T/new.data" "$SMALL" "$T/short.weights"
+    assert_rejected "$T/short.weights" - "too short"
+}
+
+@test "weights: lwf train resuming from a truncated backup fails before anything is written" {
+    head -c 400 "$T/backup/small.backup" > "$T/backup/cut.backup"
+    train "$T/new.data" "$SMALL" "$T/backup/cut.backup"
+    assert_rejected "$T/backup/cut.backup" - "floats"
+}
+
+@test "weights: lwf train resuming with a corrupt .state beside the backup fails before anything is written" {
+    head -c 50 /usr/lib/darknet/libdarknet.so > "$T/backup/small.backup.state"
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.backup.state" - "state"
+}
+
+@test "weights: lwf train resuming from a backup whose header counts 2^63-1 images fails before anything is written" {
+    printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$T/backup/small.backup" bs=1 seek=12 conv=notrunc status=none
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.backup" - "9223372036854775807" "beyond"
+}
+
+@test "weights: lwf train resuming with NaN momentum in the .state fails before anything is written" {
+    # the state: a 52-byte header (see plugin/state.c), then the momentum floats
+    local st=$T/backup/small.backup.state size
+    size=$(stat -c %s "$st")
+    floats_file "$T/nan.floats" $(((size - 52) / 4)) 0000c07f
+    { head -c 52 "$FIX/backup.ref/small.backup.state"; tail -c +21 "$T/nan.floats"; } > "$st"
+    [ "$(stat -c %s "$st")" -eq "$size" ]
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$st" - "not finite"
+}
+
+@test "weights: lwf train resuming without the original old network fails before anything is written" {
+    rm "$T/backup/small.teacher.weights"
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.teacher.weights" - "missing"
+}
+
+@test "weights: lwf train with no weights for a cfg with an old head is an error naming the cfg" {
+    train "$T/new.data" "$SMALL"
+    assert_rejected "$SMALL" - "old head"
+}
+
+# ---- command lines -----------------------------------------------------------------------
+
+@test "args: lwf train with no arguments is an error with the usage" {
+    hostile lwf train
+    assert_rejected "train" - "missing arguments" "usage"
+}
+
+@test "args: lwf valid without weights is an error with the usage" {
+    hostile lwf valid "$SMALL"
+    assert_rejected "valid" - "missing arguments" "usage"
+}
+
+@test "args: lwf predict without an image is an error with the usage" {
+    hostile lwf predict "$SMALL" "$T/backup/small.weights"
+    assert_rejected "predict" - "missing arguments" "usage"
+}
+
+@test "args: lwf train with an extra argument is an error naming it" {
+    train "$T/new.data" "$SMALL" "$OLDW" extra.weights
+    assert_rejected "extra.weights" - "unexpected argument"
+}
+
+@test "args: lwf train with an unknown flag is an error naming it" {
+    train "$T/new.data" "$SMALL" "$OLDW" -bogus
+    assert_rejected "-bogus" - "unknown option"
+}
+
+@test "args: lwf train -seed without a value is an error naming the flag" {
+    hostile lwf train "$T/new.data" "$SMALL" "$OLDW" -quiet -seed
+    assert_rejected "-seed" - "missing value"
+}
+
+@test "args: lwf train -seed abc is an error naming the value" {
+    hostile lwf train "$T/new.data" "$SMALL" "$OLDW" -quiet -seed abc
+    assert_rejected "'abc'" - "-seed"
+}
+
+@test "args: lwf train -seed -5 is an error naming the value" {
+    hostile lwf train "$T/new.data" "$SMALL" "$OLDW" -quiet -seed -5
+    assert_rejected "'-5'" - "-seed"
+}
+
+@test "args: lwf train -seed 99999999999999999999 (overflow) is an error naming the value" {
+    hostile lwf train "$T/new.data" "$SMALL" "$OLDW" -quiet -seed 99999999999999999999
+    assert_rejected "99999999999999999999" - "-seed"
+}
+
+@test "args: lwf train -stop 0 is an error naming the value" {
+    train "$T/new.data" "$SMALL" "$OLDW" -stop 0
+    assert_rejected "'0'" - "-stop"
+}
+
+@test "args: lwf train -teacher bogus is an error naming the value" {
+    train "$T/new.data" "$SMALL" "$OLDW" -teacher bogus
+    assert_rejected "'bogus'" - "-teacher"
+}
+
+@test "args: lwf train -method bogus is an error naming the value" {
+    train "$T/new.data" "$SMALL" "$OLDW" -method bogus
+    assert_rejected "'bogus'" - "-method"
+}
+
+@test "args: lwf train -teacher record with random flips on fails before anything is written" {
+    CFG=$T/flip.cfg
+    sed 's/^flip=0/flip=1/' "$SMALL" > "$CFG"
+    cp "$T/backup/small.teacher.weights" "$T/backup/flip.teacher.weights"
+    cp "$T/backup/small.log.csv" "$T/backup/flip.log.csv"
+    train "$T/new.data" "$CFG" "$OLDW" -teacher record
+    assert_rejected "$CFG" - "-teacher record needs augmentation off"
+}
+
+@test "args: lwf valid -top 0 is an error naming the value" {
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -top 0
+    assert_rejected "'0'" - "-top"
+}
+
+@test "args: lwf predict -top 0 is an error naming the value" {
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$FIX/img/t0_lblzero.png" -top 0
+    assert_rejected "'0'" - "-top"
+}
+
+@test "args: lwf valid -task nosuch is an error naming the task and the cfg" {
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -task nosuch
+    assert_rejected "$SMALL" - "nosuch"
+}
+
+@test "args: lwf predict -task nosuch is an error naming the task and the cfg" {
+    hostile lwf predict "$SMALL" "$T/backup/small.weights" "$FIX/img/t0_lblzero.png" -task nosuch
+    assert_rejected "$SMALL" - "nosuch"
+}
+
+@test "args: lwf valid -task without a value is an error naming the flag" {
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -task
+    assert_rejected "-task" - "missing value"
+}
+
+# ---- divergence --------------------------------------------------------------------------
+
+@test "divergence: learning_rate=1e9 stops with an error and never writes non-finite weights" {
+    # Not an input error: the run starts, and its backups before the divergence are kept.
+    # What must hold: no crash (NaN activations once made Darknet's maxpool backward write
+    # before its delta buffer), a non-zero exit, and no weights file with a NaN or inf.
+    CFG=$T/lr.cfg
+    sed -e 's/^learning_rate=.*/learning_rate=1e9/' -e 's/^warmup_learning_rate=.*/warmup_learning_rate=1e9/' \
+        -e 's/^max_batches=.*/max_batches=40/' "$SMALL" > "$CFG"
+    floats_file "$T/one.weights" 139 0000803f
+    hostile lwf train "$T/new.data" "$CFG" "$T/one.weights" -seed 1 -quiet
+    assert_failed
+    assert_contains "not finite" "$CFG"
+    local f
+    for f in "$T"/backup/lr*.weights "$T"/backup/lr.backup; do
+        [ -e "$f" ] || continue
+        run "$DARKNET" lwf info "$CFG" "$f"
+        assert_ok
+    done
+    [ -z "$(find "$WATCH" -name '*.tmp.*')" ]
+}
+
+# ---- not errors --------------------------------------------------------------------------
+
+@test "not an error: a 1x1 image trains (Darknet scales every image to the input; so do we)" {
+    # A 1x1 picture is a valid image: the centre crop scales it up to 8x8, as stock
+    # `classifier valid` would.  Refusing it would refuse what Darknet accepts.
+    mkdir -p "$T/img"
+    "$MKIMG" -s 1 "$T/img/tiny_lblzero.png"
+    list_with "$T/tiny.list" "$T/img/tiny_lblzero.png"
+    data_with_list "$T/tiny.list"
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ -s "$T/backup/small.weights" ]
+}
+
+@test "not an error: an image path with spaces trains (list lines keep their inner blanks)" {
+    mkdir -p "$T/with space"
+    cp "$FIX/img/t0_lblone.png" "$T/with space/a b_lblone.png"
+    list_with "$T/space.list" "$T/with space/a b_lblone.png"
+    data_with_list "$T/space.list"
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ -s "$T/backup/small.weights" ]
+}
+
+@test "not an error: a .state whose iteration (2^63-1) does not match its backup is ignored: resume without momentum" {
+    # The state belongs to another backup: resuming restarts the momentum from zero, as
+    # documented.  The mismatch check once multiplied the file's iteration and overflowed.
+    printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$T/backup/small.backup.state" bs=1 seek=12 conv=notrunc \
+        status=none
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$T/backup/small.backup" -seed 1 -quiet
+    assert_ok
+    assert_contains "momentum starts from zero" "resume: from $T/backup/small.backup at iteration 2"
+}
