@@ -47,6 +47,9 @@ data_copy() { # data backupdir out: the .data with its own backup folder
     sed "s#^backup=.*#backup=$2#" "$1" > "$3"
     grep -q '^backup=' "$3" || echo "backup=$2" >> "$3"
 }
+pad() { # step -> one empty cell per task not seen yet
+    local k; for ((k = $1; k < n; k++)); do printf ','; done
+}
 valid_row() { # cfg weights -> "acc1,acc2,..." in task order
     $DN lwf valid "$1" "$2" -csv 2>/dev/null | awk -F, 'NR>1{printf "%s%s", (NR>2?",":""), $3}'
 }
@@ -74,7 +77,7 @@ for m in $METHODS; do
     prev_cfg=$cfg1 prev_w=$w1
     matrix=$mdir/matrix.csv
     { printf "after"; for d in "${DATA[@]}"; do printf ",%s" "$(name_of "$d")"; done; echo
-      echo "$t1,$row1$(printf ',%.0s' $(seq 2 "$n"))"; } > "$matrix.tmp"
+      echo "$t1,$row1$(pad 1)"; } > "$matrix.tmp"
     for ((i = 1; i < n; i++)); do
         d=${DATA[i]} s=$((i + 1))
         cfg=$mdir/step$s.cfg
@@ -90,7 +93,7 @@ for m in $METHODS; do
             > "$mdir/step$s.log" 2>&1 || die "$m step $s failed: see $mdir/step$s.log"
         w=$mdir/step$s/step$s.weights
         row=$(valid_row "$cfg" "$w")
-        echo "$(name_of "$d"),$row$(printf ',%.0s' $(seq $((s + 1)) "$n"))" >> "$matrix.tmp"
+        echo "$(name_of "$d"),$row$(pad "$s")" >> "$matrix.tmp"
         prev_cfg=$cfg prev_w=$w
     done
     mv "$matrix.tmp" "$matrix"

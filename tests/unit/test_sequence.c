@@ -1,0 +1,102 @@
+/* scripts/sequence.sh on two small synthetic tasks: it writes a well-formed 2x2 accuracy
+ * matrix per method whose values are what `lwf valid` reports, and the summary table. */
+#define _POSIX_C_SOURCE 200809L
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *first_cfg =
+    "[net]\nbatch=16\nheight=12\nwidth=12\nchannels=3\nlearning_rate=0.1\npolicy=poly\npower=4\nmax_batches=10\n"
+    "momentum=0.9\ndecay=0.0005\nwarmup_batches=0\nwarmup_learning_rate=0.01\nmin_crop=12\nmax_crop=12\nflip=0\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[task]\nname=first\ndata=first.data\n"
+    "[convolutional]\nfilters=2\nsize=1\nstride=1\npad=1\nactivation=linear\n[avgpool]\n[softmax]\n";
+
+/* Reads the CSV row `row` (0 = header) of path into fields; returns the field count. */
+static int csv_row(const char *path, int row, char fields[][64], int max)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) fail_msg("cannot open %s", path);
+    char line[1024];
+    for (int r = 0; r <= row; ++r)
+        if (!fgets(line, sizeof line, fp)) fail_msg("%s: no row %d", path, row);
+    fclose(fp);
+    line[strcspn(line, "\n")] = 0;
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        snprintf(fields[n++], 64, "%.*s", (int)len, p);
+        if (!c) break;
+        p = c + 1;
+    }
+    return n;
+}
+
+static void test_two_task_sequence(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *a = tu_make_task(dir, "bands", 0, 128, 64, 12, 1);
+    char *b = tu_make_task(dir, "tints", 1, 128, 64, 12, 2);
+    char *first = tu_write(dir, "first.cfg", first_cfg);
+    int rc = tu_sh("cd '%s' && scripts/sequence.sh -o '%s/seq' -m 'lwf joint' -f '%s' -E 30 -e 4 '%s' '%s' > '%s/seq.log' 2>&1",
+                   tu_root(), dir, first, a, b, dir);
+    if (rc != 0) {
+        tu_sh("tail -20 '%s/seq.log'", dir);
+        fail_msg("sequence.sh failed (%d)", rc);
+    }
+    const char *methods[2] = {"lwf", "joint"};
+    for (int k = 0; k < 2; ++k) {
+        char m[4200], cfg[4200], w[4200], out[4200];
+        snprintf(m, sizeof m, "%s/seq/%s/matrix.csv", dir, methods[k]);
+        char f[4][64];
+        assert_int_equal(csv_row(m, 0, f, 4), 3);
+        assert_string_equal(f[0], "after");
+        assert_string_equal(f[1], "bands");
+        assert_string_equal(f[2], "tints");
+        assert_int_equal(csv_row(m, 1, f, 4), 3);
+        assert_string_equal(f[0], "bands");
+        assert_string_equal(f[2], ""); /* not seen yet */
+        assert_true(atof(f[1]) > 0.9); /* the first task was learned */
+        assert_int_equal(csv_row(m, 2, f, 4), 3);
+        assert_string_equal(f[0], "tints");
+        /* the last row is what lwf valid says of the last step's weights */
+        snprintf(cfg, sizeof cfg, "%s/seq/%s/step2.cfg", dir, methods[k]);
+        snprintf(w, sizeof w, "%s/seq/%s/step2/step2.weights", dir, methods[k]);
+        snprintf(out, sizeof out, "%s/valid-%s.csv", dir, methods[k]);
+        assert_int_equal(tu_sh("cd '%s' && ./darknet lwf valid '%s' '%s' -csv > '%s' 2>/dev/null", tu_root(), cfg, w, out), 0);
+        char v[4][64];
+        for (int j = 1; j <= 2; ++j) {
+            assert_int_equal(csv_row(out, j, v, 4), 4);
+            if (strcmp(v[2], f[j]) != 0) fail_msg("%s: matrix says %s, lwf valid says %s for %s", methods[k], f[j], v[2], v[0]);
+            double x = atof(f[j]);
+            assert_true(x >= 0 && x <= 1);
+        }
+    }
+    char sum[4200], f[5][64];
+    snprintf(sum, sizeof sum, "%s/seq/summary.csv", dir);
+    assert_int_equal(csv_row(sum, 0, f, 5), 4);
+    assert_string_equal(f[0], "method");
+    assert_int_equal(csv_row(sum, 1, f, 5), 4);
+    assert_string_equal(f[0], "lwf");
+    free(a);
+    free(b);
+    free(first);
+    if (!getenv("LWF_KEEP_TMP")) tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_task_sequence),
+    };
+    return cmocka_run_group_tests_name("sequence", tests, NULL, NULL);
+}
