@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Protocol P1 on Fashion-MNIST: the old model is cfg/fashion.cfg trained by the stock
 # Darknet on task A (classes 0-4, 2 epochs); then task B (classes 5-9) is learned by
-# LwF, fine-tuning and feature extraction (cfg/fashion-lwf.cfg: warm-up 1 epoch, joint 2
-# epochs, rate 0.01, poly 4, T=2, lambda=1).  Prints old/new-task top-1 side by side.
+# LwF, fine-tuning, feature extraction and joint training (cfg/fashion-lwf.cfg: warm-up
+# 1 epoch, joint 2 epochs, rate 0.01, poly 4, T=2, lambda=1).  Prints old/new-task top-1
+# side by side, and the same shaped like Table 1 of Li & Hoiem beside the paper's rows.
 # Usage: scripts/p1.sh   (env: OUT=backup/p1, SEED=1, TEACHER=record, REUSE_OLD=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ scripts/prepare_fashion.sh >/dev/null
 mkdir -p "$OUT"
 
 # one .data per run, so each writes its own backup folder
-for run in old lwf finetune featext; do
+for run in old lwf finetune featext joint; do
     task=b; [ "$run" = old ] && task=a
     sed "s#^backup=.*#backup=$OUT/$run#" "cfg/fashion-$task.data" > "$OUT/$run.data"
     mkdir -p "$OUT/$run"
@@ -33,7 +34,7 @@ else
     [ -f "$old" ] || { echo "p1: the stock trainer wrote no $old (see $OUT/old/train.log)" >&2; exit 1; }
 fi
 
-echo "p1: learning task B: lwf and finetune side by side, then featext..."
+echo "p1: learning task B: lwf and finetune side by side, then featext and joint..."
 train() { # method
     $DN lwf train "$OUT/$1.data" cfg/fashion-lwf.cfg "$old" -method "$1" -teacher "$TEACHER" -seed "$SEED" -clear \
         > "$OUT/$1/train.log" 2>&1 || { echo "p1: $1 failed, see $OUT/$1/train.log" >&2; return 1; }
@@ -41,7 +42,9 @@ train() { # method
 train lwf & p1=$!
 train finetune & p2=$!
 wait $p1 && wait $p2
-train featext
+train featext & p1=$!
+train joint & p2=$!
+wait $p1 && wait $p2
 
 # accuracy: the old model with the stock validator, each run with lwf valid
 a_old=$($DN classifier valid cfg/fashion-a.data cfg/fashion.cfg "$old" 2>/dev/null | tail -1 |
@@ -49,7 +52,7 @@ a_old=$($DN classifier valid cfg/fashion-a.data cfg/fashion.cfg "$old" 2>/dev/nu
 csv="$OUT/p1.csv"
 echo "method,a_top1,b_top1" > "$csv.tmp"
 echo "old,$a_old," >> "$csv.tmp"
-for m in lwf finetune featext; do
+for m in lwf finetune featext joint; do
     $DN lwf valid cfg/fashion-lwf.cfg "$OUT/$m/fashion-lwf.weights" -csv 2>/dev/null |
         awk -F, -v m="$m" '$1=="fashion-a"{a=$3} $1=="fashion-b"{b=$3} END{print m "," a "," b}' >> "$csv.tmp"
 done
@@ -61,3 +64,17 @@ awk -F, 'NR==1{next} NR==2{old=$2*100; printf "%-22s %8s %8s %12s\n", "method", 
                           printf "%-22s %8.2f %8s %12s\n", "old model (stock)", old, "-", "-"; next}
          {printf "%-22s %8.2f %8.2f %+12.2f\n", $1, $2*100, $3*100, $2*100-old}' "$csv"
 echo "(results in $csv; $(( $(date +%s) - start )) s on $(nproc) cores)"
+
+echo
+echo "Shaped like Table 1 of Li & Hoiem (LwF absolute, other methods as differences from LwF):"
+awk -F, 'NR==1||NR==2{next} {a[$1]=$2*100; b[$1]=$3*100}
+  END{
+    printf "%-20s %15s   %15s   %15s\n", "", "Fashion A->B", "ImageNet->CUB", "ImageNet->Scenes"
+    printf "%-20s %7s %7s   %7s %7s   %7s %7s\n", "", "old", "new", "old", "new", "old", "new"
+    printf "%-20s %7.1f %7.1f   %7.1f %7.1f   %7.1f %7.1f\n", "LwF", a["lwf"], b["lwf"], 54.7, 57.7, 55.9, 64.5
+    split("finetune featext joint", ms, " "); split("fine-tuning|feature extraction|joint training", nm, "|")
+    split("-3.8 +2.3 +0.6", po, " "); split("-0.7 -5.2 -1.1", pn, " "); split("-2.0 +1.2 +0.5", so, " "); split("-0.8 -3.3 -0.6", sn, " ")
+    for (i = 1; i <= 3; i++)
+      printf "%-20s %+7.1f %+7.1f   %7s %7s   %7s %7s\n", nm[i], a[ms[i]]-a["lwf"], b[ms[i]]-b["lwf"], po[i], pn[i], so[i], sn[i]
+  }' "$csv"
+echo "(paper: AlexNet, Table 1 of the ECCV 2016 paper; ours: cfg/fashion-lwf.cfg on Fashion-MNIST)"
