@@ -5,7 +5,7 @@
 # make demo       install, build, prepare Fashion-MNIST, run the LwF comparison
 # make deps       install the Debian packages the project needs (as root or through sudo)
 
-PKGS := darknet libopenblas-dev libstb-dev dataset-fashion-mnist libcmocka-dev bats zlib1g-dev gcc make
+PKGS := darknet libopenblas-dev libstb-dev dataset-fashion-mnist libcmocka-dev bats zlib1g-dev gcc make gnuplot-nox
 
 DN_INC := /usr/lib/darknet/include
 DN_LIB := /usr/lib/darknet

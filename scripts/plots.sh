@@ -52,8 +52,7 @@ matrix)
         echo "set xrange [-0.5:$n-0.5]; set yrange [$n-0.5:-0.5]"
         echo "set cbrange [0:100]; set palette defined (0 'white', 50 '#fdae61', 100 '#1a9641')"
         echo "set xlabel 'task evaluated'; set ylabel 'after training'"
-        echo "plot '$tmp/cells' using 1:2:3 with boxxyerror fs solid fc palette notitle, \\"
-        echo "     '' using 1:2:(0.5):(0.5):3 with boxxy fs solid fc palette notitle, \\"
+        echo "plot '$tmp/cells' using 1:2:(0.5):(0.5):3 with boxxy fs solid fc palette notitle, \\"
         echo "     '' using 1:2:(sprintf('%.1f', \$3)) with labels notitle"
     } > "$tmp/p.gp"
     ;;

@@ -86,6 +86,19 @@ static void test_two_task_sequence(void **state)
     assert_string_equal(f[0], "method");
     assert_int_equal(csv_row(sum, 1, f, 5), 4);
     assert_string_equal(f[0], "lwf");
+    /* the pictures: each a PNG file (signature checked) */
+    const char *plots[3][2] = {{"matrix", "seq/lwf/matrix.csv"}, {"sequence", "seq"},
+                               {"log", "seq/lwf/step2/step2.log.csv"}};
+    for (int k = 0; k < 3; ++k) {
+        char png[4200];
+        snprintf(png, sizeof png, "%s/%s.png", dir, plots[k][0]);
+        assert_int_equal(tu_sh("cd '%s' && scripts/plots.sh %s '%s/%s' '%s' > /dev/null 2>&1", tu_root(), plots[k][0],
+                               dir, plots[k][1], png), 0);
+        assert_int_equal(tu_sh("head -c 8 '%s' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'", png), 0);
+    }
+    /* a missing input is an error, and no picture is left */
+    assert_int_not_equal(tu_sh("cd '%s' && scripts/plots.sh matrix '%s/none.csv' '%s/x.png' 2>/dev/null", tu_root(), dir, dir), 0);
+    assert_int_not_equal(tu_sh("test -e '%s/x.png'", dir), 0);
     free(a);
     free(b);
     free(first);
