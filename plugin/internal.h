@@ -63,6 +63,10 @@ int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
 layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 
+/* Whether l's backward leaves the input delta alone when it is NULL (so a frozen or
+ * absent predecessor can be given none); other types need a buffer. */
+int lwf_layer_skips_null_delta(const layer *l);
+
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);
 
