@@ -77,13 +77,15 @@ unit-bins: $(UNIT_BIN)
 $(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIB)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
 
-# stb_image compiled in, instrumented (see tests/fuzz/stb_image_impl.c); its PNG reader
-# adds 0 to a NULL pointer and memcpy()s 0 bytes from it on an empty IDAT chunk, harmless,
-# so those two checks are off there
+# stb_image compiled in, instrumented (see tests/fuzz/stb_image_impl.c).  Debian's stb
+# (2.27) has arithmetic UB on corrupt files that is harmless on x86-64 (NULL + 0 and a
+# 0-byte memcpy from NULL on an empty PNG IDAT, shifts by >= 32 in the JPEG bit reader),
+# so it is checked for memory errors (ASan, array bounds) but not for those
+STB_NO_SAN := -fno-sanitize=pointer-overflow,nonnull-attribute,shift,signed-integer-overflow
 $(BUILD)/fuzz_image: $(BUILD)/obj/tests/fuzz/stb_image_impl.o
 $(BUILD)/obj/tests/fuzz/stb_image_impl.o: tests/fuzz/stb_image_impl.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fno-sanitize=pointer-overflow,nonnull-attribute -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(STB_NO_SAN) -c $< -o $@
 
 $(BUILD)/make_seeds: $(BUILD)/obj/tests/fuzz/make_seeds.o $(LIB)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
