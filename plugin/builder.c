@@ -134,7 +134,9 @@ static int check_list(const char *v, int is_float, double lo, double hi)
     if (!copy) return -1;
     int n = 0, bad = 0;
     char *save = NULL;
-    if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
+    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] read before it
+     * (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
+    if (!v[0] || v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
     for (char *tok = strtok_r(copy, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
         int iv;
         float fv;
