@@ -70,7 +70,7 @@ for h in "$@"; do
     log=$FB/fuzz_$h.log
     echo "fuzz $h: $bin ${dirs[*]} (${SECS}s)"
     "$bin" -max_total_time="$SECS" -max_len="$(max_len "$h")" -rss_limit_mb=2048 -timeout=20 \
-        -close_fd_mask=1 -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" "${dirs[@]}" > "$log" 2>&1
+        -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" "${dirs[@]}" > "$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
     if [ $rc -eq 0 ]; then
