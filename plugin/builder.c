@@ -269,6 +269,17 @@ typedef struct {
     size_t budget;       /* refuse networks larger than this */
 } build_ctx;
 
+/* Adds `floats` the network will allocate for section s to the running estimate and
+ * checks it against the budget. */
+static int account(build_ctx *bc, const lwf_section *s, long long floats)
+{
+    bc->floats += (size_t)floats;
+    if (bc->floats > bc->budget)
+        return lwf_fail(bc->err, "%s:%d: [%s] the network would need more than %zu MiB: more than this machine has",
+                        bc->file, s->line, s->type, bc->budget * sizeof(float) >> 20);
+    return 0;
+}
+
 /* Checks that a layer of this output size (and weight count) can be allocated. */
 static int check_size(build_ctx *bc, const lwf_section *s, int batch, long long oh, long long ow, long long oc,
                       long long weights)
@@ -280,11 +291,7 @@ static int check_size(build_ctx *bc, const lwf_section *s, int batch, long long 
     if (oh > INT_MAX || ow > INT_MAX || oc > INT_MAX || out > INT_MAX / batch || weights > INT_MAX / 2)
         return lwf_fail(bc->err, "%s:%d: [%s] layer too large (%lldx%lldx%lld outputs, %lld weights, batch %d)",
                         bc->file, s->line, s->type, ow, oh, oc, weights, batch);
-    bc->floats += (size_t)out * (size_t)batch * 3 + (size_t)weights * 3;
-    if (bc->floats > bc->budget)
-        return lwf_fail(bc->err, "%s:%d: [%s] the network would need more than %zu MiB: more than this machine has",
-                        bc->file, s->line, s->type, bc->budget * sizeof(float) >> 20);
-    return 0;
+    return account(bc, s, out * batch * 3 + weights * 3);
 }
 
 /* Resolves a Darknet layer reference (negative = relative to `count`). */
@@ -428,6 +435,15 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     default:
         break;
     }
+    /* the layers not counted above allocate a few (batch, inputs) arrays each; with them
+     * uncounted, sections after a large one could add any multiple of the budget */
+    long long in = (long long)h * w * c * p.batch;
+    long long arrays = kind == S_BATCHNORM || kind == S_NORM ? 4 /* output, delta, 2 more */
+                       : kind == S_DROPOUT ? 1 /* rand */
+                       : kind == S_ACTIVATION || kind == S_SHORTCUT || kind == S_SOFTMAX || kind == S_CROP ? 3
+                       : 0;
+    if (kind == S_AVGPOOL) in = (long long)c * p.batch * 3;
+    if (account(bc, s, kind == S_AVGPOOL ? in : arrays * in)) return -1;
 
     dn_kvp *kvps = NULL;
     list *opts = make_opts(s, &kvps);
@@ -596,6 +612,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         return lwf_fail(err, "%s:%d: [net] input %dx%dx%d with batch %d is too large", file, ns->line, net->w, net->h,
                         net->c, net->batch);
     net->inputs = net->h * net->w * net->c;
+    if (account(&bc, ns, 2LL * net->inputs * net->batch)) return -1; /* input, maybe its delta */
     m->aug.min = (int)(net->min_ratio * net->w);
     m->aug.max = (int)(net->max_ratio * net->w);
     m->aug.size = net->w;
@@ -648,6 +665,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             if (dataopt && !file_is_readable(dataopt->val))
                 return lwf_fail(err, "%s:%d: [task] data=%s: no such readable file", file, dataopt->line, dataopt->val);
             const layer *src = &net->layers[m->trunk - 1];
+            if (account(&bc, s, 2LL * src->outputs * net->batch)) return -1; /* output, delta */
             l = lwf_make_task_layer(net->batch, m->trunk - 1, src);
             if (!l.output || !l.delta) return lwf_fail(err, "%s:%d: out of memory", file, s->line);
         } else if (cur >= 0 && closed) {
@@ -673,6 +691,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                 const lwf_opt *to = lwf_cfg_opt(s, "temperature");
                 if (t->temperature <= 0)
                     return lwf_fail(err, "%s:%d: [lwf_distill] temperature must be > 0, got %s", file, to->line, to->val);
+                if (account(&bc, s, 5LL * p.inputs * net->batch)) return -1; /* its five arrays */
                 l = lwf_make_distill_layer(net->batch, p.inputs, t->temperature, t->lambda, t->t2_scaling);
                 if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights) {
                     net->layers[net->n++] = l; /* freed with the model */
@@ -735,6 +754,8 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         lp->offset = m->tasks[k].offset;
         lp->truths = truths;
     }
+    /* the truth rows and the shared workspace (bytes) */
+    if (account(&bc, ns, (long long)truths * net->batch + (long long)(workspace / sizeof(float)))) return -1;
     layer *last = &net->layers[net->n - 1];
     net->outputs = last->outputs;
     net->output = last->output;

@@ -22,6 +22,7 @@ static const expectation expected[] = {
     {"cfg", "reorg-few-channels.cfg", 0, "[reorg] stride 2 does not divide the 4x4x3 input"},
     {"cfg", "lrn-window-too-wide.cfg", 0, "more than twice its 1 input channels"},
     {"cfg", "empty-list-value.cfg", 0, "[net] steps must be a comma-separated list of integers, got ''"},
+    {"cfg", "uncounted-layers-memory.cfg", 0, "the network would need more than"},
     {"cfg", "maxpool-first.cfg", 1, NULL},
     {"cfg", "avgpool-first-in-new-head.cfg", 1, NULL},
     {"cfg", "batchnorm-layer.cfg", 1, NULL},
