@@ -65,6 +65,36 @@ static int jpeg_tables_ok(const unsigned char *b, size_t n)
     return 1;
 }
 
+/* Debian's stb_image also reads far out of bounds when a scan uses a Huffman table the
+ * file never defined (found by tests/fuzz/fuzz_image).  A copy of the file with a DHT
+ * segment right after SOI giving all eight tables a one-code default: a valid file
+ * redefines every table before using it, so it decodes exactly as before; a file that
+ * does not gets "bad huffman code" instead.  NULL if out of memory. */
+static unsigned char *jpeg_with_default_tables(const unsigned char *b, size_t n, size_t *out_len)
+{
+    size_t soi = 0;
+    while (soi < n && b[soi] == 0xFF) ++soi;
+    ++soi; /* past D8: image_format checked it */
+    enum { TABLES = 8, TABLE_BYTES = 1 + 16 + 1, SEGMENT = 4 + TABLES * TABLE_BYTES };
+    unsigned char *o = malloc(n + SEGMENT);
+    if (!o) return NULL;
+    memcpy(o, b, soi);
+    unsigned char *d = o + soi;
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (SEGMENT - 2) >> 8;
+    d[3] = (SEGMENT - 2) & 0xFF;
+    for (int t = 0; t < TABLES; ++t) {
+        unsigned char *tab = d + 4 + t * TABLE_BYTES;
+        memset(tab, 0, TABLE_BYTES);
+        tab[0] = (unsigned char)((t / 4) << 4 | (t % 4)); /* class (DC, AC) and id */
+        tab[1] = 1;                                       /* one code of length 1, symbol 0 */
+    }
+    memcpy(d + SEGMENT, b + soi, n - soi);
+    *out_len = n + SEGMENT;
+    return o;
+}
+
 /* Debian's stb_image grows its PNG data buffer to each IDAT chunk's declared length
  * before finding the data missing: a 200-byte file asked for 2 GiB (found by
  * tests/fuzz/fuzz_image).  Whether every IDAT chunk, walked as stb walks chunks (length,
@@ -135,15 +165,22 @@ int lwf_image_load(const char *path, image *out, lwf_err *err)
     unsigned char *bytes = read_image_file(path, &len, err);
     if (!bytes) return -1;
     const char *fmt = image_format(bytes, len);
+    int jpeg = fmt && strcmp(fmt, "JPEG") == 0, png = fmt && strcmp(fmt, "PNG") == 0;
     int w = 0, h = 0, c = 0, rc = 0;
     if (!fmt) rc = lwf_fail(err, "%s: not a JPEG, PNG or BMP image", path);
-    else if (strcmp(fmt, "JPEG") == 0 && !jpeg_tables_ok(bytes, len))
+    else if (jpeg && !jpeg_tables_ok(bytes, len))
         rc = lwf_fail(err, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
-    else if (strcmp(fmt, "PNG") == 0 && !png_chunks_ok(bytes, len))
+    else if (png && !png_chunks_ok(bytes, len))
         rc = lwf_fail(err, "%s: corrupt PNG (an IDAT chunk longer than the file)", path);
-    else if (len > INT_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &c))
+    else if (jpeg) {
+        unsigned char *safe = jpeg_with_default_tables(bytes, len, &len);
+        free(bytes);
+        bytes = safe;
+        if (!bytes) rc = lwf_fail(err, "%s: out of memory reading the image", path);
+    }
+    if (!rc && (len > INT_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &c)))
         rc = lwf_fail(err, "%s: not a readable %s image (%s)", path, fmt, stbi_failure_reason());
-    else if (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS)
+    else if (!rc && (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS))
         rc = lwf_fail(err, "%s: image size %dx%d out of range", path, w, h);
     unsigned char *px = rc ? NULL : stbi_load_from_memory(bytes, (int)len, &w, &h, &c, 3);
     free(bytes);

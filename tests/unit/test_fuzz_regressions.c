@@ -29,6 +29,7 @@ static const expectation expected[] = {
     {"cfg", "crop-then-maxpool.cfg", 1, NULL},
     {"image", "jpeg-dht-over-256-codes.jpg", 0, "Huffman table of more than 256 codes"},
     {"image", "png-idat-longer-than-file.png", 0, "IDAT chunk longer than the file"},
+    {"image", "jpeg-undefined-huffman-table.jpg", 0, "bad huffman code"},
     {0, 0, 0, 0}};
 
 static lwf_model *weights_model;
