@@ -40,6 +40,7 @@ seeds() {   # the seed corpus of harness $1, rebuilt every run (small and cheap)
     weights) "$FB/make_seeds" "$s" - ;;
     image)
         "$FB/make_seeds" - "$s" /usr/share/darknet/data/dog.jpg || return 1
+        cp tests/fuzz/seeds/image/* "$s/" || return 1   # progressive, grey, restarts, palette, 16-bit
         printf 'GIF89a\001\000\001\000\200\000\000\377\377\377\000\000\000!\371\004\001\000\000\000\000,\000\000\000\000\001\000\001\000\000\002\002D\001\000;' > "$s/tiny.gif"
         printf 'P6\n2 2\n255\n\001\002\003\004\005\006\007\010\011\012\013\014' > "$s/tiny.ppm" ;;
     *) echo "fuzz: no harness '$1'"; return 1 ;;
