@@ -4,8 +4,10 @@
 # make check      the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
 # make demo       install, build, prepare Fashion-MNIST, run the LwF comparison
 # make deps       install the Debian packages the project needs (as root or through sudo)
+# make fuzz       libFuzzer harnesses (clang) on a seed corpus, FUZZ_SECONDS (60) each
 
-PKGS := darknet libopenblas-dev libstb-dev dataset-fashion-mnist libcmocka-dev bats zlib1g-dev gcc make gnuplot-nox
+PKGS := darknet libopenblas-dev libstb-dev dataset-fashion-mnist libcmocka-dev bats zlib1g-dev gcc make \
+        gnuplot-nox clang libclang-rt-14-dev
 
 DN_INC := /usr/lib/darknet/include
 DN_LIB := /usr/lib/darknet
@@ -17,6 +19,13 @@ WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+# FUZZ=1 (used by `make fuzz`): clang, the plugin instrumented for libFuzzer + ASan + UBSan
+ifeq ($(FUZZ),1)
+CC := clang
+CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+          -DLWF_BUILD_BUDGET_MIB=1024 '-DLWF_MAX_PIXELS=(1LL << 22)'
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -I$(DN_INC) -Iplugin -Isrc
@@ -32,8 +41,11 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_OBJ := $(BUILD)/obj/tests/unit/testutil.o
 MKIMG := $(BUILD)/tests/tools/mkimg
+FUZZ_HARNESSES := cfg data weights image
+FUZZ_BIN := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz_%) $(BUILD)/make_seeds
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps test check demo clean unit-bins tools data
+.PHONY: all deps test check demo clean unit-bins tools data fuzz fuzz-bins
 all: $(BIN)
 
 deps:
@@ -46,7 +58,7 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -70,6 +82,25 @@ $(MKIMG): tests/tools/mkimg.c
 
 tools: $(MKIMG)
 
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIB)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
+
+# stb_image compiled in, instrumented (see tests/fuzz/stb_image_impl.c).  Debian's stb
+# (2.27) has arithmetic UB on corrupt files that is harmless on x86-64 (NULL + 0 and a
+# 0-byte memcpy from NULL on an empty PNG IDAT, shifts by >= 32 in the JPEG bit reader),
+# so it is checked for memory errors (ASan, array bounds) but not for those
+STB_NO_SAN := -fno-sanitize=pointer-overflow,nonnull-attribute,shift,signed-integer-overflow
+$(BUILD)/fuzz_image: $(BUILD)/obj/tests/fuzz/stb_image_impl.o
+$(BUILD)/obj/tests/fuzz/stb_image_impl.o: tests/fuzz/stb_image_impl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(STB_NO_SAN) -c $< -o $@
+
+$(BUILD)/make_seeds: $(BUILD)/obj/tests/fuzz/make_seeds.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+fuzz-bins: $(FUZZ_BIN)
+.SECONDARY: $(FUZZ_HARNESSES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o)
+
 test: deps
 	$(MAKE) all unit-bins tools
 	BUILD=$(BUILD) DARKNET=$(CURDIR)/$(BIN) tests/run.sh
@@ -77,6 +108,10 @@ test: deps
 check: deps
 	$(MAKE) BUILD=build/san SAN=1 all unit-bins tools
 	BUILD=build/san DARKNET=$(CURDIR)/build/san/darknet SANITIZED=1 tests/run.sh
+
+fuzz: deps
+	$(MAKE) BUILD=build/fuzz FUZZ=1 fuzz-bins
+	FUZZ_BUILD=build/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_HARNESSES)
 
 data: deps
 	scripts/prepare_fashion.sh

@@ -135,7 +135,9 @@ static int check_list(const char *v, int is_float, double lo, double hi)
     if (!copy) return -1;
     int n = 0, bad = 0;
     char *save = NULL;
-    if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
+    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] read before it
+     * (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
+    if (!v[0] || v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
     for (char *tok = strtok_r(copy, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
         int iv;
         float fv;
@@ -268,6 +270,17 @@ typedef struct {
     size_t budget;       /* refuse networks larger than this */
 } build_ctx;
 
+/* Adds `floats` the network will allocate for section s to the running estimate and
+ * checks it against the budget. */
+static int account(build_ctx *bc, const lwf_section *s, long long floats)
+{
+    bc->floats += (size_t)floats;
+    if (bc->floats > bc->budget)
+        return lwf_fail(bc->err, "%s:%d: [%s] the network would need more than %zu MiB: more than this machine has",
+                        bc->file, s->line, s->type, bc->budget * sizeof(float) >> 20);
+    return 0;
+}
+
 /* Checks that a layer of this output size (and weight count) can be allocated. */
 static int check_size(build_ctx *bc, const lwf_section *s, int batch, long long oh, long long ow, long long oc,
                       long long weights)
@@ -279,11 +292,7 @@ static int check_size(build_ctx *bc, const lwf_section *s, int batch, long long 
     if (oh > INT_MAX || ow > INT_MAX || oc > INT_MAX || out > INT_MAX / batch || weights > INT_MAX / 2)
         return lwf_fail(bc->err, "%s:%d: [%s] layer too large (%lldx%lldx%lld outputs, %lld weights, batch %d)",
                         bc->file, s->line, s->type, ow, oh, oc, weights, batch);
-    bc->floats += (size_t)out * (size_t)batch * 3 + (size_t)weights * 3;
-    if (bc->floats > bc->budget)
-        return lwf_fail(bc->err, "%s:%d: [%s] the network would need more than %zu MiB: more than this machine has",
-                        bc->file, s->line, s->type, bc->budget * sizeof(float) >> 20);
-    return 0;
+    return account(bc, s, out * batch * 3 + weights * 3);
 }
 
 /* Resolves a Darknet layer reference (negative = relative to `count`). */
@@ -355,7 +364,10 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     }
     case S_REORG: {
         int stride = opt_int(s, "stride", 1), reverse = opt_int(s, "reverse", 0);
-        if (reverse ? c % (stride * stride) : (h % stride || w % stride))
+        /* both directions index channels in groups of stride^2: with fewer channels
+         * libdarknet's reorg_cpu divides by zero, with a remainder it reads past its input
+         * (tests/fuzz/regressions/cfg/reorg-few-channels.cfg) */
+        if (c % (stride * stride) || (!reverse && (h % stride || w % stride)))
             return lwf_fail(err, "%s:%d: [reorg] stride %d does not divide the %dx%dx%d input", file, s->line,
                             stride, w, h, c);
         if (check_size(bc, s, p.batch, 1, 1, (long long)h * w * c, 0)) return -1;
@@ -371,6 +383,23 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         if (check_size(bc, s, p.batch, h * f, w * f, c, 0)) return -1;
         break;
     }
+    case S_NORM: {
+        /* libdarknet's forward sums the squares of the first size/2 channels without
+         * checking them against c: a wider window reads past its buffer
+         * (tests/fuzz/regressions/cfg/lrn-window-too-wide.cfg) */
+        int size = opt_int(s, "size", 5);
+        if (size / 2 > c)
+            return lwf_fail(err, "%s:%d: [%s] size=%d is more than twice its %d input channels", file, s->line,
+                            s->type, size, c);
+        break;
+    }
+    case S_DROPOUT:
+        /* dropout works in place on the layer before it: as the first layer it would read
+         * net->layers[-1] (tests/fuzz/regressions/cfg/dropout-first.cfg) */
+        if (p.index == 0)
+            return lwf_fail(err, "%s:%d: [%s] cannot be the first layer: it works in place on the layer before it",
+                            file, s->line, s->type);
+        break;
     case S_SOFTMAX: {
         int groups = opt_int(s, "groups", 1);
         if (p.inputs % groups)
@@ -427,10 +456,20 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     default:
         break;
     }
+    /* the layers not counted above allocate a few (batch, inputs) arrays each; with them
+     * uncounted, sections after a large one could add any multiple of the budget */
+    long long in = (long long)h * w * c * p.batch;
+    long long arrays = kind == S_BATCHNORM || kind == S_NORM ? 4 /* output, delta, 2 more */
+                       : kind == S_DROPOUT ? 1 /* rand */
+                       : kind == S_ACTIVATION || kind == S_SHORTCUT || kind == S_SOFTMAX || kind == S_CROP ? 3
+                       : 0;
+    if (kind == S_AVGPOOL) in = (long long)c * p.batch * 3;
+    if (account(bc, s, kind == S_AVGPOOL ? in : arrays * in)) return -1;
 
     dn_kvp *kvps = NULL;
     list *opts = make_opts(s, &kvps);
     if (!opts) return lwf_fail(err, "%s:%d: out of memory", file, s->line);
+    int oom = 0;
     switch (kind) {
     case S_CONV: l = parse_convolutional(opts, p); break;
     case S_CONN: l = parse_connected(opts, p); break;
@@ -445,14 +484,30 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         l.output = net->layers[p.index - 1].output;
         l.delta = net->layers[p.index - 1].delta;
         break;
-    case S_BATCHNORM: l = parse_batchnorm(opts, p); break;
+    case S_BATCHNORM:
+        l = parse_batchnorm(opts, p);
+        /* libdarknet's CPU build leaves out buffers its forward and backward use: the first
+         * forward wrote through NULL (tests/fuzz/regressions/cfg/batchnorm-layer.cfg);
+         * free_layer frees them */
+        l.x = calloc((size_t)l.outputs * l.batch, sizeof(float));      /* (batch, outputs) */
+        l.x_norm = calloc((size_t)l.outputs * l.batch, sizeof(float)); /* (batch, outputs) */
+        l.mean_delta = calloc((size_t)l.c, sizeof(float));              /* (c) */
+        l.variance_delta = calloc((size_t)l.c, sizeof(float));          /* (c) */
+        oom = !l.x || !l.x_norm || !l.mean_delta || !l.variance_delta;
+        break;
     case S_SOFTMAX:
         l = parse_softmax(opts, p);
         l.out_w = l.out_h = 1; /* stock leaves the shape unset: a flat vector */
         l.out_c = l.outputs;
         break;
     case S_ACTIVATION: l = parse_activation(opts, p); break;
-    case S_CROP: l = parse_crop(opts, p); break;
+    case S_CROP:
+        l = parse_crop(opts, p);
+        /* libdarknet's crop layer has no delta (its backward does nothing), but the layer
+         * after it adds into one; without it every [crop] was refused as "out of memory"
+         * (tests/fuzz/regressions/cfg/crop-then-maxpool.cfg); free_layer frees it */
+        if (!l.delta) l.delta = calloc((size_t)l.outputs * l.batch, sizeof(float)); /* (batch, outputs) */
+        break;
     case S_NORM: l = parse_normalization(opts, p); break;
     case S_REORG: l = parse_reorg(opts, p); break;
     case S_ROUTE: l = parse_route(opts, p, net); break;
@@ -475,8 +530,8 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     if (l.out_h < 1 || l.out_w < 1 || l.out_c < 1 || l.outputs < 1 || !l.forward)
         return lwf_fail(err, "%s:%d: [%s] gives an empty output (%dx%dx%d)", file, s->line, s->type, l.out_w,
                         l.out_h, l.out_c);
-    /* dropout shares its input's buffers; softmax and crop have no delta in libdarknet */
-    if (l.type != DROPOUT && (!l.output || (kind != S_SOFTMAX && kind != S_CROP && !l.delta)))
+    /* dropout shares its input's buffers; softmax has no delta in libdarknet (crop gets one above) */
+    if (oom || (l.type != DROPOUT && (!l.output || (kind != S_SOFTMAX && !l.delta))))
         return lwf_fail(err, "%s:%d: [%s] out of memory", file, s->line, s->type);
     return 0;
 }
@@ -508,9 +563,13 @@ static void unmute_stderr(int saved)
 
 static size_t memory_budget(void)
 {
+#ifdef LWF_BUILD_BUDGET_MIB /* a fixed budget (the fuzz build sets one under its RSS limit) */
+    return ((size_t)LWF_BUILD_BUDGET_MIB << 20) / sizeof(float);
+#else
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     if (pages <= 0 || psize <= 0) return (size_t)1 << 32;
     return (size_t)pages / 4 * (size_t)psize / sizeof(float) * 3; /* 3/4 of RAM, in floats */
+#endif
 }
 
 static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts, lwf_err *err)
@@ -578,6 +637,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         return lwf_fail(err, "%s:%d: [net] input %dx%dx%d with batch %d is too large", file, ns->line, net->w, net->h,
                         net->c, net->batch);
     net->inputs = net->h * net->w * net->c;
+    if (account(&bc, ns, 2LL * net->inputs * net->batch)) return -1; /* input, maybe its delta */
     m->aug.min = (int)(net->min_ratio * net->w);
     m->aug.max = (int)(net->max_ratio * net->w);
     m->aug.size = net->w;
@@ -630,6 +690,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             if (dataopt && !file_is_readable(dataopt->val))
                 return lwf_fail(err, "%s:%d: [task] data=%s: no such readable file", file, dataopt->line, dataopt->val);
             const layer *src = &net->layers[m->trunk - 1];
+            if (account(&bc, s, 2LL * src->outputs * net->batch)) return -1; /* output, delta */
             l = lwf_make_task_layer(net->batch, m->trunk - 1, src);
             if (!l.output || !l.delta) return lwf_fail(err, "%s:%d: out of memory", file, s->line);
         } else if (cur >= 0 && closed) {
@@ -655,6 +716,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                 const lwf_opt *to = lwf_cfg_opt(s, "temperature");
                 if (t->temperature <= 0)
                     return lwf_fail(err, "%s:%d: [lwf_distill] temperature must be > 0, got %s", file, to->line, to->val);
+                if (account(&bc, s, 5LL * p.inputs * net->batch)) return -1; /* its five arrays */
                 l = lwf_make_distill_layer(net->batch, p.inputs, t->temperature, t->lambda, t->t2_scaling);
                 if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights) {
                     net->layers[net->n++] = l; /* freed with the model */
@@ -718,6 +780,8 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         lp->offset = m->tasks[k].offset;
         lp->truths = truths;
     }
+    /* the truth rows and the shared workspace (bytes) */
+    if (account(&bc, ns, (long long)truths * net->batch + (long long)(workspace / sizeof(float)))) return -1;
     layer *last = &net->layers[net->n - 1];
     net->outputs = last->outputs;
     net->output = last->output;
@@ -725,7 +789,12 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     net->input = calloc((size_t)net->inputs * net->batch, sizeof(float));
     net->truth = calloc((size_t)truths * net->batch, sizeof(float));
     if (workspace) net->workspace = calloc(1, workspace);
-    if (!net->input || !net->truth || (workspace && !net->workspace)) return lwf_fail(err, "%s: out of memory", file);
+    /* (batch, inputs) delta of the network's input, never read: only for a first layer
+     * whose backward writes its input delta unconditionally (see lwf_backward) */
+    int need_delta = !lwf_layer_skips_null_delta(&net->layers[0]);
+    if (need_delta) net->delta = calloc((size_t)net->inputs * net->batch, sizeof(float));
+    if (!net->input || !net->truth || (workspace && !net->workspace) || (need_delta && !net->delta))
+        return lwf_fail(err, "%s: out of memory", file);
     /* a task's .data must agree with its head */
     for (int k = 0; k < m->ntasks; ++k) {
         lwf_task *t = &m->tasks[k];
@@ -776,6 +845,7 @@ void lwf_model_free(lwf_model *m)
         for (int i = 0; i < net->n; ++i) lwf_layer_free(net->layers[i]);
         free(net->layers);
         free(net->input);
+        free(net->delta);
         free(net->truth);
         free(net->workspace);
         free(net->seen);

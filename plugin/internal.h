@@ -75,6 +75,10 @@ int lwf_check_image_input(const lwf_model *m, lwf_err *err);
  * contain a NaN or an infinity, or -1. */
 int lwf_weights_nonfinite(const network *net, int upto);
 
+/* Whether l's backward leaves the input delta alone when it is NULL (so a frozen or
+ * absent predecessor can be given none); other types need a buffer. */
+int lwf_layer_skips_null_delta(const layer *l);
+
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);
 

@@ -4,33 +4,194 @@
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <stb/stb_image.h>
 
-/* Refuse images whose decoded size would be absurd (a forged header). */
+/* Refuse images whose decoded size would be absurd (a forged header); the fuzz build
+ * lowers it so a small file cannot take seconds to decode there. */
+#ifndef LWF_MAX_PIXELS
 #define LWF_MAX_PIXELS (1LL << 26)
+#endif
+/* Largest image file read (bytes). */
+#define LWF_MAX_IMAGE_FILE (1LL << 28)
+
+/* Debian's stb_image (2.27) writes past its Huffman tables when a JPEG DHT segment
+ * declares more than 256 codes (stb issue #1289, fixed upstream in 2.28; found by
+ * tests/fuzz/fuzz_image).  Whether the DHT segment whose length field is at b[at] is
+ * safe: its tables are read the way stb reads them, until its length is used up. */
+static int jpeg_dht_ok(const unsigned char *b, size_t n, size_t at)
+{
+    if (at + 2 > n) return 1;
+    long left = ((long)b[at] << 8 | b[at + 1]) - 2;
+    at += 2;
+    while (left > 0 && at < n) {
+        long codes = 0;
+        for (size_t i = at + 1; i < at + 17 && i < n; ++i) codes += b[i];
+        if (codes > 256) return 0;
+        left -= 17 + codes;
+        at += 17 + (size_t)codes;
+    }
+    return 1; /* past the end stb reads zeros: empty tables */
+}
+
+/* Whether every DHT segment stb could reach in this JPEG is safe.  Up to the frame
+ * header, segments are walked as stb walks them (it skips bytes between segments);
+ * after it, stb finds markers inside and after entropy-coded data, so every FF C4 there
+ * is checked (valid entropy-coded data never holds one). */
+static int jpeg_tables_ok(const unsigned char *b, size_t n)
+{
+    size_t at = 0;
+    while (at < n && b[at] == 0xFF) ++at;
+    ++at; /* SOI */
+    for (;;) {
+        while (at < n && b[at] != 0xFF) ++at;
+        while (at < n && b[at] == 0xFF) ++at;
+        if (at + 2 >= n) return 1;
+        int m = b[at++];
+        if (m == 0xC4 && !jpeg_dht_ok(b, n, at)) return 0;
+        int segment = m == 0xC4 || m == 0xDB || m == 0xDD || (m >= 0xE0 && m <= 0xEF) || m == 0xFE;
+        int frame = m == 0xC0 || m == 0xC1 || m == 0xC2;
+        if (!segment && !frame) return 1; /* stb refuses any other marker here */
+        at += (size_t)b[at] << 8 | b[at + 1];
+        if (frame) break;
+    }
+    for (size_t i = at; i + 1 < n; ++i)
+        if (b[i] == 0xFF && b[i + 1] == 0xC4 && !jpeg_dht_ok(b, n, i + 2)) return 0;
+    return 1;
+}
+
+/* Debian's stb_image also reads far out of bounds when a scan uses a Huffman table the
+ * file never defined (found by tests/fuzz/fuzz_image).  A copy of the file with a DHT
+ * segment right after SOI giving all eight tables a one-code default: a valid file
+ * redefines every table before using it, so it decodes exactly as before; a file that
+ * does not gets "bad huffman code" instead.  NULL if out of memory. */
+static unsigned char *jpeg_with_default_tables(const unsigned char *b, size_t n, size_t *out_len)
+{
+    size_t soi = 0;
+    while (soi < n && b[soi] == 0xFF) ++soi;
+    ++soi; /* past D8: image_format checked it */
+    enum { TABLES = 8, TABLE_BYTES = 1 + 16 + 1, SEGMENT = 4 + TABLES * TABLE_BYTES };
+    unsigned char *o = malloc(n + SEGMENT);
+    if (!o) return NULL;
+    memcpy(o, b, soi);
+    unsigned char *d = o + soi;
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (SEGMENT - 2) >> 8;
+    d[3] = (SEGMENT - 2) & 0xFF;
+    for (int t = 0; t < TABLES; ++t) {
+        unsigned char *tab = d + 4 + t * TABLE_BYTES;
+        memset(tab, 0, TABLE_BYTES);
+        tab[0] = (unsigned char)((t / 4) << 4 | (t % 4)); /* class (DC, AC) and id */
+        tab[1] = 1;                                       /* one code of length 1, symbol 0 */
+    }
+    memcpy(d + SEGMENT, b + soi, n - soi);
+    *out_len = n + SEGMENT;
+    return o;
+}
+
+/* Debian's stb_image grows its PNG data buffer to each IDAT chunk's declared length
+ * before finding the data missing: a 200-byte file asked for 2 GiB (found by
+ * tests/fuzz/fuzz_image).  Whether every IDAT chunk, walked as stb walks chunks (length,
+ * type, data, CRC), fits in the file; stb would refuse the others anyway. */
+static int png_chunks_ok(const unsigned char *b, size_t n)
+{
+    for (size_t at = 8; at + 8 <= n;) {
+        size_t len = (size_t)b[at] << 24 | (size_t)b[at + 1] << 16 | (size_t)b[at + 2] << 8 | b[at + 3];
+        if (memcmp(b + at + 4, "IDAT", 4) == 0 && len > n - at - 8) return 0;
+        at += 12 + len;
+    }
+    return 1;
+}
+
+/* The format of an image file by its first bytes: JPEG, PNG and BMP, the formats image
+ * datasets use, or NULL.  stb_image's other decoders (GIF, PSD, PIC, PNM, HDR, TGA, the
+ * last one guessed without a signature) have known memory-safety bugs in Debian's
+ * version and are not offered to hostile files. */
+static const char *image_format(const unsigned char *b, size_t n)
+{
+    size_t ff = 0;
+    while (ff < n && b[ff] == 0xFF) ++ff;
+    if (ff > 0 && ff < n && b[ff] == 0xD8) return "JPEG";
+    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return "PNG";
+    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
+    return NULL;
+}
+
+/* The whole file in memory (malloc'd), or NULL with err set. */
+static unsigned char *read_image_file(const char *path, size_t *len, lwf_err *err)
+{
+    /* a FIFO in a list would block fopen forever, a folder or device reads as garbage */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        lwf_fail(err, "%s: not a regular file", path);
+        return NULL;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        lwf_fail(err, "%s: cannot open image: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, fp);
+        if (n < cap) break;
+        if ((long long)cap >= LWF_MAX_IMAGE_FILE) {
+            lwf_fail(err, "%s: larger than %lld MiB: not read as an image", path, LWF_MAX_IMAGE_FILE >> 20);
+            free(buf);
+            fclose(fp);
+            return NULL;
+        }
+        unsigned char *nb = realloc(buf, cap * 2);
+        if (!nb) free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (!buf) lwf_fail(err, "%s: out of memory reading the image", path);
+    else if (bad) {
+        lwf_fail(err, "%s: read error", path);
+        free(buf);
+        buf = NULL;
+    }
+    *len = n;
+    return buf;
+}
 
 int lwf_image_load(const char *path, image *out, lwf_err *err)
 {
-    int w = 0, h = 0, c = 0;
-    /* a FIFO in a list would block fopen forever, a folder or device reads as garbage */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return lwf_fail(err, "%s: not a regular file", path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return lwf_fail(err, "%s: cannot open image", path);
-    if (!stbi_info_from_file(fp, &w, &h, &c)) {
-        fclose(fp);
-        return lwf_fail(err, "%s: not a readable image (%s)", path, stbi_failure_reason());
+    size_t len = 0;
+    unsigned char *bytes = read_image_file(path, &len, err);
+    if (!bytes) return -1;
+    const char *fmt = image_format(bytes, len);
+    int jpeg = fmt && strcmp(fmt, "JPEG") == 0, png = fmt && strcmp(fmt, "PNG") == 0;
+    int w = 0, h = 0, c = 0, rc = 0;
+    if (!fmt) rc = lwf_fail(err, "%s: not a JPEG, PNG or BMP image", path);
+    else if (jpeg && !jpeg_tables_ok(bytes, len))
+        rc = lwf_fail(err, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
+    else if (png && !png_chunks_ok(bytes, len))
+        rc = lwf_fail(err, "%s: corrupt PNG (an IDAT chunk longer than the file)", path);
+    else if (jpeg) {
+        unsigned char *safe = jpeg_with_default_tables(bytes, len, &len);
+        free(bytes);
+        bytes = safe;
+        if (!bytes) rc = lwf_fail(err, "%s: out of memory reading the image", path);
     }
-    if (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS) {
-        fclose(fp);
-        return lwf_fail(err, "%s: image size %dx%d out of range", path, w, h);
-    }
-    unsigned char *px = stbi_load_from_file(fp, &w, &h, &c, 3);
-    fclose(fp);
+    if (!rc && (len > INT_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &c)))
+        rc = lwf_fail(err, "%s: not a readable %s image (%s)", path, fmt, stbi_failure_reason());
+    else if (!rc && (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS))
+        rc = lwf_fail(err, "%s: image size %dx%d out of range", path, w, h);
+    unsigned char *px = rc ? NULL : stbi_load_from_memory(bytes, (int)len, &w, &h, &c, 3);
+    free(bytes);
+    if (rc) return -1;
     if (!px) return lwf_fail(err, "%s: cannot decode image (%s)", path, stbi_failure_reason());
     image im = make_image(w, h, 3);
     if (!im.data) {

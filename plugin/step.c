@@ -64,6 +64,13 @@ void lwf_forward(network *netp, const lwf_plan *p)
     }
 }
 
+int lwf_layer_skips_null_delta(const layer *l)
+{
+    /* these check net.delta before writing it; the others (maxpool, avgpool, activation,
+     * batchnorm, normalization, reorg, upsample, shortcut, softmax) write it regardless */
+    return l->type == CONVOLUTIONAL || l->type == CONNECTED || l->type == DROPOUT;
+}
+
 void lwf_backward(network *netp, const lwf_plan *p)
 {
     network net = *netp;
@@ -72,14 +79,18 @@ void lwf_backward(network *netp, const lwf_plan *p)
         if (!p->learn[i]) continue;
         layer l = net.layers[i];
         if (l.stopbackward) break;
+        /* no delta into a layer that does not learn (its backward is never run), except
+         * for layer types that would write through NULL (a [maxpool] first in the trunk, or
+         * an [avgpool] first in the new head during the warm-up, crashed: see
+         * tests/fuzz/regressions/cfg): they get a buffer zeroed at forward and never read */
+        int skip = lwf_layer_skips_null_delta(&l);
         if (i == 0) {
             net = orig;
+            net.delta = skip ? NULL : orig.delta; /* (batch, inputs), see the builder */
         } else {
             layer prev = net.layers[i - 1];
             net.input = prev.output;
-            /* no delta into a layer that does not learn: its backward is never run */
-            net.delta = p->learn[i - 1] ? prev.delta : NULL;
-            if (l.type == ROUTE || l.type == SHORTCUT) net.delta = prev.delta;
+            net.delta = p->learn[i - 1] || !skip ? prev.delta : NULL;
         }
         net.index = i;
         net.train = p->train[i];

@@ -1,0 +1,20 @@
+/* libFuzzer harness: the input is an LwF cfg (see fz_cfg_input in fuzz_entries.h).
+ * Run from the repository root. */
+#define _GNU_SOURCE
+#include "fuzz_entries.h"
+#include "fuzz_main.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_keep_reports();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lwf_err err;
+    (void)fz_cfg_input(data, size, &err);
+    return 0;
+}
