@@ -349,13 +349,6 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         if (check_size(bc, s, p.batch, oh, ow, c, 0)) return -1;
         break;
     }
-    case S_DROPOUT:
-        /* it works in place on the layer before it (below): the first layer has none */
-        if (p.index == 0)
-            return lwf_fail(err, "%s:%d: [dropout] cannot be the first layer: it drops the outputs of the layer "
-                                 "before it",
-                            file, s->line);
-        break;
     case S_CROP: {
         int ch = opt_int(s, "crop_height", 1), cw = opt_int(s, "crop_width", 1);
         if (ch > h || cw > w)
