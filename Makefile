@@ -20,7 +20,7 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -I$(DN_INC) -Iplugin -Isrc
-LDLIBS := -lstb -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lm -lpthread
+LDLIBS := -lstb -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lopenblas -ldl -lm -lpthread
 
 PLUGIN_SRC := $(wildcard plugin/*.c)
 CLI_SRC := $(wildcard src/*.c)
@@ -45,9 +45,13 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# the kernels' loops: vectorised with GCC's dynamic cost model (still -O2 semantics: no
+# -ffast-math, no reassociation the source does not write)
+$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic
 
 $(LIB): $(PLUGIN_OBJ)
 	@mkdir -p $(dir $@)

@@ -714,6 +714,8 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             return lwf_fail(err, "%s:%d: task '%s': %s has classes=%d but the head outputs %d values", file, t->line,
                             t->name, t->data, classes, t->classes);
     }
+    /* the fast CPU kernels, unless Darknet's reference ones were asked for */
+    if (lwf_kernels_install(net, err)) return -1;
     return 0;
 }
 

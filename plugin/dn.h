@@ -55,4 +55,11 @@ image rotate_crop_image(image im, float rad, float s, int w, int h, float dx, fl
 void distort_image(image im, float hue, float sat, float val);
 float option_find_float_quiet(list *l, char *key, float def);
 
+/* gemm.c's entry points: plugin/blas.c defines both (the executable's definitions
+ * replace libdarknet's). */
+void gemm(int TA, int TB, int M, int N, int K, float ALPHA, float *A, int lda, float *B, int ldb, float BETA, float *C,
+          int ldc);
+void gemm_cpu(int TA, int TB, int M, int N, int K, float ALPHA, float *A, int lda, float *B, int ldb, float BETA,
+              float *C, int ldc);
+
 #endif
