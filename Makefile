@@ -2,6 +2,7 @@
 # make            build ./darknet against Debian's libdarknet
 # make test       install what is missing, build, run the whole suite
 # make check      the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer
+# make bench      training-step speed: Darknet's reference kernels vs ours, LwF overhead
 # make demo       install, build, prepare Fashion-MNIST, run the LwF comparison
 # make deps       install the Debian packages the project needs (as root or through sudo)
 
@@ -32,7 +33,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPER_OBJ := $(BUILD)/obj/tests/unit/testutil.o
 
-.PHONY: all deps test check demo clean unit-bins data
+.PHONY: all deps test check bench demo clean unit-bins data
 all: $(BIN)
 
 deps:
@@ -65,6 +66,15 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -rdynamic $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka -o $@
 
 unit-bins: $(UNIT_BIN)
+
+BENCH_BIN := $(BUILD)/bench
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(LIB)
+	$(CC) $(LDFLAGS) -rdynamic $< $(LIB) $(LDLIBS) -o $@
+
+# a few minutes on 2 cores; BENCH_ARGS=-quick skips the (slow) reference kernels
+bench: deps
+	$(MAKE) $(BENCH_BIN)
+	LWF_ROOT=$(CURDIR) $(BENCH_BIN) $(BENCH_ARGS)
 
 test: deps
 	$(MAKE) all unit-bins
