@@ -117,6 +117,7 @@ const char *lwf_blas_info(void)
 
 void lwf_kernel_stats_get(lwf_kernel_stats *s)
 {
+    lwf_blas_init();
     s->fast_gemm = atomic_load(&n_fast_gemm);
     s->ref_gemm = atomic_load(&n_ref_gemm);
     s->darknet_gemm_found = darknet_gemm_cpu != NULL;

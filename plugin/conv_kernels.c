@@ -34,10 +34,13 @@ static size_t up16(size_t n)
     return (n + 15) / 16 * 16;
 }
 
+/* Darknet multiplies a 1x1 convolution's input as it lies (no im2col), whatever its
+ * stride and padding: for stride 1 and no padding that is the convolution, otherwise
+ * something else, which we leave to Darknet's own kernel. */
 static int handled(const layer *l)
 {
     return l->type == CONVOLUTIONAL && l->groups == 1 && !l->binary && !l->xnor && l->size >= 1 && l->stride >= 1 &&
-           l->out_h > 0 && l->out_w > 0 && l->n > 0 && l->c > 0;
+           l->out_h > 0 && l->out_w > 0 && l->n > 0 && l->c > 0 && (l->size > 1 || (l->stride == 1 && l->pad == 0));
 }
 
 static void make_plan(const layer *l, plan *p)
@@ -505,8 +508,18 @@ static void grad_part(void *vc, int t, int nt)
         beta = 1;
         if (!net->delta) continue;
         float *imd = net->delta + (size_t)a * l->inputs;
-        if (direct_input(l) && n == 1) {
-            product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 1, imd, (int)cols);
+        if (direct_input(l)) {
+            /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
+             * to it, dropping what a [shortcut] or [route] put there: kept as it is */
+            if (n == 1) {
+                product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
+            } else {
+                product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
+                for (int j = 0; j < n; ++j)
+                    for (int ch = 0; ch < K; ++ch)
+                        memcpy(imd + ((size_t)j * K + ch) * HW, b.col + (size_t)ch * cols + (size_t)j * HW,
+                               (size_t)HW * sizeof(float));
+            }
         } else {
             product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
             col2im_n(b.col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
