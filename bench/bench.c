@@ -211,66 +211,10 @@ static double peak_gflops(void)
     return best;
 }
 
-int main(int argc, char **argv)
+/* LwF overhead on the Fashion net: fine-tuning, joint with recorded responses, joint
+ * with the online teacher (fast kernels). */
+static void lwf_overhead(const char *fashion_lwf)
 {
-    int quick = argc > 1 && strcmp(argv[1], "-quick") == 0;
-    const char *root = getenv("LWF_ROOT") ? getenv("LWF_ROOT") : ".";
-    char dir[] = "/tmp/lwf-bench-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp", NULL);
-    char fashion_src[4096], fashion_lwf[4096];
-    snprintf(fashion_src, sizeof fashion_src, "%s/cfg/fashion.cfg", root);
-    snprintf(fashion_lwf, sizeof fashion_lwf, "%s/cfg/fashion-lwf.cfg", root);
-    char cfgs[3][4096];
-    snprintf(cfgs[0], sizeof cfgs[0], "%s", make_cfg(dir, "fashion.cfg", fashion_src, 0, 1));
-    snprintf(cfgs[1], sizeof cfgs[1], "%s", make_cfg(dir, "cifar.cfg", "/usr/share/darknet/cfg/cifar.cfg", 0, 1));
-    snprintf(cfgs[2], sizeof cfgs[2], "%s",
-             make_cfg(dir, "darknet19.cfg", "/usr/share/darknet/cfg/darknet19.cfg", 64, 1));
-    netspec nets[3] = {{"fashion (cfg/fashion.cfg)", cfgs[0], 128, 5, 40},
-                       {"cifar.cfg (28x28)", cfgs[1], 32, 2, 10},
-                       {"darknet19.cfg at 64x64", cfgs[2], 16, 2, 20}};
-    if (quick)
-        for (int i = 0; i < 3; ++i) nets[i].ref_reps = 0;
-    double budget_ref = 20, budget_fast = 5;
-
-    char host[256] = "?";
-    gethostname(host, sizeof host);
-    printf("darknet-lwf bench: %d threads, %s\n", lwf_threads(), lwf_blas_info());
-    double peak = peak_gflops();
-    printf("sgemm 2048x2048x2048 (OpenBLAS, %d threads): %.1f GFLOPS (best of 5)\n\n", lwf_threads(), peak);
-    printf("training step (forward, backward, update), median of N timed steps after 1 untimed; synthetic data\n");
-    printf("%-26s %5s %9s | %9s %8s %4s | %9s %8s %4s | %7s %6s\n", "net", "batch", "GFLOP/img", "ref img/s",
-           "GFLOPS", "N", "fast img/s", "GFLOPS", "N", "speedup", "%peak");
-    for (int k = 0; k < 3; ++k) {
-        netspec *ns = &nets[k];
-        double ref_ips = 0, fast_ips = 0, gf = 0;
-        int nref = 0, nfast = 0;
-        for (int mode = 0; mode < 2; ++mode) {
-            int reps = mode == 0 ? ns->ref_reps : ns->fast_reps;
-            if (reps == 0) continue;
-            lwf_set_reference(mode == 0);
-            fprintf(stderr, "bench: %s, %s kernels\n", ns->name, mode == 0 ? "reference" : "fast");
-            lwf_model *m = load(ns->cfg, ns->batch);
-            lwf_plan p;
-            lwf_plan_make(m, LWF_PASS_JOINT, &p);
-            gf = fwd_flops(m->net, &p) * 3 / 1e9;
-            fill_batch(m, 1);
-            int n = 0;
-            double s = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast, &n);
-            double ips = ns->batch / s;
-            if (mode == 0) ref_ips = ips, nref = n;
-            else fast_ips = ips, nfast = n;
-            lwf_plan_free(&p);
-            lwf_model_free(m);
-        }
-        lwf_set_reference(0);
-        printf("%-26s %5d %9.3f | %9.1f %8.1f %4d | %9.1f %8.1f %4d | %6.1fx %5.0f%%\n", ns->name, ns->batch, gf,
-               ref_ips, ref_ips * gf, nref, fast_ips, fast_ips * gf, nfast, ref_ips > 0 ? fast_ips / ref_ips : 0,
-               100 * fast_ips * gf / peak);
-        fflush(stdout);
-    }
-
-    /* LwF overhead on the Fashion net: fine-tuning, joint with recorded responses, joint
-     * with the online teacher (fast kernels) */
     printf("\nLwF step on cfg/fashion-lwf.cfg, batch 128, fast kernels (median of N timed steps)\n");
     printf("%-40s %9s %9s %6s %4s\n", "step", "ms", "img/s", "ratio", "N");
     lwf_model *m = load(fashion_lwf, 128);
@@ -304,6 +248,79 @@ int main(int argc, char **argv)
     lwf_plan_free(&tc.tplan);
     lwf_model_free(tc.teacher);
     lwf_model_free(m);
+
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, no_lwf = 0;
+    const char *only = NULL; /* run only the nets whose name contains this */
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
+        else if (strcmp(argv[i], "-nolwf") == 0) no_lwf = 1;      /* no LwF overhead table */
+        else if (strcmp(argv[i], "-net") == 0 && i + 1 < argc) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-net NAME]\n");
+            return 2;
+        }
+    }
+    const char *root = getenv("LWF_ROOT") ? getenv("LWF_ROOT") : ".";
+    char dir[] = "/tmp/lwf-bench-XXXXXX";
+    if (!mkdtemp(dir)) die("mkdtemp", NULL);
+    char fashion_src[4096], fashion_lwf[4096];
+    snprintf(fashion_src, sizeof fashion_src, "%s/cfg/fashion.cfg", root);
+    snprintf(fashion_lwf, sizeof fashion_lwf, "%s/cfg/fashion-lwf.cfg", root);
+    char cfgs[3][4096];
+    snprintf(cfgs[0], sizeof cfgs[0], "%s", make_cfg(dir, "fashion.cfg", fashion_src, 0, 1));
+    snprintf(cfgs[1], sizeof cfgs[1], "%s", make_cfg(dir, "cifar.cfg", "/usr/share/darknet/cfg/cifar.cfg", 0, 1));
+    snprintf(cfgs[2], sizeof cfgs[2], "%s",
+             make_cfg(dir, "darknet19.cfg", "/usr/share/darknet/cfg/darknet19.cfg", 64, 1));
+    netspec nets[3] = {{"fashion (cfg/fashion.cfg)", cfgs[0], 128, 5, 40},
+                       {"cifar.cfg (28x28)", cfgs[1], 32, 2, 10},
+                       {"darknet19.cfg at 64x64", cfgs[2], 16, 2, 20}};
+    if (quick)
+        for (int i = 0; i < 3; ++i) nets[i].ref_reps = 0;
+    double budget_ref = 20, budget_fast = 5;
+
+    char host[256] = "?";
+    gethostname(host, sizeof host);
+    printf("darknet-lwf bench: %d threads, %s\n", lwf_threads(), lwf_blas_info());
+    double peak = peak_gflops();
+    printf("sgemm 2048x2048x2048 (OpenBLAS, %d threads): %.1f GFLOPS (best of 5)\n\n", lwf_threads(), peak);
+    printf("training step (forward, backward, update), median of N timed steps after 1 untimed; synthetic data\n");
+    printf("%-26s %5s %9s | %9s %8s %4s | %9s %8s %4s | %7s %6s\n", "net", "batch", "GFLOP/img", "ref img/s",
+           "GFLOPS", "N", "fast img/s", "GFLOPS", "N", "speedup", "%peak");
+    for (int k = 0; k < 3; ++k) {
+        netspec *ns = &nets[k];
+        if (only && !strstr(ns->name, only)) continue;
+        double ref_ips = 0, fast_ips = 0, gf = 0;
+        int nref = 0, nfast = 0;
+        for (int mode = 0; mode < 2; ++mode) {
+            int reps = mode == 0 ? ns->ref_reps : ns->fast_reps;
+            if (reps == 0) continue;
+            lwf_set_reference(mode == 0);
+            fprintf(stderr, "bench: %s, %s kernels\n", ns->name, mode == 0 ? "reference" : "fast");
+            lwf_model *m = load(ns->cfg, ns->batch);
+            lwf_plan p;
+            lwf_plan_make(m, LWF_PASS_JOINT, &p);
+            gf = fwd_flops(m->net, &p) * 3 / 1e9;
+            fill_batch(m, 1);
+            int n = 0;
+            double s = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast, &n);
+            double ips = ns->batch / s;
+            if (mode == 0) ref_ips = ips, nref = n;
+            else fast_ips = ips, nfast = n;
+            lwf_plan_free(&p);
+            lwf_model_free(m);
+        }
+        lwf_set_reference(0);
+        printf("%-26s %5d %9.3f | %9.1f %8.1f %4d | %9.1f %8.1f %4d | %6.1fx %5.0f%%\n", ns->name, ns->batch, gf,
+               ref_ips, ref_ips * gf, nref, fast_ips, fast_ips * gf, nfast, ref_ips > 0 ? fast_ips / ref_ips : 0,
+               100 * fast_ips * gf / peak);
+        fflush(stdout);
+    }
+
+    if (!no_lwf) lwf_overhead(fashion_lwf);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

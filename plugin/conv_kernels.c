@@ -404,6 +404,10 @@ void lwf_conv_forward(layer l, network net)
     if (l.batch < nt) nt = 1;
     fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL};
     make_plan(&l, &c.p);
+    /* Inference: one product per image, all of one shape, so an image's output does not
+     * depend on the other images of its batch (OpenBLAS rounds differently for different
+     * product shapes): a teacher's recorded responses equal its online ones bit for bit. */
+    if (!net.train) c.p.nc = 1;
     int F = l.n;
     float *inv = bufs_of(&net, &c.p, 0).coef; /* (F) */
     if (l.batch_normalize && !net.train) {
