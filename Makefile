@@ -51,8 +51,9 @@ $(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h) Makefile
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the kernels' loops: vectorised with GCC's dynamic cost model (still -O2 semantics: no
-# -ffast-math, no reassociation the source does not write)
-$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic
+# -ffast-math, no reassociation the source does not write); short copy loops stay
+# inline loops instead of becoming memset/memcpy calls
+$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic -fno-tree-loop-distribute-patterns
 
 $(LIB): $(PLUGIN_OBJ)
 	@mkdir -p $(dir $@)

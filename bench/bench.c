@@ -182,6 +182,73 @@ static lwf_model *load(const char *cfg, int batch)
     return m;
 }
 
+/* Per-layer times of the fast step (the loops of step.c, timed layer by layer). */
+static const char *type_name(LAYER_TYPE t)
+{
+    switch (t) {
+    case CONVOLUTIONAL: return "convolutional";
+    case CONNECTED: return "connected";
+    case MAXPOOL: return "maxpool";
+    case AVGPOOL: return "avgpool";
+    case DROPOUT: return "dropout";
+    case SOFTMAX: return "softmax";
+    case ROUTE: return "route/task";
+    default: return "other";
+    }
+}
+
+static void profile_layers(lwf_model *m, const lwf_plan *p, int reps)
+{
+    network *netp = m->net;
+    int n = netp->n;
+    double *tf = calloc((size_t)n, sizeof(double)), *tb = calloc((size_t)n, sizeof(double));
+    for (int r = 0; r < reps; ++r) {
+        network net = *netp;
+        for (int i = 0; i < n; ++i) {
+            if (!p->fwd[i]) continue;
+            double t0 = now();
+            net.index = i;
+            net.train = p->train[i];
+            layer l = net.layers[i];
+            if (l.delta) fill_cpu(l.outputs * l.batch, 0, l.delta, 1);
+            l.forward(l, net);
+            net.input = l.output;
+            tf[i] += now() - t0;
+        }
+        net = *netp;
+        network orig = net;
+        for (int i = n - 1; i >= 0; --i) {
+            if (!p->learn[i]) continue;
+            double t0 = now();
+            layer l = net.layers[i];
+            if (i == 0) {
+                net = orig;
+            } else {
+                layer prev = net.layers[i - 1];
+                net.input = prev.output;
+                net.delta = p->learn[i - 1] ? prev.delta : NULL;
+                if (l.type == ROUTE || l.type == SHORTCUT) net.delta = prev.delta;
+            }
+            net.index = i;
+            net.train = p->train[i];
+            l.backward(l, net);
+            tb[i] += now() - t0;
+        }
+        lwf_update(netp, p, 0.001f);
+    }
+    fprintf(stderr, "%5s %-14s %9s %9s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
+    for (int i = 0; i < n; ++i) {
+        const layer *l = &netp->layers[i];
+        double f = 0;
+        if (l->type == CONVOLUTIONAL)
+            f = 2.0 * l->out_h * l->out_w * l->n * l->size * l->size * (double)l->c / l->groups * l->batch;
+        fprintf(stderr, "%5d %-14s %9.2f %9.2f %8.1f %8.1f\n", i, type_name(l->type), tf[i] / reps * 1e3,
+                tb[i] / reps * 1e3, f ? f / (tf[i] / reps) / 1e9 : 0, f ? 2 * f / (tb[i] / reps) / 1e9 : 0);
+    }
+    free(tf);
+    free(tb);
+}
+
 typedef struct {
     const char *name, *cfg;
     int batch;
@@ -253,14 +320,16 @@ static void lwf_overhead(const char *fashion_lwf)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, no_lwf = 0;
+    int quick = 0, no_lwf = 0, want_reps = 0, layers = 0;
     const char *only = NULL; /* run only the nets whose name contains this */
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
         else if (strcmp(argv[i], "-nolwf") == 0) no_lwf = 1;      /* no LwF overhead table */
+        else if (strcmp(argv[i], "-layers") == 0) layers = 1;     /* per-layer times on stderr */
         else if (strcmp(argv[i], "-net") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "-reps") == 0 && i + 1 < argc) want_reps = atoi(argv[++i]); /* fast steps to time */
         else {
-            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-net NAME]\n");
+            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-layers] [-net NAME] [-reps N]\n");
             return 2;
         }
     }
@@ -278,9 +347,11 @@ int main(int argc, char **argv)
     netspec nets[3] = {{"fashion (cfg/fashion.cfg)", cfgs[0], 128, 5, 40},
                        {"cifar.cfg (28x28)", cfgs[1], 32, 2, 10},
                        {"darknet19.cfg at 64x64", cfgs[2], 16, 2, 20}};
-    if (quick)
-        for (int i = 0; i < 3; ++i) nets[i].ref_reps = 0;
     double budget_ref = 20, budget_fast = 5;
+    for (int i = 0; i < 3; ++i) {
+        if (quick) nets[i].ref_reps = 0;
+        if (want_reps > 0) nets[i].fast_reps = want_reps, budget_fast = 1e9;
+    }
 
     char host[256] = "?";
     gethostname(host, sizeof host);
@@ -308,6 +379,7 @@ int main(int argc, char **argv)
             int n = 0;
             double s = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast, &n);
             double ips = ns->batch / s;
+            if (layers && mode == 1) profile_layers(m, &p, 3);
             if (mode == 0) ref_ips = ips, nref = n;
             else fast_ips = ips, nfast = n;
             lwf_plan_free(&p);

@@ -15,14 +15,18 @@ void gradient_array(const float *x, const int n, const ACTIVATION a, float *delt
 #define TARGET_COLS 1024            /* columns (image pixels) per product, at least */
 #define MAX_COL_FLOATS (4u << 20)   /* a chunk's column matrix stays under 16 MB */
 
-/* How layer l is cut into chunks, and each thread's share of the workspace. */
+/* How layer l is cut into chunks, and the workspace: a shared part, then one share per
+ * thread. */
 typedef struct {
     int K;          /* rows of the column matrix: size * size * c */
     int F;          /* filters */
     int HW;         /* output pixels of one image */
+    int hw;         /* input pixels of one image */
     int nc;         /* images per chunk */
-    size_t col;     /* floats: (K, nc * HW) columns, reused for their gradient */
-    size_t tmp;     /* floats: (F, nc * HW) products, or gathered deltas */
+    int tconv;      /* input delta as a convolution of the delta (stride 1, see grad_part) */
+    size_t wt;      /* floats, shared: (c, F*size*size) the flipped weights of that convolution */
+    size_t col;     /* floats: (K, nc * HW) columns, or (F*size*size, nc * hw) */
+    size_t tmp;     /* floats: (F, nc * HW) products or gathered deltas, or (c, nc * hw) */
     size_t dw;      /* floats: (F, K) this thread's weight gradient */
     size_t coef;    /* floats: (3, F) per-channel coefficients (thread 0's are used) */
     size_t sums;    /* doubles: (3, F) per-channel sums */
@@ -32,6 +36,11 @@ typedef struct {
 static size_t up16(size_t n)
 {
     return (n + 15) / 16 * 16;
+}
+
+static size_t maxz(size_t a, size_t b)
+{
+    return a > b ? a : b;
 }
 
 /* Darknet multiplies a 1x1 convolution's input as it lies (no im2col), whatever its
@@ -48,11 +57,15 @@ static void make_plan(const layer *l, plan *p)
     p->K = l->size * l->size * l->c;
     p->F = l->n;
     p->HW = l->out_h * l->out_w;
+    p->hw = l->h * l->w;
+    p->tconv = l->size > 1 && l->stride == 1 && l->pad <= l->size - 1;
+    size_t kt = (size_t)l->size * l->size * l->n; /* rows of the delta's column matrix */
     int nc = (TARGET_COLS + p->HW - 1) / p->HW;
-    while (nc > 1 && (size_t)p->K * nc * p->HW > MAX_COL_FLOATS) --nc;
+    while (nc > 1 && maxz((size_t)p->K * p->HW, p->tconv ? kt * p->hw : 0) * nc > MAX_COL_FLOATS) --nc;
     p->nc = nc;
-    p->col = up16((size_t)p->K * nc * p->HW);
-    p->tmp = up16((size_t)p->F * nc * p->HW);
+    p->wt = p->tconv ? up16(kt * l->c) : 0;
+    p->col = up16(maxz((size_t)p->K * nc * p->HW, p->tconv ? kt * nc * p->hw : 0));
+    p->tmp = up16(maxz((size_t)p->F * nc * p->HW, p->tconv ? (size_t)l->c * nc * p->hw : 0));
     p->dw = up16((size_t)p->F * p->K);
     p->coef = up16((size_t)3 * p->F);
     p->sums = up16((size_t)3 * p->F);
@@ -64,7 +77,7 @@ size_t lwf_conv_workspace(const layer *l, int nt)
     if (!handled(l)) return 0;
     plan p;
     make_plan(l, &p);
-    return p.stride * (size_t)nt;
+    return p.wt * sizeof(float) + p.stride * (size_t)nt;
 }
 
 /* Thread t's buffers inside the network workspace (64-byte aligned when it is). */
@@ -75,7 +88,7 @@ typedef struct {
 
 static tbufs bufs_of(const network *net, const plan *p, int t)
 {
-    char *base = (char *)net->workspace + p->stride * (size_t)t;
+    char *base = (char *)net->workspace + p->wt * sizeof(float) + p->stride * (size_t)t;
     tbufs b;
     b.col = (float *)base;
     b.tmp = b.col + p->col;
@@ -107,31 +120,30 @@ CLONES static void bias_act(float *x, int n, float bias, ACTIVATION a)
         activate_array(x, n, a);
 }
 
-/* o = act((x - m) * inv * sc + bias), and xn = (x - m) * inv when xn is not NULL */
-CLONES static void bn_act(const float *restrict x, float *restrict xn, float *restrict o, int n, float m, float inv,
-                          float sc, float bias, ACTIVATION a)
+/* o = act((x - m) * inv * sc + bias): Darknet's x_norm, scaled and shifted, activated */
+CLONES static void bn_act(const float *restrict x, float *restrict o, int n, float m, float inv, float sc, float bias,
+                          ACTIVATION a)
 {
-    if (xn) {
+    if (a == LEAKY) {
         for (int i = 0; i < n; ++i) {
-            float v = (x[i] - m) * inv;
-            xn[i] = v;
-            o[i] = v * sc + bias;
+            float v = (x[i] - m) * inv * sc + bias;
+            o[i] = v > 0 ? v : .1f * v;
         }
-    } else {
-        for (int i = 0; i < n; ++i) o[i] = (x[i] - m) * inv * sc + bias;
+        return;
     }
-    if (a == LEAKY)
-        for (int i = 0; i < n; ++i) o[i] = o[i] > 0 ? o[i] : .1f * o[i];
-    else if (a == RELU)
+    for (int i = 0; i < n; ++i) o[i] = (x[i] - m) * inv * sc + bias;
+    if (a == RELU)
         for (int i = 0; i < n; ++i) o[i] = o[i] > 0 ? o[i] : 0;
     else if (a != LINEAR)
         activate_array(o, n, a);
 }
 
-/* Sum of the row and sum of squares about the row's own mean (Chan et al.'s pairwise
- * form, so a large mean does not cancel the variance away). */
-CLONES static void row_moments(const float *x, int n, double *sum, double *m2)
+/* x = src (unless the same), then the row's sum and its sum of squares about the row's
+ * own mean (Chan et al.'s pairwise form, so a large mean does not cancel the variance). */
+CLONES static void copy_moments(float *x, const float *src, int n, double *sum, double *m2)
 {
+    if (src != x)
+        for (int i = 0; i < n; ++i) x[i] = src[i];
     float acc[16] = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -152,9 +164,10 @@ CLONES static void row_moments(const float *x, int n, double *sum, double *m2)
     *m2 = qq - (double)n * ((double)m - s / n) * ((double)m - s / n); /* about the exact mean */
 }
 
-/* d *= act'(o); s[0] += sum d, s[1] += sum d*xn, s[2] += sum d*(x - m) (xn, x may be NULL) */
-CLONES static void grad_sums(float *restrict d, const float *restrict o, const float *restrict xn,
-                             const float *restrict x, int n, float m, ACTIVATION a, double s[3])
+/* d *= act'(o); s[0] += sum d; with x (batch-norm): s[1] += sum d*x_norm, s[2] +=
+ * sum d*(x - m), x_norm = (x - m) * inv computed as the forward pass did. */
+CLONES static void grad_sums(float *restrict d, const float *restrict o, const float *restrict x, int n, float m,
+                             float inv, ACTIVATION a, double s[3])
 {
     if (a == LEAKY)
         for (int i = 0; i < n; ++i) d[i] *= o[i] > 0 ? 1.0f : .1f;
@@ -164,12 +177,13 @@ CLONES static void grad_sums(float *restrict d, const float *restrict o, const f
         gradient_array(o, n, a, d);
     float a0[16] = {0}, a1[16] = {0}, a2[16] = {0};
     int i = 0;
-    if (xn) {
+    if (x) {
         for (; i + 16 <= n; i += 16)
             for (int k = 0; k < 16; ++k) {
+                float c = x[i + k] - m;
                 a0[k] += d[i + k];
-                a1[k] += d[i + k] * xn[i + k];
-                a2[k] += d[i + k] * (x[i + k] - m);
+                a1[k] += d[i + k] * (c * inv);
+                a2[k] += d[i + k] * c;
             }
     } else {
         for (; i + 16 <= n; i += 16)
@@ -183,9 +197,10 @@ CLONES static void grad_sums(float *restrict d, const float *restrict o, const f
     }
     for (; i < n; ++i) {
         r0 += d[i];
-        if (xn) {
-            r1 += (double)d[i] * xn[i];
-            r2 += (double)d[i] * (x[i] - m);
+        if (x) {
+            float c = x[i] - m;
+            r1 += (double)d[i] * (c * inv);
+            r2 += (double)d[i] * c;
         }
     }
     s[0] += r0;
@@ -193,10 +208,16 @@ CLONES static void grad_sums(float *restrict d, const float *restrict o, const f
     s[2] += r2;
 }
 
-/* batch-norm backward: d = d*cd + (x - m)*cx + c0 */
-CLONES static void bn_delta(float *restrict d, const float *restrict x, int n, float cd, float cx, float c0, float m)
+/* batch-norm backward: dst = d*cd + (x - m)*cx + c0 (dst may be d) */
+CLONES static void bn_delta(float *dst, const float *d, const float *restrict x, int n, float cd, float cx, float c0,
+                            float m)
 {
-    for (int i = 0; i < n; ++i) d[i] = d[i] * cd + (x[i] - m) * cx + c0;
+    for (int i = 0; i < n; ++i) dst[i] = d[i] * cd + (x[i] - m) * cx + c0;
+}
+
+CLONES static void copy_row(float *restrict dst, const float *restrict src, int n)
+{
+    for (int i = 0; i < n; ++i) dst[i] = src[i];
 }
 
 CLONES static void add_rows(float *restrict dst, const float *restrict src, int n)
@@ -221,8 +242,11 @@ static void valid_range(int w, int s, int pad, int k, int ow, int *lo, int *hi)
 }
 
 /* col (K, n * HW): row (ch*ks + ky)*ks + kx, column j*HW + y*ow + x holds pixel
- * (y*s - pad + ky, x*s - pad + kx) of channel ch of image j, or 0 outside it. */
-static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pad, int oh, int ow, int n, float *col)
+ * (y*s - pad + ky, x*s - pad + kx) of channel ch of image j, or 0 outside it.  Rows are
+ * short: plain loops (the kernels are built with -fno-tree-loop-distribute-patterns, so
+ * they stay loops rather than memset/memcpy calls). */
+CLONES static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pad, int oh, int ow, int n,
+                            float *col)
 {
     size_t HW = (size_t)oh * ow, ld = (size_t)n * HW;
     for (int ch = 0; ch < c; ++ch)
@@ -236,8 +260,8 @@ static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pa
                 for (int j = 0; j < n; ++j) {
                     const float *im = in + ((size_t)j * c + ch) * h * w;
                     float *dst = row + (size_t)j * HW;
-                    memset(dst, 0, (size_t)ylo * ow * sizeof(float));
-                    memset(dst + (size_t)yhi * ow, 0, (size_t)(oh - yhi) * ow * sizeof(float));
+                    for (size_t i = 0; i < (size_t)ylo * ow; ++i) dst[i] = 0;
+                    for (size_t i = (size_t)yhi * ow; i < HW; ++i) dst[i] = 0;
                     if (s == 1 && ow == w && yhi > ylo) {
                         /* one span: output row y, column x is input (y - pad + ky, x + shift),
                          * contiguous across rows; the columns that fall outside are zeroed */
@@ -246,7 +270,7 @@ static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pa
                         float *d = dst + (size_t)ylo * ow;
                         size_t cnt = (size_t)(yhi - ylo) * w;
                         size_t a = shift < 0 ? (size_t)-shift : 0, b = shift > 0 ? (size_t)shift : 0;
-                        memcpy(d + a, src + a, (cnt - a - b) * sizeof(float));
+                        for (size_t i = a; i < cnt - b; ++i) d[i] = src[i];
                         for (int y = 0; y < yhi - ylo; ++y) {
                             float *r = d + (size_t)y * ow;
                             for (int x = 0; x < xlo; ++x) r[x] = 0;
@@ -258,7 +282,8 @@ static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pa
                         float *d = dst + (size_t)y * ow;
                         const float *src = im + (size_t)(y * s - pad + ky) * w - pad + kx;
                         for (int x = 0; x < xlo; ++x) d[x] = 0;
-                        if (s == 1) memcpy(d + xlo, src + xlo, (size_t)(xhi - xlo) * sizeof(float));
+                        if (s == 1)
+                            for (int x = xlo; x < xhi; ++x) d[x] = src[x];
                         else
                             for (int x = xlo; x < xhi; ++x) d[x] = src[x * s];
                         for (int x = xhi; x < ow; ++x) d[x] = 0;
@@ -269,7 +294,7 @@ static void im2col_n(const float *in, int c, int h, int w, int ks, int s, int pa
 }
 
 /* Adds col (K, n * HW) back onto the images' deltas: the transpose of im2col_n. */
-static void col2im_n(const float *col, int c, int h, int w, int ks, int s, int pad, int oh, int ow, int n, float *im0)
+CLONES static void col2im_n(const float *col, int c, int h, int w, int ks, int s, int pad, int oh, int ow, int n, float *im0)
 {
     size_t HW = (size_t)oh * ow, ld = (size_t)n * HW;
     for (int j = 0; j < n; ++j)
@@ -285,7 +310,8 @@ static void col2im_n(const float *col, int c, int h, int w, int ks, int s, int p
                     for (int y = ylo; y < yhi; ++y) {
                         float *d = im + (size_t)(y * s - pad + ky) * w - pad + kx;
                         const float *r = src + (size_t)y * ow;
-                        if (s == 1) add_rows(d + xlo, r + xlo, xhi - xlo);
+                        if (s == 1)
+                            for (int x = xlo; x < xhi; ++x) d[x] += r[x];
                         else
                             for (int x = xlo; x < xhi; ++x) d[x * s] += r[x];
                     }
@@ -366,23 +392,24 @@ static void forward_part(void *vc, int t, int nt)
                 const float *src = C + (size_t)f * ld + (size_t)j * HW;
                 size_t at = ((size_t)(a + j) * p->F + f) * HW;
                 float *x = base + at;
-                if (src != x) memcpy(x, src, (size_t)HW * sizeof(float));
-                if (!l->batch_normalize) {
-                    bias_act(x, HW, l->biases[f], l->activation);
-                } else if (c->bn_train) {
+                if (c->bn_train) {
                     double sum, m2;
-                    row_moments(x, HW, &sum, &m2);
+                    copy_moments(x, src, HW, &sum, &m2);
                     s1[f] += sum;
                     s2[f] += m2 + sum * (sum / HW); /* sum of squares, in double */
-                } else {
-                    bn_act(x, NULL, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f],
-                           l->activation);
+                    continue;
                 }
+                if (src != x) copy_row(x, src, HW);
+                if (!l->batch_normalize)
+                    bias_act(x, HW, l->biases[f], l->activation);
+                else
+                    bn_act(x, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f], l->activation);
             }
     }
 }
 
-/* Second pass with batch statistics: x_norm, then scale, bias and activation. */
+/* Second pass with batch statistics: normalise, scale, shift, activate.  x_norm is not
+ * stored: the backward pass recomputes it from l.x. */
 static void normalize_part(void *vc, int t, int nt)
 {
     const fctx *c = vc;
@@ -393,8 +420,7 @@ static void normalize_part(void *vc, int t, int nt)
     for (int bi = lo; bi < hi; ++bi)
         for (int f = 0; f < l->n; ++f) {
             size_t at = ((size_t)bi * l->n + f) * HW;
-            bn_act(l->x + at, l->x_norm + at, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f],
-                   l->activation);
+            bn_act(l->x + at, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f], l->activation);
         }
 }
 
@@ -450,7 +476,9 @@ typedef struct {
     plan p;
     int nt;                   /* parts (see fctx) */
     const float *mean, *var;  /* (F) statistics of the forward pass */
+    const float *inv;         /* (F) 1 / (sqrt(var) + 1e-6): x_norm = (x - mean) * inv */
     const float *cd, *cx, *c0; /* (F) new delta = d*cd + (x - mean)*cx + c0 (batch-norm) */
+    const float *wt;          /* (c, F*size*size) flipped weights, when p.tconv */
 } bctx;
 
 /* Pass 1: delta *= activation gradient; per-channel sums of d, d*x_norm, d*(x - mean). */
@@ -468,9 +496,9 @@ static void reduce_part(void *vc, int t, int nt)
             size_t at = ((size_t)bi * F + f) * HW;
             double r[3] = {0, 0, 0};
             if (l->batch_normalize)
-                grad_sums(l->delta + at, l->output + at, l->x_norm + at, l->x + at, HW, c->mean[f], l->activation, r);
+                grad_sums(l->delta + at, l->output + at, l->x + at, HW, c->mean[f], c->inv[f], l->activation, r);
             else
-                grad_sums(l->delta + at, l->output + at, NULL, NULL, HW, 0, l->activation, r);
+                grad_sums(l->delta + at, l->output + at, NULL, HW, 0, 0, l->activation, r);
             s[f] += r[0];
             s[F + f] += r[1];
             s[2 * F + f] += r[2];
@@ -478,28 +506,36 @@ static void reduce_part(void *vc, int t, int nt)
 }
 
 /* Pass 2: per chunk, the delta at the product (batch-norm backward applied), then the
- * weight gradient and the input's delta. */
+ * weight gradient and the input's delta.
+ *
+ * The input's delta of a stride-1 convolution is itself a convolution: of the delta
+ * (F channels) with the weights flipped in space and transposed (c x F), padded by
+ * size - 1 - pad.  As one product with F*size*size terms per sum and no col2im, it
+ * replaces Darknet's product with F terms followed by col2im.  Strided convolutions
+ * keep that way. */
 static void grad_part(void *vc, int t, int nt)
 {
     const bctx *c = vc;
     const layer *l = c->l;
     const network *net = c->net;
     const plan *p = &c->p;
-    int F = p->F, HW = p->HW, K = p->K;
+    int F = p->F, HW = p->HW, K = p->K, C = l->c, hw = p->hw;
     int lo, hi;
     lwf_split(l->batch, t, nt, &lo, &hi);
     tbufs b = bufs_of(net, p, t);
     float *dw = t == 0 ? l->weight_updates : b.dw;
     float beta = t == 0 ? 1 : 0;
+    int serial = c->nt == 1;
     for (int a = lo; a < hi; a += p->nc) {
         int n = hi - a < p->nc ? hi - a : p->nc;
         size_t cols = (size_t)n * HW;
+        /* the final delta, in place (l.delta, image layout) and gathered (b.tmp, (F, cols)) */
         for (int j = 0; j < n; ++j)
             for (int f = 0; f < F; ++f) {
                 size_t at = ((size_t)(a + j) * F + f) * HW;
                 float *d = l->delta + at;
-                if (l->batch_normalize) bn_delta(d, l->x + at, HW, c->cd[f], c->cx[f], c->c0[f], c->mean[f]);
-                if (n > 1) memcpy(b.tmp + (size_t)f * cols + (size_t)j * HW, d, (size_t)HW * sizeof(float));
+                if (l->batch_normalize) bn_delta(d, d, l->x + at, HW, c->cd[f], c->cx[f], c->c0[f], c->mean[f]);
+                if (n > 1) copy_row(b.tmp + (size_t)f * cols + (size_t)j * HW, d, HW);
             }
         const float *D = n > 1 ? b.tmp : l->delta + (size_t)a * l->outputs; /* (F, cols) */
         const float *in = net->input + (size_t)a * l->inputs;
@@ -508,7 +544,7 @@ static void grad_part(void *vc, int t, int nt)
             im2col_n(in, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, b.col);
             B = b.col;
         }
-        product(c->nt == 1, 0, 1, F, K, (int)cols, D, (int)cols, B, (int)cols, beta, dw, K);
+        product(serial, 0, 1, F, K, (int)cols, D, (int)cols, B, (int)cols, beta, dw, K);
         beta = 1;
         if (!net->delta) continue;
         float *imd = net->delta + (size_t)a * l->inputs;
@@ -516,16 +552,27 @@ static void grad_part(void *vc, int t, int nt)
             /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
              * to it, dropping what a [shortcut] or [route] put there: kept as it is */
             if (n == 1) {
-                product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
+                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
             } else {
-                product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
+                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
                 for (int j = 0; j < n; ++j)
                     for (int ch = 0; ch < K; ++ch)
-                        memcpy(imd + ((size_t)j * K + ch) * HW, b.col + (size_t)ch * cols + (size_t)j * HW,
-                               (size_t)HW * sizeof(float));
+                        copy_row(imd + ((size_t)j * K + ch) * HW, b.col + (size_t)ch * cols + (size_t)j * HW, HW);
+            }
+        } else if (p->tconv) {
+            int kt = l->size * l->size * F, pt = l->size - 1 - l->pad;
+            size_t icols = (size_t)n * hw;
+            im2col_n(l->delta + (size_t)a * l->outputs, F, l->out_h, l->out_w, l->size, 1, pt, l->h, l->w, n, b.col);
+            if (n == 1) {
+                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 1, imd, (int)icols);
+            } else {
+                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 0, b.tmp, (int)icols);
+                for (int j = 0; j < n; ++j)
+                    for (int ch = 0; ch < C; ++ch)
+                        add_rows(imd + ((size_t)j * C + ch) * hw, b.tmp + (size_t)ch * icols + (size_t)j * hw, hw);
             }
         } else {
-            product(c->nt == 1, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
+            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
             col2im_n(b.col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
         }
     }
@@ -538,30 +585,42 @@ static void sum_part(void *vc, int t, int nt)
     int lo, hi;
     lwf_split(c->l->nweights, t, nt, &lo, &hi);
     float *w = c->l->weight_updates;
-    for (int u = 1; u < nt; ++u) {
-        add_rows(w + lo, bufs_of(c->net, &c->p, u).dw + lo, hi - lo);
-    }
+    for (int u = 1; u < nt; ++u) add_rows(w + lo, bufs_of(c->net, &c->p, u).dw + lo, hi - lo);
+}
+
+/* wt[ch][(f*ks + ky)*ks + kx] = weights[f][ch][ks-1-ky][ks-1-kx] */
+static void flip_weights(const layer *l, float *wt)
+{
+    int ks = l->size, F = l->n, C = l->c, kk = ks * ks;
+    for (int f = 0; f < F; ++f)
+        for (int ch = 0; ch < C; ++ch) {
+            const float *src = l->weights + ((size_t)f * C + ch) * kk;
+            float *dst = wt + (size_t)ch * F * kk + (size_t)f * kk;
+            for (int k = 0; k < kk; ++k) dst[k] = src[kk - 1 - k];
+        }
 }
 
 void lwf_conv_backward(layer l, network net)
 {
     int nt = lwf_threads();
     if (l.batch < nt) nt = 1;
-    bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL};
+    bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     int F = l.n;
+    tbufs b0 = bufs_of(&net, &c.p, 0);
+    float *cd = b0.coef, *cx = cd + F, *c0 = cx + F; /* (F) each */
     if (l.batch_normalize) {
         c.mean = net.train ? l.mean : l.rolling_mean;
         c.var = net.train ? l.variance : l.rolling_variance;
+        for (int f = 0; f < F; ++f) cd[f] = (float)(1. / (sqrt(c.var[f]) + .000001f));
+        c.inv = cd;
     }
     run(reduce_part, &c, nt);
-    tbufs b0 = bufs_of(&net, &c.p, 0);
     double *s = b0.sums;
     for (int t = 1; t < nt; ++t) {
         const double *o = bufs_of(&net, &c.p, t).sums;
         for (int i = 0; i < 3 * F; ++i) s[i] += o[i];
     }
-    float *cd = b0.coef, *cx = cd + F, *c0 = cx + F; /* (F) each */
     double N = (double)l.batch * c.p.HW;
     for (int f = 0; f < F; ++f) {
         l.bias_updates[f] += (float)s[f];
@@ -580,6 +639,11 @@ void lwf_conv_backward(layer l, network net)
     c.cd = cd;
     c.cx = cx;
     c.c0 = c0;
+    if (c.p.tconv && net.delta) {
+        float *wt = (float *)net.workspace;
+        flip_weights(&l, wt);
+        c.wt = wt;
+    }
     run(grad_part, &c, nt);
     if (nt > 1) lwf_parallel(sum_part, &c);
 }
