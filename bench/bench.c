@@ -148,15 +148,29 @@ static void teacher_step(teacher_ctx *tc, lwf_model *m)
     }
 }
 
-/* Median seconds of one step over `reps` timed steps (after one untimed step), stopping
- * early once `budget` seconds are spent (at least 2 timed steps). */
-static double time_steps(lwf_model *m, const lwf_plan *p, teacher_ctx *tc, int reps, double budget, int *done)
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    double median, best;  /* seconds of one step (wall clock) */
+    double cpu;           /* CPU seconds of one step, all threads (process time / steps) */
+    int n;                /* steps timed */
+} timing;
+
+/* Times up to `reps` steps (after one untimed step), stopping early once `budget`
+ * seconds are spent (at least 2 timed steps). */
+static timing time_steps(lwf_model *m, const lwf_plan *p, teacher_ctx *tc, int reps, double budget)
 {
     network *net = m->net;
     double *t = calloc((size_t)reps, sizeof(double));
     int n = 0;
-    double start = now();
+    double start = now(), c0 = 0;
     for (int r = -1; r < reps; ++r) {
+        if (r == 0) c0 = cpu_now();
         double t0 = now();
         if (tc) teacher_step(tc, m);
         lwf_forward(net, p);
@@ -166,11 +180,12 @@ static double time_steps(lwf_model *m, const lwf_plan *p, teacher_ctx *tc, int r
         if (r >= 0) t[n++] = t1 - t0;
         if (n >= 2 && t1 - start > budget) break;
     }
+    timing tm = {0, 0, (cpu_now() - c0) / n, n};
     qsort(t, (size_t)n, sizeof(double), cmp_double);
-    double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    tm.median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    tm.best = t[0];
     free(t);
-    *done = n;
-    return med;
+    return tm;
 }
 
 static lwf_model *load(const char *cfg, int batch)
@@ -280,10 +295,10 @@ static double peak_gflops(void)
 
 /* LwF overhead on the Fashion net: fine-tuning, joint with recorded responses, joint
  * with the online teacher (fast kernels). */
-static void lwf_overhead(const char *fashion_lwf)
+static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
 {
     printf("\nLwF step on cfg/fashion-lwf.cfg, batch 128, fast kernels (median of N timed steps)\n");
-    printf("%-40s %9s %9s %6s %4s\n", "step", "ms", "img/s", "ratio", "N");
+    printf("%-40s %9s %9s %6s %9s %6s %4s\n", "step", "ms", "img/s", "ratio", "CPU ms", "ratio", "N");
     lwf_model *m = load(fashion_lwf, 128);
     teacher_ctx tc;
     tc.teacher = load(fashion_lwf, 128);
@@ -292,24 +307,42 @@ static void lwf_overhead(const char *fashion_lwf)
     lwf_plan_make(m, LWF_PASS_FINETUNE, &fine);
     lwf_plan_make(m, LWF_PASS_JOINT, &joint);
     fill_batch(m, 2);
+    for (int r = 0; r < teacher_only; ++r) teacher_step(&tc, m); /* for a profiler */
+    if (layers) {
+        fprintf(stderr, "teacher (inference, trunk + old head):\n");
+        profile_layers(tc.teacher, &tc.tplan, 5);
+        fprintf(stderr, "fine-tuning step:\n");
+        profile_layers(m, &fine, 5);
+        fprintf(stderr, "joint step:\n");
+        profile_layers(m, &joint, 5);
+    }
     const char *names[3] = {"fine-tuning (trunk + new head)", "joint, recorded teacher responses",
                             "joint, online teacher"};
-    double base = 0;
     /* interleaved rounds, so a burst of load from elsewhere hits all three alike */
-    double best[3] = {1e9, 1e9, 1e9};
+    double best[3] = {1e9, 1e9, 1e9}, cpu[3] = {1e9, 1e9, 1e9};
     int cnt[3] = {0, 0, 0};
     for (int round = 0; round < 5; ++round)
         for (int i = 0; i < 3; ++i) {
-            int n = 0;
-            double s = time_steps(m, i == 0 ? &fine : &joint, i == 2 ? &tc : NULL, 15, 2, &n);
-            if (s < best[i]) best[i] = s;
-            cnt[i] += n;
+            timing tm = time_steps(m, i == 0 ? &fine : &joint, i == 2 ? &tc : NULL, 15, 2);
+            if (tm.median < best[i]) best[i] = tm.median;
+            if (tm.cpu < cpu[i]) cpu[i] = tm.cpu;
+            cnt[i] += tm.n;
         }
-    for (int i = 0; i < 3; ++i) {
-        if (i == 0) base = best[0];
-        printf("%-40s %9.2f %9.1f %5.2fx %4d\n", names[i], best[i] * 1e3, 128 / best[i], best[i] / base, cnt[i]);
+    for (int i = 0; i < 3; ++i)
+        printf("%-40s %9.2f %9.1f %5.2fx %9.2f %5.2fx %4d\n", names[i], best[i] * 1e3, 128 / best[i], best[i] / best[0],
+               cpu[i] * 1e3, cpu[i] / cpu[0], cnt[i]);
+    /* the teacher's pass alone, for reference */
+    double tb = 1e9, tcpu = 1e9;
+    for (int r = 0; r < 20; ++r) {
+        double t0 = now(), c0 = cpu_now();
+        teacher_step(&tc, m);
+        double dt = now() - t0, dc = cpu_now() - c0;
+        if (dt < tb) tb = dt;
+        if (dc < tcpu) tcpu = dc;
     }
-    printf("(each: the lowest of 5 interleaved medians)\n");
+    printf("%-40s %9.2f %9s %5.2fx %9.2f %5.2fx %4d\n", "(teacher forward alone, fastest)", tb * 1e3, "", tb / best[0],
+           tcpu * 1e3, tcpu / cpu[0], 20);
+    printf("(ms: the lowest of 5 interleaved medians of up to 15 steps; CPU ms: process CPU time per step, lowest of 5)\n");
     lwf_plan_free(&fine);
     lwf_plan_free(&joint);
     lwf_plan_free(&tc.tplan);
@@ -320,16 +353,17 @@ static void lwf_overhead(const char *fashion_lwf)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, no_lwf = 0, want_reps = 0, layers = 0;
+    int quick = 0, no_lwf = 0, want_reps = 0, layers = 0, teacher_only = 0;
     const char *only = NULL; /* run only the nets whose name contains this */
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
         else if (strcmp(argv[i], "-nolwf") == 0) no_lwf = 1;      /* no LwF overhead table */
         else if (strcmp(argv[i], "-layers") == 0) layers = 1;     /* per-layer times on stderr */
+        else if (strcmp(argv[i], "-teacher") == 0 && i + 1 < argc) teacher_only = atoi(argv[++i]); /* profiling */
         else if (strcmp(argv[i], "-net") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "-reps") == 0 && i + 1 < argc) want_reps = atoi(argv[++i]); /* fast steps to time */
         else {
-            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-layers] [-net NAME] [-reps N]\n");
+            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-layers] [-net NAME] [-reps N] [-teacher N]\n");
             return 2;
         }
     }
@@ -344,7 +378,7 @@ int main(int argc, char **argv)
     snprintf(cfgs[1], sizeof cfgs[1], "%s", make_cfg(dir, "cifar.cfg", "/usr/share/darknet/cfg/cifar.cfg", 0, 1));
     snprintf(cfgs[2], sizeof cfgs[2], "%s",
              make_cfg(dir, "darknet19.cfg", "/usr/share/darknet/cfg/darknet19.cfg", 64, 1));
-    netspec nets[3] = {{"fashion (cfg/fashion.cfg)", cfgs[0], 128, 5, 40},
+    netspec nets[3] = {{"fashion.cfg", cfgs[0], 128, 5, 40},
                        {"cifar.cfg (28x28)", cfgs[1], 32, 2, 10},
                        {"darknet19.cfg at 64x64", cfgs[2], 16, 2, 20}};
     double budget_ref = 20, budget_fast = 5;
@@ -358,14 +392,15 @@ int main(int argc, char **argv)
     printf("darknet-lwf bench: %d threads, %s\n", lwf_threads(), lwf_blas_info());
     double peak = peak_gflops();
     printf("sgemm 2048x2048x2048 (OpenBLAS, %d threads): %.1f GFLOPS (best of 5)\n\n", lwf_threads(), peak);
-    printf("training step (forward, backward, update), median of N timed steps after 1 untimed; synthetic data\n");
-    printf("%-26s %5s %9s | %9s %8s %4s | %9s %8s %4s | %7s %6s\n", "net", "batch", "GFLOP/img", "ref img/s",
-           "GFLOPS", "N", "fast img/s", "GFLOPS", "N", "speedup", "%peak");
+    printf("training step (forward, backward, update) on synthetic data; img/s from the median step time of N timed\n"
+           "steps after 1 untimed, 'best' from the fastest step; CPU = CPU seconds of the process per step\n");
+    printf("%-24s %5s %9s | %9s %7s %3s | %9s %9s %7s %7s %3s | %7s %5s\n", "net", "batch", "GFLOP/img", "ref img/s",
+           "GFLOPS", "N", "fast img/s", "best", "GFLOPS", "CPU s", "N", "speedup", "%peak");
     for (int k = 0; k < 3; ++k) {
         netspec *ns = &nets[k];
         if (only && !strstr(ns->name, only)) continue;
-        double ref_ips = 0, fast_ips = 0, gf = 0;
-        int nref = 0, nfast = 0;
+        timing tr = {0, 0, 0, 0}, tf = {0, 0, 0, 0};
+        double gf = 0;
         for (int mode = 0; mode < 2; ++mode) {
             int reps = mode == 0 ? ns->ref_reps : ns->fast_reps;
             if (reps == 0) continue;
@@ -376,23 +411,22 @@ int main(int argc, char **argv)
             lwf_plan_make(m, LWF_PASS_JOINT, &p);
             gf = fwd_flops(m->net, &p) * 3 / 1e9;
             fill_batch(m, 1);
-            int n = 0;
-            double s = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast, &n);
-            double ips = ns->batch / s;
+            timing tm = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast);
             if (layers && mode == 1) profile_layers(m, &p, 3);
-            if (mode == 0) ref_ips = ips, nref = n;
-            else fast_ips = ips, nfast = n;
+            if (mode == 0) tr = tm;
+            else tf = tm;
             lwf_plan_free(&p);
             lwf_model_free(m);
         }
         lwf_set_reference(0);
-        printf("%-26s %5d %9.3f | %9.1f %8.1f %4d | %9.1f %8.1f %4d | %6.1fx %5.0f%%\n", ns->name, ns->batch, gf,
-               ref_ips, ref_ips * gf, nref, fast_ips, fast_ips * gf, nfast, ref_ips > 0 ? fast_ips / ref_ips : 0,
-               100 * fast_ips * gf / peak);
+        double ref_ips = tr.n ? ns->batch / tr.median : 0, fast_ips = tf.n ? ns->batch / tf.median : 0;
+        printf("%-24s %5d %9.3f | %9.1f %7.1f %3d | %9.1f %9.1f %7.1f %7.3f %3d | %6.1fx %4.0f%%\n", ns->name,
+               ns->batch, gf, ref_ips, ref_ips * gf, tr.n, fast_ips, tf.n ? ns->batch / tf.best : 0, fast_ips * gf,
+               tf.cpu, tf.n, ref_ips > 0 ? fast_ips / ref_ips : 0, 100 * fast_ips * gf / peak);
         fflush(stdout);
     }
 
-    if (!no_lwf) lwf_overhead(fashion_lwf);
+    if (!no_lwf || teacher_only) lwf_overhead(fashion_lwf, layers, teacher_only);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

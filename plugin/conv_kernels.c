@@ -14,6 +14,7 @@ void gradient_array(const float *x, const int n, const ACTIVATION a, float *delt
 
 #define TARGET_COLS 1024            /* columns (image pixels) per product, at least */
 #define MAX_COL_FLOATS (4u << 20)   /* a chunk's column matrix stays under 16 MB */
+#define DIRECT_MAX_WEIGHTS (128u << 10) /* direct convolution when the weights fit in L2 */
 
 /* How layer l is cut into chunks, and the workspace: a shared part, then one share per
  * thread. */
@@ -24,6 +25,10 @@ typedef struct {
     int hw;         /* input pixels of one image */
     int nc;         /* images per chunk */
     int tconv;      /* input delta as a convolution of the delta (stride 1, see grad_part) */
+    int direct;     /* inference by direct convolution (small weights, stride 1, see direct_image) */
+    int wp, hp;     /* padded input width and height (direct) */
+    size_t plane;   /* floats of one padded input plane, with slack (direct) */
+    size_t q;       /* output positions on the padded grid, rounded up to 16 (direct) */
     size_t wt;      /* floats, shared: (c, F*size*size) the flipped weights of that convolution */
     size_t col;     /* floats: (K, nc * HW) columns, or (F*size*size, nc * hw) */
     size_t tmp;     /* floats: (F, nc * HW) products or gathered deltas, or (c, nc * hw) */
@@ -59,6 +64,11 @@ static void make_plan(const layer *l, plan *p)
     p->HW = l->out_h * l->out_w;
     p->hw = l->h * l->w;
     p->tconv = l->size > 1 && l->stride == 1 && l->pad <= l->size - 1;
+    p->direct = p->tconv && (size_t)p->F * p->K * sizeof(float) <= DIRECT_MAX_WEIGHTS;
+    p->wp = l->w + 2 * l->pad;
+    p->hp = l->h + 2 * l->pad;
+    p->q = up16((size_t)l->out_h * p->wp);
+    p->plane = up16((size_t)p->hp * p->wp + (size_t)(l->size - 1) * p->wp + l->size + 16);
     size_t kt = (size_t)l->size * l->size * l->n; /* rows of the delta's column matrix */
     int nc = (TARGET_COLS + p->HW - 1) / p->HW;
     while (nc > 1 && maxz((size_t)p->K * p->HW, p->tconv ? kt * p->hw : 0) * nc > MAX_COL_FLOATS) --nc;
@@ -66,6 +76,10 @@ static void make_plan(const layer *l, plan *p)
     p->wt = p->tconv ? up16(kt * l->c) : 0;
     p->col = up16(maxz((size_t)p->K * nc * p->HW, p->tconv ? kt * nc * p->hw : 0));
     p->tmp = up16(maxz((size_t)p->F * nc * p->HW, p->tconv ? (size_t)l->c * nc * p->hw : 0));
+    if (p->direct) {
+        p->col = maxz(p->col, (size_t)l->c * p->plane);
+        p->tmp = maxz(p->tmp, (size_t)p->F * p->q);
+    }
     p->dw = up16((size_t)p->F * p->K);
     p->coef = up16((size_t)3 * p->F);
     p->sums = up16((size_t)3 * p->F);
@@ -331,6 +345,7 @@ typedef struct {
     int bn_train;         /* batch-norm with batch statistics */
     const float *inv;     /* (F) 1 / (sqrt(var) + 1e-6), set between the two passes */
     const float *mean;    /* (F) the statistics used */
+    const float *wt16;    /* direct: weights of each group of 16 filters, tap by tap */
 } fctx;
 
 /* Runs part t of nt for every t: on the pool, or on this thread when nt is 1. */
@@ -351,8 +366,8 @@ static int direct_input(const layer *l)
     return l->size == 1 && l->stride == 1 && l->pad == 0;
 }
 
-/* Products of images [a, a + n): (F, n*HW) into b.tmp, or straight into the output
- * when the chunk is one image; returns where they are and their row stride. */
+/* Products of images [a, a + n): (F, n*HW) into b.tmp, or straight into dst1 when the
+ * chunk is one image and dst1 is given; returns where they are and their row stride. */
 static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, float *dst1, size_t *ld)
 {
     const layer *l = c->l;
@@ -364,10 +379,118 @@ static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, f
         im2col_n(in, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, b->col);
         B = b->col;
     }
-    float *C = n == 1 ? dst1 : b->tmp;
+    float *C = n == 1 && dst1 ? dst1 : b->tmp;
     product(c->nt == 1, 0, 0, p->F, (int)cols, p->K, l->weights, p->K, B, (int)cols, 0, C, (int)cols);
     *ld = cols;
     return C;
+}
+
+/* ---- direct convolution, for inference of layers with small weights ----
+ *
+ * Stride 1: the image is copied into zero-padded planes (hp x wp, one per channel), and
+ * every output is computed on the padded grid (out_h rows of wp positions, the last
+ * size - 1 of each row discarded), so that output q reads plane position
+ * q + ky*wp + kx for tap (ky, kx): one contiguous run for all rows.  Sixteen positions
+ * by sixteen filters at a time stay in registers while the taps stream past, in
+ * Darknet's order (channel, ky, kx), one multiply-add each. */
+
+typedef float v16 __attribute__((vector_size(64)));
+
+/* G[f][q] for 16 filters and every position q < nq (a multiple of 16); W holds the 16
+ * filters' weights tap by tap: W[t*16 + f] */
+CLONES static void direct_f16(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
+                              float *restrict G, size_t gld, size_t nq)
+{
+    for (size_t q0 = 0; q0 < nq; q0 += 16) {
+        v16 acc[16];
+#pragma GCC unroll 16
+        for (int f = 0; f < 16; ++f) acc[f] = (v16){0};
+        const float *w = W;
+        for (int t = 0; t < ntap; ++t, w += 16) {
+            v16 s;
+            memcpy(&s, P + q0 + off[t], sizeof s);
+#pragma GCC unroll 16
+            for (int f = 0; f < 16; ++f) acc[f] += w[f] * s;
+        }
+#pragma GCC unroll 16
+        for (int f = 0; f < 16; ++f) memcpy(G + (size_t)f * gld + q0, &acc[f], sizeof acc[f]);
+    }
+}
+
+/* the same for one filter (those left over after groups of 16) */
+CLONES static void direct_f1(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
+                             float *restrict G, size_t nq)
+{
+    for (size_t q0 = 0; q0 < nq; q0 += 16) {
+        v16 acc = (v16){0};
+        for (int t = 0; t < ntap; ++t) {
+            v16 s;
+            memcpy(&s, P + q0 + off[t], sizeof s);
+            acc += W[t] * s;
+        }
+        memcpy(G + q0, &acc, sizeof acc);
+    }
+}
+
+/* One filter's output from its padded grid g (oh rows of wp): rolling batch-norm (bn) or
+ * bias, then the activation, for the ow valid columns of each row. */
+CLONES static void grid_out(const float *restrict g, float *restrict o, int oh, int ow, int wp, int bn, float m,
+                            float inv, float sc, float bias, ACTIVATION a)
+{
+    for (int y = 0; y < oh; ++y) {
+        const float *r = g + (size_t)y * wp;
+        float *d = o + (size_t)y * ow;
+        if (bn)
+            for (int x = 0; x < ow; ++x) d[x] = (r[x] - m) * inv * sc + bias;
+        else
+            for (int x = 0; x < ow; ++x) d[x] = r[x] + bias;
+    }
+    size_t n = (size_t)oh * ow;
+    if (a == LEAKY)
+        for (size_t i = 0; i < n; ++i) o[i] = o[i] > 0 ? o[i] : .1f * o[i];
+    else if (a == RELU)
+        for (size_t i = 0; i < n; ++i) o[i] = o[i] > 0 ? o[i] : 0;
+    else if (a != LINEAR)
+        activate_array(o, (int)n, a);
+}
+
+/* Output of image `img` of l (inference): products by direct convolution into G (F, q),
+ * then rolling batch-norm or bias, and the activation, into l.output. */
+static void direct_image(const layer *l, const network *net, const plan *p, const tbufs *b, const fctx *c, int img,
+                         int *off)
+{
+    int C = l->c, F = l->n, h = l->h, w = l->w, pad = l->pad, ks = l->size, wp = p->wp;
+    float *P = b->col, *G = b->tmp;
+    const float *in = net->input + (size_t)img * l->inputs;
+    for (int ch = 0; ch < C; ++ch) {
+        float *pl = P + (size_t)ch * p->plane;
+        for (size_t i = 0; i < p->plane; ++i) pl[i] = 0;
+        for (int y = 0; y < h; ++y) copy_row(pl + (size_t)(y + pad) * wp + pad, in + ((size_t)ch * h + y) * w, w);
+    }
+    int ntap = C * ks * ks;
+    for (int ch = 0, t = 0; ch < C; ++ch)
+        for (int ky = 0; ky < ks; ++ky)
+            for (int kx = 0; kx < ks; ++kx) off[t++] = (int)(ch * p->plane) + ky * wp + kx;
+    int f = 0;
+    for (; f + 16 <= F; f += 16) direct_f16(P, off, ntap, c->wt16 + (size_t)f * p->K, G + (size_t)f * p->q, p->q, p->q);
+    for (; f < F; ++f) direct_f1(P, off, ntap, l->weights + (size_t)f * p->K, G + (size_t)f * p->q, p->q);
+    for (f = 0; f < F; ++f) {
+        float *o = l->output + ((size_t)img * F + f) * p->HW;
+        int bn = l->batch_normalize;
+        grid_out(G + (size_t)f * p->q, o, l->out_h, l->out_w, wp, bn, bn ? c->mean[f] : 0, bn ? c->inv[f] : 0,
+                 bn ? l->scales[f] : 0, l->biases[f], l->activation);
+    }
+}
+
+static void direct_part(void *vc, int t, int nt)
+{
+    const fctx *c = vc;
+    const layer *l = c->l;
+    int lo, hi;
+    lwf_split(l->batch, t, nt, &lo, &hi);
+    tbufs b = bufs_of(c->net, &c->p, t);
+    int *off = (int *)(void *)b.dw; /* (c * size * size) tap offsets */
+    for (int img = lo; img < hi; ++img) direct_image(l, c->net, &c->p, &b, c, img, off);
 }
 
 static void forward_part(void *vc, int t, int nt)
@@ -383,10 +506,12 @@ static void forward_part(void *vc, int t, int nt)
     int HW = p->HW;
     for (int a = lo; a < hi; a += p->nc) {
         int n = hi - a < p->nc ? hi - a : p->nc;
-        /* without batch-norm the product lands in the output; with it, in l.x */
+        /* without batch-norm the product lands in the output; with batch statistics, in
+         * l.x (kept for the backward pass); with rolling ones, in this thread's buffer */
+        int bn_infer = l->batch_normalize && !c->bn_train;
         float *base = l->batch_normalize ? l->x : l->output;
         size_t ld;
-        const float *C = chunk_product(c, &b, a, n, base + (size_t)a * l->outputs, &ld);
+        const float *C = chunk_product(c, &b, a, n, bn_infer ? NULL : base + (size_t)a * l->outputs, &ld);
         for (int j = 0; j < n; ++j)
             for (int f = 0; f < p->F; ++f) {
                 const float *src = C + (size_t)f * ld + (size_t)j * HW;
@@ -399,11 +524,12 @@ static void forward_part(void *vc, int t, int nt)
                     s2[f] += m2 + sum * (sum / HW); /* sum of squares, in double */
                     continue;
                 }
+                if (bn_infer) {
+                    bn_act(src, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f], l->activation);
+                    continue;
+                }
                 if (src != x) copy_row(x, src, HW);
-                if (!l->batch_normalize)
-                    bias_act(x, HW, l->biases[f], l->activation);
-                else
-                    bn_act(x, l->output + at, HW, c->mean[f], c->inv[f], l->scales[f], l->biases[f], l->activation);
+                bias_act(x, HW, l->biases[f], l->activation);
             }
     }
 }
@@ -428,7 +554,7 @@ void lwf_conv_forward(layer l, network net)
 {
     int nt = lwf_threads();
     if (l.batch < nt) nt = 1;
-    fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL};
+    fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     /* Inference: one product per image, all of one shape, so an image's output does not
      * depend on the other images of its batch (OpenBLAS rounds differently for different
@@ -440,6 +566,17 @@ void lwf_conv_forward(layer l, network net)
         for (int f = 0; f < F; ++f) inv[f] = (float)(1. / (sqrt(l.rolling_variance[f]) + .000001f));
         c.inv = inv;
         c.mean = l.rolling_mean;
+    }
+    if (!net.train && c.p.direct) {
+        /* (F/16, K, 16) in the shared part of the workspace */
+        float *w16 = (float *)net.workspace;
+        int K = c.p.K;
+        for (int g = 0; g + 16 <= F; g += 16)
+            for (int t = 0; t < K; ++t)
+                for (int f = 0; f < 16; ++f) w16[(size_t)g * K + (size_t)t * 16 + f] = l.weights[(size_t)(g + f) * K + t];
+        c.wt16 = w16;
+        run(direct_part, &c, nt);
+        return;
     }
     run(forward_part, &c, nt);
     if (!c.bn_train) return;

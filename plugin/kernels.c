@@ -1,6 +1,8 @@
 /* Installs the fast CPU kernels on a built network: replaces the forward/backward
  * pointers of the layers they handle and grows the network's workspace to what they
- * need.  The kernels themselves: conv_kernels.c, pool_kernels.c; products: blas.c. */
+ * need.  The kernels themselves: conv_kernels.c, pool_kernels.c, route_kernels.c,
+ * dropout_kernels.c;
+ * products: blas.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "kernels.h"
 
@@ -40,6 +42,14 @@ int lwf_kernels_install(network *net, lwf_err *err)
         } else if (l->type == AVGPOOL) {
             l->forward = lwf_avgpool_forward;
             l->backward = lwf_avgpool_backward;
+        } else if (l->type == ROUTE && l->input_layers && l->input_sizes &&
+                   !(l->n == 1 && l->output == net->layers[l->input_layers[0]].output)) {
+            /* (a [task] sharing its source's output keeps its empty forward) */
+            l->forward = lwf_route_forward;
+            l->backward = lwf_route_backward;
+        } else if (l->type == DROPOUT && l->rand) {
+            l->forward = lwf_dropout_forward;
+            l->backward = lwf_dropout_backward;
         }
     }
     return 0;
@@ -47,5 +57,6 @@ int lwf_kernels_install(network *net, lwf_err *err)
 
 int lwf_kernels_installed(const layer *l)
 {
-    return l->forward == lwf_conv_forward || l->forward == lwf_maxpool_forward || l->forward == lwf_avgpool_forward;
+    return l->forward == lwf_conv_forward || l->forward == lwf_maxpool_forward || l->forward == lwf_avgpool_forward ||
+           l->forward == lwf_dropout_forward || l->forward == lwf_route_forward;
 }

@@ -44,6 +44,10 @@ void lwf_maxpool_forward(layer l, network net);
 void lwf_maxpool_backward(layer l, network net);
 void lwf_avgpool_forward(layer l, network net);
 void lwf_avgpool_backward(layer l, network net);
+void lwf_route_forward(layer l, network net);
+void lwf_route_backward(layer l, network net);
+void lwf_dropout_forward(layer l, network net);
+void lwf_dropout_backward(layer l, network net);
 
 /* Darknet's activation of one value and its gradient from the activated output, with
  * the same float/double arithmetic as activations.h, for the types we inline. */

@@ -182,6 +182,9 @@ typedef struct lwf_plan {
 int lwf_plan_make(const lwf_model *m, lwf_pass pass, lwf_plan *p);
 void lwf_plan_free(lwf_plan *p);
 
+/* Sets n floats to zero, split over the kernels' threads when large. */
+void lwf_zero(float *x, size_t n);
+
 /* Darknet's forward_network/backward_network/update_network restricted to a plan.
  * forward reads net->input and net->truth; backward gives a layer no input delta when
  * the layer before it does not learn, so a frozen trunk costs no backward time. */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define MAX_THREADS 64
@@ -116,4 +117,23 @@ void lwf_parallel(void (*fn)(void *ctx, int t, int nt), void *ctx)
         pthread_mutex_unlock(&P.mu);
     }
     atomic_flag_clear_explicit(&P.busy, memory_order_release);
+}
+
+typedef struct {
+    float *x;
+    size_t n;
+} zero_job;
+
+static void zero_part(void *ctx, int t, int nt)
+{
+    const zero_job *z = ctx;
+    size_t lo = z->n * (size_t)t / (size_t)nt, hi = z->n * (size_t)(t + 1) / (size_t)nt;
+    memset(z->x + lo, 0, (hi - lo) * sizeof(float));
+}
+
+void lwf_zero(float *x, size_t n)
+{
+    zero_job z = {x, n};
+    if (n < (1u << 16)) memset(x, 0, n * sizeof(float));
+    else lwf_parallel(zero_part, &z);
 }

@@ -17,6 +17,55 @@ int lwf_maxpool_supported(const layer *l)
     return l->type == MAXPOOL && l->size >= 1 && l->stride >= 1 && l->out_w > 0 && l->out_h > 0;
 }
 
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* One output row of 2x2 stride-2 windows lying inside the image: the same comparisons in
+ * the same order as Darknet's loop (the first maximum wins), without branches (random
+ * data mispredicts every other one): the value by max (v > m ? v : m is what x86's
+ * maxss computes), the index by a mask. */
+static inline void take(float v, int at, float *m, int *mi)
+{
+    int gt = v > *m;
+    *m = v > *m ? v : *m;
+    *mi ^= (*mi ^ at) & -gt;
+}
+
+static void max2x2_row(const float *restrict r0, const float *restrict r1, int ow, int w, int at0,
+                       float *restrict out, int *restrict idx)
+{
+    for (int j = 0; j < ow; ++j) {
+        int at = at0 + 2 * j, mi = -1;
+        float m = -FLT_MAX;
+        take(r0[2 * j], at, &m, &mi);
+        take(r0[2 * j + 1], at + 1, &m, &mi);
+        take(r1[2 * j], at + w, &m, &mi);
+        take(r1[2 * j + 1], at + w + 1, &m, &mi);
+        out[j] = m;
+        idx[j] = mi;
+    }
+}
+
+/* the same maxima without the indexes */
+static void max2x2_values(const float *restrict r0, const float *restrict r1, int ow, float *restrict out)
+{
+    for (int j = 0; j < ow; ++j) {
+        float m = -FLT_MAX, v;
+        v = r0[2 * j];
+        m = v > m ? v : m;
+        v = r0[2 * j + 1];
+        m = v > m ? v : m;
+        v = r1[2 * j];
+        m = v > m ? v : m;
+        v = r1[2 * j + 1];
+        m = v > m ? v : m;
+        out[j] = m;
+    }
+}
+
 static void maxpool_fwd_part(void *vc, int t, int nt)
 {
     const pctx *c = vc;
@@ -29,20 +78,19 @@ static void maxpool_fwd_part(void *vc, int t, int nt)
         float *out = l->output + (size_t)p * oh * ow;
         int *idx = l->indexes + (size_t)p * oh * ow;
         int base = p * h * w;
+        if (k == 2 && s == 2 && off == 0 && 2 * oh <= h && 2 * ow <= w && !c->net->train) {
+            /* inference: the maxima only (the indexes serve the backward pass) */
+            for (int i = 0; i < oh; ++i) {
+                const float *r0 = in + (size_t)(2 * i) * w;
+                max2x2_values(r0, r0 + w, ow, out + i * ow);
+            }
+            continue;
+        }
         if (k == 2 && s == 2 && off == 0 && 2 * oh <= h && 2 * ow <= w) {
             /* every window inside the image: no bounds checks */
             for (int i = 0; i < oh; ++i) {
-                const float *r0 = in + (size_t)(2 * i) * w, *r1 = r0 + w;
-                for (int j = 0; j < ow; ++j) {
-                    float m = -FLT_MAX;
-                    int mi = -1, at = 2 * i * w + 2 * j;
-                    if (r0[2 * j] > m) m = r0[2 * j], mi = at;
-                    if (r0[2 * j + 1] > m) m = r0[2 * j + 1], mi = at + 1;
-                    if (r1[2 * j] > m) m = r1[2 * j], mi = at + w;
-                    if (r1[2 * j + 1] > m) m = r1[2 * j + 1], mi = at + w + 1;
-                    out[i * ow + j] = m;
-                    idx[i * ow + j] = mi < 0 ? -1 : base + mi;
-                }
+                const float *r0 = in + (size_t)(2 * i) * w;
+                max2x2_row(r0, r0 + w, ow, w, base + 2 * i * w, out + i * ow, idx + i * ow);
             }
             continue;
         }

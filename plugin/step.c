@@ -58,7 +58,9 @@ void lwf_forward(network *netp, const lwf_plan *p)
         net.index = i;
         net.train = p->train[i];
         layer l = net.layers[i];
-        if (l.delta) fill_cpu(l.outputs * l.batch, 0, l.delta, 1);
+        /* the delta starts at zero (backward adds into it), as in Darknet; a layer that
+         * does not learn gets no backward pass and no delta from the layer after it */
+        if (l.delta && p->learn[i]) lwf_zero(l.delta, (size_t)l.outputs * l.batch);
         l.forward(l, net);
         net.input = l.output;
     }
