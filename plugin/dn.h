@@ -56,6 +56,9 @@ void forward_maxpool_layer(layer l, network net);
 void backward_maxpool_layer(layer l, network net);
 void forward_avgpool_layer(layer l, network net);
 void backward_avgpool_layer(layer l, network net);
+layer make_dropout_layer(int batch, int inputs, float probability);
+void forward_route_layer(layer l, network net);
+void backward_route_layer(layer l, network net);
 layer make_softmax_layer(int batch, int inputs, int groups);
 
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,

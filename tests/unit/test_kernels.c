@@ -304,6 +304,101 @@ static void test_avgpool(void **state)
     }
 }
 
+/* [route]: the same copies and additions as Darknet's, so exactly equal */
+static void test_route(void **state)
+{
+    (void)state;
+    int batch = 3, s0 = 7 * 5 * 2, s1 = 7 * 5 * 3;
+    network net = {0};
+    layer layers[3];
+    memset(layers, 0, sizeof layers);
+    unsigned st = 8;
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        layers[k].output = rnd(n, &st, -1, 1);
+        layers[k].delta = rnd(n, &st, -1, 1);
+    }
+    int idx[2] = {0, 1}, sizes[2] = {s0, s1};
+    int *i1 = malloc(sizeof idx), *z1 = malloc(sizeof sizes), *i2 = malloc(sizeof idx), *z2 = malloc(sizeof sizes);
+    memcpy(i1, idx, sizeof idx), memcpy(z1, sizes, sizeof sizes), memcpy(i2, idx, sizeof idx), memcpy(z2, sizes, sizeof sizes);
+    layer r = make_route_layer(batch, 2, i1, z1), f = make_route_layer(batch, 2, i2, z2);
+    net.layers = layers;
+    net.n = 3;
+    forward_route_layer(r, net);
+    lwf_route_forward(f, net);
+    near("output", "route", r.output, f.output, (size_t)batch * r.outputs, 0, 1);
+    float *d = rnd((size_t)batch * r.outputs, &st, -1, 1);
+    float *keep[2];
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        keep[k] = malloc(n * sizeof(float));
+        copy_into(keep[k], layers[k].delta, n);
+    }
+    copy_into(r.delta, d, (size_t)batch * r.outputs);
+    copy_into(f.delta, d, (size_t)batch * r.outputs);
+    backward_route_layer(r, net);
+    float *after[2];
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        after[k] = malloc(n * sizeof(float));
+        copy_into(after[k], layers[k].delta, n);
+        copy_into(layers[k].delta, keep[k], n);
+    }
+    lwf_route_backward(f, net);
+    for (int k = 0; k < 2; ++k) near("source delta", "route", after[k], layers[k].delta, (size_t)batch * (k ? s1 : s0), 0, 1);
+    for (int k = 0; k < 2; ++k) free(layers[k].output), free(layers[k].delta), free(keep[k]), free(after[k]);
+    free(d);
+    free_layer(r);
+    free_layer(f);
+}
+
+/* [dropout]: another random stream than Darknet's (see dropout_kernels.c), so the tests
+ * are of the rule: a value is dropped exactly when its uniform is below the probability,
+ * otherwise scaled; the backward pass follows the same mask; about p of the values go;
+ * and srand() makes it repeat. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    int batch = 4, inputs = 5000;
+    float p = 0.3f;
+    layer l = make_dropout_layer(batch, inputs, p);
+    size_t n = (size_t)batch * inputs;
+    unsigned st = 2;
+    float *x0 = rnd(n, &st, 0.5f, 1.5f), *x = malloc(n * sizeof(float)), *d0 = rnd(n, &st, 0.5f, 1.5f),
+          *d = malloc(n * sizeof(float)), *first = malloc(n * sizeof(float));
+    network net = {0};
+    net.train = 1;
+    net.input = x;
+    net.delta = d;
+    for (int rep = 0; rep < 2; ++rep) {
+        copy_into(x, x0, n);
+        copy_into(d, d0, n);
+        srand(7);
+        lwf_dropout_forward(l, net);
+        lwf_dropout_backward(l, net);
+        size_t dropped = 0;
+        for (size_t i = 0; i < n; ++i) {
+            int drop = l.rand[i] < p;
+            dropped += (size_t)drop;
+            if (!(l.rand[i] >= 0 && l.rand[i] < 1)) fail_msg("dropout: uniform %zu is %g", i, l.rand[i]);
+            if (x[i] != (drop ? 0 : x0[i] * l.scale) || d[i] != (drop ? 0 : d0[i] * l.scale))
+                fail_msg("dropout: value %zu: uniform %g, in %g out %g, delta %g -> %g", i, l.rand[i], x0[i], x[i], d0[i],
+                         d[i]);
+        }
+        double frac = (double)dropped / n;
+        if (fabs(frac - p) > 0.02) fail_msg("dropout: %.4f of the values dropped, expected about %.2f", frac, p);
+        if (rep == 0) copy_into(first, x, n);
+        else near("output after srand(7) again", "dropout", first, x, n, 0, 1);
+    }
+    /* inference: nothing changes */
+    copy_into(x, x0, n);
+    net.train = 0;
+    lwf_dropout_forward(l, net);
+    near("inference output", "dropout", x0, x, n, 0, 1);
+    free(x0), free(x), free(d0), free(d), free(first);
+    free_layer(l);
+}
+
 /* ---- a whole training step ---- */
 
 static const char *step_cfg =
@@ -500,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_conv_inference_and_first_layer),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_route),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_training_step),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
