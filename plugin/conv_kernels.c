@@ -550,10 +550,18 @@ static void normalize_part(void *vc, int t, int nt)
         }
 }
 
-void lwf_conv_forward(layer l, network net)
+/* Parts for layer l: the threads, or 1 for a batch smaller than the threads (then the
+ * products are split instead) or a layer too small to be worth splitting. */
+static int parts_of(const layer *l)
 {
     int nt = lwf_threads();
-    if (l.batch < nt) nt = 1;
+    double macs = (double)l->batch * l->n * l->size * l->size * l->c * l->out_h * l->out_w;
+    return l->batch < nt || macs < 20 * lwf_min_work() ? 1 : nt;
+}
+
+void lwf_conv_forward(layer l, network net)
+{
+    int nt = parts_of(&l);
     fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     /* Inference: one product per image, all of one shape, so an image's output does not
@@ -739,8 +747,7 @@ static void flip_weights(const layer *l, float *wt)
 
 void lwf_conv_backward(layer l, network net)
 {
-    int nt = lwf_threads();
-    if (l.batch < nt) nt = 1;
+    int nt = parts_of(&l);
     bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     int F = l.n;

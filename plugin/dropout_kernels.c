@@ -52,12 +52,12 @@ void lwf_dropout_forward(layer l, network net)
     if (!net.train) return;
     dctx c = {&l, &net, 0};
     c.seed = mix((uint64_t)(unsigned)rand() * 0x2545f4914f6cdd1dULL + (uint64_t)l.batch * l.inputs);
-    lwf_parallel(forward_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, forward_part, &c);
 }
 
 void lwf_dropout_backward(layer l, network net)
 {
     if (!net.delta) return;
     dctx c = {&l, &net, 0};
-    lwf_parallel(backward_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, backward_part, &c);
 }

@@ -14,6 +14,16 @@ int lwf_threads(void);
  * returns when all are done.  A call made while the pool is busy (from a worker, or
  * from another thread) runs every part on the calling thread, in order. */
 void lwf_parallel(void (*fn)(void *ctx, int t, int nt), void *ctx);
+/* Work (about the floats touched or multiply-adds made) below which a kernel stays on
+ * the calling thread: 200000 unless set (tests set 0 to split everything). */
+double lwf_min_work(void);
+void lwf_set_min_work(double w);
+/* lwf_parallel when `work` is worth waking the other threads for, else fn(ctx, 0, 1). */
+static inline void lwf_parallel_if(double work, void (*fn)(void *ctx, int t, int nt), void *ctx)
+{
+    if (work < lwf_min_work()) fn(ctx, 0, 1);
+    else lwf_parallel(fn, ctx);
+}
 /* The range [lo, hi) of part t of nt over n items (contiguous, sizes differ by <= 1). */
 static inline void lwf_split(int n, int t, int nt, int *lo, int *hi)
 {

@@ -137,3 +137,16 @@ void lwf_zero(float *x, size_t n)
     if (n < (1u << 16)) memset(x, 0, n * sizeof(float));
     else lwf_parallel(zero_part, &z);
 }
+
+/* process-wide tuning knob, like the thread count */
+static _Atomic double min_work = 200000.0;
+
+double lwf_min_work(void)
+{
+    return min_work;
+}
+
+void lwf_set_min_work(double w)
+{
+    min_work = w;
+}

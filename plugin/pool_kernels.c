@@ -131,14 +131,14 @@ static void maxpool_bwd_part(void *vc, int t, int nt)
 void lwf_maxpool_forward(layer l, network net)
 {
     pctx c = {&l, &net};
-    lwf_parallel(maxpool_fwd_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, maxpool_fwd_part, &c);
 }
 
 void lwf_maxpool_backward(layer l, network net)
 {
     if (!net.delta) return;
     pctx c = {&l, &net};
-    lwf_parallel(maxpool_bwd_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, maxpool_bwd_part, &c);
 }
 
 static void avgpool_fwd_part(void *vc, int t, int nt)
@@ -173,12 +173,12 @@ static void avgpool_bwd_part(void *vc, int t, int nt)
 void lwf_avgpool_forward(layer l, network net)
 {
     pctx c = {&l, &net};
-    lwf_parallel(avgpool_fwd_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, avgpool_fwd_part, &c);
 }
 
 void lwf_avgpool_backward(layer l, network net)
 {
     if (!net.delta) return;
     pctx c = {&l, &net};
-    lwf_parallel(avgpool_bwd_part, &c);
+    lwf_parallel_if((double)l.batch * l.inputs, avgpool_bwd_part, &c);
 }

@@ -61,11 +61,11 @@ static void backward_part(void *vc, int t, int nt)
 void lwf_route_forward(layer l, network net)
 {
     rctx c = {&l, &net};
-    lwf_parallel(forward_part, &c);
+    lwf_parallel_if((double)l.batch * l.outputs, forward_part, &c);
 }
 
 void lwf_route_backward(layer l, network net)
 {
     rctx c = {&l, &net};
-    lwf_parallel(backward_part, &c);
+    lwf_parallel_if((double)l.batch * l.outputs, backward_part, &c);
 }

@@ -193,19 +193,31 @@ static void check_conv_case(const conv_case *k, int train, int with_delta)
     free_layer(f);
 }
 
+/* Each case twice: small layers stay on one thread, so also with every layer split over
+ * the threads (the images, or the products for a batch smaller than the threads). */
 static void test_conv_train(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) check_conv_case(&conv_cases[i], 1, 1);
+    double keep = lwf_min_work();
+    for (int split = 0; split < 2; ++split) {
+        lwf_set_min_work(split ? 0 : keep);
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) check_conv_case(&conv_cases[i], 1, 1);
+    }
+    lwf_set_min_work(keep);
 }
 
 static void test_conv_inference_and_first_layer(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) {
-        check_conv_case(&conv_cases[i], 0, 1);
-        check_conv_case(&conv_cases[i], 1, 0); /* no layer below: no input delta */
+    double keep = lwf_min_work();
+    for (int split = 0; split < 2; ++split) {
+        lwf_set_min_work(split ? 0 : keep);
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) {
+            check_conv_case(&conv_cases[i], 0, 1);
+            check_conv_case(&conv_cases[i], 1, 0); /* no layer below: no input delta */
+        }
     }
+    lwf_set_min_work(keep);
 }
 
 /* ---- pooling: the same comparisons and tie rules, so results are exactly equal ---- */
@@ -258,6 +270,8 @@ static void check_maxpool(const pool_case *k)
 static void test_maxpool(void **state)
 {
     (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split even these small layers over the threads */
     static const pool_case cases[] = {
         {3, 28, 28, 5, 2, 2, 1},  /* Darknet's default padding = size - 1 */
         {2, 7, 7, 3, 2, 2, 1},    /* odd side: the last window hangs over the edge */
@@ -268,11 +282,14 @@ static void test_maxpool(void **state)
         {1, 5, 5, 1, 5, 1, 4},    /* window larger than most of the image */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) check_maxpool(&cases[i]);
+    lwf_set_min_work(keep);
 }
 
 static void test_avgpool(void **state)
 {
     (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
     static const int shapes[][4] = {{3, 7, 7, 5}, {1, 1, 1, 3}, {4, 13, 5, 17}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s) {
         int bt = shapes[s][0], h = shapes[s][1], w = shapes[s][2], c = shapes[s][3];
@@ -302,12 +319,15 @@ static void test_avgpool(void **state)
         free_layer(r);
         free_layer(f);
     }
+    lwf_set_min_work(keep);
 }
 
 /* [route]: the same copies and additions as Darknet's, so exactly equal */
 static void test_route(void **state)
 {
     (void)state;
+    double keep_work = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
     int batch = 3, s0 = 7 * 5 * 2, s1 = 7 * 5 * 3;
     network net = {0};
     layer layers[3];
@@ -350,6 +370,7 @@ static void test_route(void **state)
     free(d);
     free_layer(r);
     free_layer(f);
+    lwf_set_min_work(keep_work);
 }
 
 /* [dropout]: another random stream than Darknet's (see dropout_kernels.c), so the tests
@@ -359,6 +380,8 @@ static void test_route(void **state)
 static void test_dropout(void **state)
 {
     (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
     int batch = 4, inputs = 5000;
     float p = 0.3f;
     layer l = make_dropout_layer(batch, inputs, p);
@@ -397,6 +420,7 @@ static void test_dropout(void **state)
     near("inference output", "dropout", x0, x, n, 0, 1);
     free(x0), free(x), free(d0), free(d), free(first);
     free_layer(l);
+    lwf_set_min_work(keep);
 }
 
 /* ---- a whole training step ---- */
