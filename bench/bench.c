@@ -353,17 +353,20 @@ static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, no_lwf = 0, want_reps = 0, layers = 0, teacher_only = 0;
+    int quick = 0, no_lwf = 0, want_reps = 0, layers = 0, teacher_only = 0, ref_only = 0, no_peak = 0;
     const char *only = NULL; /* run only the nets whose name contains this */
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
+        else if (strcmp(argv[i], "-refonly") == 0) ref_only = 1;  /* reference kernels only (profiling) */
+        else if (strcmp(argv[i], "-nopeak") == 0) no_peak = 1;    /* no sgemm peak (profiling) */
         else if (strcmp(argv[i], "-nolwf") == 0) no_lwf = 1;      /* no LwF overhead table */
         else if (strcmp(argv[i], "-layers") == 0) layers = 1;     /* per-layer times on stderr */
         else if (strcmp(argv[i], "-teacher") == 0 && i + 1 < argc) teacher_only = atoi(argv[++i]); /* profiling */
         else if (strcmp(argv[i], "-net") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "-reps") == 0 && i + 1 < argc) want_reps = atoi(argv[++i]); /* fast steps to time */
         else {
-            fprintf(stderr, "usage: bench [-quick] [-nolwf] [-layers] [-net NAME] [-reps N] [-teacher N]\n");
+            fprintf(stderr, "usage: bench [-quick | -refonly] [-nolwf] [-nopeak] [-layers] [-net NAME] [-reps N] "
+                            "[-teacher N]\n");
             return 2;
         }
     }
@@ -390,7 +393,7 @@ int main(int argc, char **argv)
     char host[256] = "?";
     gethostname(host, sizeof host);
     printf("darknet-lwf bench: %d threads, %s\n", lwf_threads(), lwf_blas_info());
-    double peak = peak_gflops();
+    double peak = ref_only || no_peak ? 0 : peak_gflops(); /* (not when profiling) */
     printf("sgemm 2048x2048x2048 (OpenBLAS, %d threads): %.1f GFLOPS (best of 5)\n\n", lwf_threads(), peak);
     printf("training step (forward, backward, update) on synthetic data; img/s from the median step time of N timed\n"
            "steps after 1 untimed, 'best' from the fastest step; CPU = CPU seconds of the process per step\n");
@@ -402,7 +405,7 @@ int main(int argc, char **argv)
         timing tr = {0, 0, 0, 0}, tf = {0, 0, 0, 0};
         double gf = 0;
         for (int mode = 0; mode < 2; ++mode) {
-            int reps = mode == 0 ? ns->ref_reps : ns->fast_reps;
+            int reps = mode == 0 ? ns->ref_reps : ref_only ? 0 : ns->fast_reps;
             if (reps == 0) continue;
             lwf_set_reference(mode == 0);
             fprintf(stderr, "bench: %s, %s kernels\n", ns->name, mode == 0 ? "reference" : "fast");
@@ -422,7 +425,7 @@ int main(int argc, char **argv)
         double ref_ips = tr.n ? ns->batch / tr.median : 0, fast_ips = tf.n ? ns->batch / tf.median : 0;
         printf("%-24s %5d %9.3f | %9.1f %7.1f %3d | %9.1f %9.1f %7.1f %7.3f %3d | %6.1fx %4.0f%%\n", ns->name,
                ns->batch, gf, ref_ips, ref_ips * gf, tr.n, fast_ips, tf.n ? ns->batch / tf.best : 0, fast_ips * gf,
-               tf.cpu, tf.n, ref_ips > 0 ? fast_ips / ref_ips : 0, 100 * fast_ips * gf / peak);
+               tf.cpu, tf.n, ref_ips > 0 ? fast_ips / ref_ips : 0, peak > 0 ? 100 * fast_ips * gf / peak : 0);
         fflush(stdout);
     }
 
