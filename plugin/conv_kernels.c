@@ -385,7 +385,7 @@ static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, f
     return C;
 }
 
-/* ---- direct convolution, for inference of layers with small weights ----
+/* ---- direct convolution, for the forward pass of layers with small weights ----
  *
  * Stride 1: the image is copied into zero-padded planes (hp x wp, one per channel), and
  * every output is computed on the padded grid (out_h rows of wp positions, the last
@@ -454,10 +454,18 @@ CLONES static void grid_out(const float *restrict g, float *restrict o, int oh, 
         activate_array(o, (int)n, a);
 }
 
-/* Output of image `img` of l (inference): products by direct convolution into G (F, q),
- * then rolling batch-norm or bias, and the activation, into l.output. */
+/* The valid columns of a padded grid g (oh rows of wp) into x (oh rows of ow). */
+CLONES static void grid_rows(const float *restrict g, float *restrict x, int oh, int ow, int wp)
+{
+    for (int y = 0; y < oh; ++y)
+        for (int i = 0; i < ow; ++i) x[(size_t)y * ow + i] = g[(size_t)y * wp + i];
+}
+
+/* Image `img` of l: products by direct convolution into G (F, q), then into l.output:
+ * bias and activation, or rolling batch-norm and activation; or, with batch statistics,
+ * into l.x with this thread's sums (s1, s2) for the statistics. */
 static void direct_image(const layer *l, const network *net, const plan *p, const tbufs *b, const fctx *c, int img,
-                         int *off)
+                         int *off, double *s1, double *s2)
 {
     int C = l->c, F = l->n, h = l->h, w = l->w, pad = l->pad, ks = l->size, wp = p->wp;
     float *P = b->col, *G = b->tmp;
@@ -477,6 +485,15 @@ static void direct_image(const layer *l, const network *net, const plan *p, cons
     for (f = 0; f < F; ++f) {
         float *o = l->output + ((size_t)img * F + f) * p->HW;
         int bn = l->batch_normalize;
+        if (c->bn_train) {
+            float *x = l->x + ((size_t)img * F + f) * p->HW;
+            double sum, m2;
+            grid_rows(G + (size_t)f * p->q, x, l->out_h, l->out_w, wp);
+            copy_moments(x, x, p->HW, &sum, &m2);
+            s1[f] += sum;
+            s2[f] += m2 + sum * (sum / p->HW);
+            continue;
+        }
         grid_out(G + (size_t)f * p->q, o, l->out_h, l->out_w, wp, bn, bn ? c->mean[f] : 0, bn ? c->inv[f] : 0,
                  bn ? l->scales[f] : 0, l->biases[f], l->activation);
     }
@@ -490,7 +507,9 @@ static void direct_part(void *vc, int t, int nt)
     lwf_split(l->batch, t, nt, &lo, &hi);
     tbufs b = bufs_of(c->net, &c->p, t);
     int *off = (int *)(void *)b.dw; /* (c * size * size) tap offsets */
-    for (int img = lo; img < hi; ++img) direct_image(l, c->net, &c->p, &b, c, img, off);
+    double *s1 = b.sums, *s2 = b.sums + l->n;
+    if (c->bn_train) memset(s1, 0, 2 * (size_t)l->n * sizeof(double));
+    for (int img = lo; img < hi; ++img) direct_image(l, c->net, &c->p, &b, c, img, off, s1, s2);
 }
 
 static void forward_part(void *vc, int t, int nt)
@@ -575,7 +594,7 @@ void lwf_conv_forward(layer l, network net)
         c.inv = inv;
         c.mean = l.rolling_mean;
     }
-    if (!net.train && c.p.direct) {
+    if (c.p.direct) {
         /* (F/16, K, 16) in the shared part of the workspace */
         float *w16 = (float *)net.workspace;
         int K = c.p.K;
@@ -584,9 +603,9 @@ void lwf_conv_forward(layer l, network net)
                 for (int f = 0; f < 16; ++f) w16[(size_t)g * K + (size_t)t * 16 + f] = l.weights[(size_t)(g + f) * K + t];
         c.wt16 = w16;
         run(direct_part, &c, nt);
-        return;
+    } else {
+        run(forward_part, &c, nt);
     }
-    run(forward_part, &c, nt);
     if (!c.bn_train) return;
     /* batch statistics (Darknet: mean, unbiased variance), rolling averages */
     double N = (double)l.batch * c.p.HW;
