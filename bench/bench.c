@@ -297,7 +297,7 @@ static double peak_gflops(void)
  * with the online teacher (fast kernels). */
 static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
 {
-    printf("\nLwF step on cfg/fashion-lwf.cfg, batch 128, fast kernels (median of N timed steps)\n");
+    printf("\nLwF step on cfg/fashion-lwf.cfg, batch 128, fast kernels\n");
     printf("%-40s %9s %9s %6s %9s %6s %4s\n", "step", "ms", "img/s", "ratio", "CPU ms", "ratio", "N");
     lwf_model *m = load(fashion_lwf, 128);
     teacher_ctx tc;
@@ -316,33 +316,46 @@ static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
         fprintf(stderr, "joint step:\n");
         profile_layers(m, &joint, 5);
     }
-    const char *names[3] = {"fine-tuning (trunk + new head)", "joint, recorded teacher responses",
-                            "joint, online teacher"};
-    /* interleaved rounds, so a burst of load from elsewhere hits all three alike */
-    double best[3] = {1e9, 1e9, 1e9}, cpu[3] = {1e9, 1e9, 1e9};
-    int cnt[3] = {0, 0, 0};
-    for (int round = 0; round < 5; ++round)
-        for (int i = 0; i < 3; ++i) {
-            timing tm = time_steps(m, i == 0 ? &fine : &joint, i == 2 ? &tc : NULL, 15, 2);
-            if (tm.median < best[i]) best[i] = tm.median;
-            if (tm.cpu < cpu[i]) cpu[i] = tm.cpu;
-            cnt[i] += tm.n;
-        }
-    for (int i = 0; i < 3; ++i)
-        printf("%-40s %9.2f %9.1f %5.2fx %9.2f %5.2fx %4d\n", names[i], best[i] * 1e3, 128 / best[i], best[i] / best[0],
-               cpu[i] * 1e3, cpu[i] / cpu[0], cnt[i]);
-    /* the teacher's pass alone, for reference */
-    double tb = 1e9, tcpu = 1e9;
-    for (int r = 0; r < 20; ++r) {
-        double t0 = now(), c0 = cpu_now();
-        teacher_step(&tc, m);
-        double dt = now() - t0, dc = cpu_now() - c0;
-        if (dt < tb) tb = dt;
-        if (dc < tcpu) tcpu = dc;
+    const char *names[4] = {"fine-tuning (trunk + new head)", "joint, recorded teacher responses",
+                            "joint, online teacher", "(the teacher's forward pass alone)"};
+    /* One step of each kind per round, in a rotating order, for ROUNDS rounds: load from
+     * elsewhere hits every kind alike; each kind's median (wall and CPU time) is kept. */
+    enum { ROUNDS = 60 };
+    double *wt[4], *ct[4];
+    for (int i = 0; i < 4; ++i) {
+        wt[i] = calloc(ROUNDS, sizeof(double));
+        ct[i] = calloc(ROUNDS, sizeof(double));
     }
-    printf("%-40s %9.2f %9s %5.2fx %9.2f %5.2fx %4d\n", "(teacher forward alone, fastest)", tb * 1e3, "", tb / best[0],
-           tcpu * 1e3, tcpu / cpu[0], 20);
-    printf("(ms: the lowest of 5 interleaved medians of up to 15 steps; CPU ms: process CPU time per step, lowest of 5)\n");
+    for (int i = 0; i < 3; ++i) time_steps(m, i == 0 ? &fine : &joint, i == 2 ? &tc : NULL, 2, 0); /* warm */
+    for (int r = 0; r < ROUNDS; ++r)
+        for (int k = 0; k < 4; ++k) {
+            int i = (k + r) % 4;
+            double t0 = now(), c0 = cpu_now();
+            if (i == 3) {
+                teacher_step(&tc, m);
+            } else {
+                if (i == 2) teacher_step(&tc, m);
+                const lwf_plan *p = i == 0 ? &fine : &joint;
+                lwf_forward(m->net, p);
+                lwf_backward(m->net, p);
+                lwf_update(m->net, p, 0.001f);
+            }
+            wt[i][r] = now() - t0;
+            ct[i][r] = cpu_now() - c0;
+        }
+    double w[4], c[4];
+    for (int i = 0; i < 4; ++i) {
+        qsort(wt[i], ROUNDS, sizeof(double), cmp_double);
+        qsort(ct[i], ROUNDS, sizeof(double), cmp_double);
+        w[i] = 0.5 * (wt[i][ROUNDS / 2 - 1] + wt[i][ROUNDS / 2]);
+        c[i] = 0.5 * (ct[i][ROUNDS / 2 - 1] + ct[i][ROUNDS / 2]);
+        free(wt[i]);
+        free(ct[i]);
+    }
+    for (int i = 0; i < 4; ++i)
+        printf("%-40s %9.2f %9.1f %5.2fx %9.2f %5.2fx %4d\n", names[i], w[i] * 1e3, 128 / w[i], w[i] / w[0], c[i] * 1e3,
+               c[i] / c[0], ROUNDS);
+    printf("(medians of %d interleaved rounds; CPU ms: CPU time of the process (both threads) per step)\n", (int)ROUNDS);
     lwf_plan_free(&fine);
     lwf_plan_free(&joint);
     lwf_plan_free(&tc.tplan);
