@@ -70,7 +70,8 @@ static void make_plan(const layer *l, plan *p)
     p->q = up16((size_t)l->out_h * p->wp);
     p->plane = up16((size_t)p->hp * p->wp + (size_t)(l->size - 1) * p->wp + l->size + 16);
     size_t kt = (size_t)l->size * l->size * l->n; /* rows of the delta's column matrix */
-    int nc = (TARGET_COLS + p->HW - 1) / p->HW;
+    /* 1x1: the products read the input where it lies, one image at a time */
+    int nc = l->size == 1 && l->stride == 1 && l->pad == 0 ? 1 : (TARGET_COLS + p->HW - 1) / p->HW;
     while (nc > 1 && maxz((size_t)p->K * p->HW, p->tconv ? kt * p->hw : 0) * nc > MAX_COL_FLOATS) --nc;
     p->nc = nc;
     p->wt = p->tconv ? up16(kt * l->c) : 0;
