@@ -802,6 +802,11 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             return lwf_fail(err, "%s:%d: task '%s': %s has classes=%d but the head outputs %d values", file, t->line,
                             t->name, t->data, classes, t->classes);
     }
+    /* each head's [task] reads the trunk's output where it lies instead of copying it,
+     * unless the head's first layer works in place on its input ([dropout]) */
+    for (int k = 0; k < m->ntasks; ++k) lwf_task_share_output(net, m->tasks[k].first);
+    /* the fast CPU kernels, unless Darknet's reference ones were asked for */
+    if (lwf_kernels_install(net, err)) return -1;
     return 0;
 }
 
@@ -835,6 +840,8 @@ void lwf_model_free(lwf_model *m)
     if (!m) return;
     network *net = m->net;
     if (net) {
+        for (int k = 0; k < m->ntasks; ++k)
+            if (m->tasks[k].first > 0 && m->tasks[k].first < net->n) lwf_task_unshare_output(net, m->tasks[k].first);
         for (int i = 0; i < net->n; ++i) lwf_layer_free(net->layers[i]);
         free(net->layers);
         free(net->input);

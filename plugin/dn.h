@@ -46,6 +46,19 @@ layer parse_shortcut(list *options, dn_size_params params, network *net);
 layer parse_upsample(list *options, dn_size_params params, network *net);
 
 layer make_route_layer(int batch, int n, int *input_layers, int *input_sizes);
+layer make_convolutional_layer(int batch, int h, int w, int c, int n, int groups, int size, int stride, int padding,
+                               ACTIVATION activation, int batch_normalize, int binary, int xnor, int adam);
+layer make_maxpool_layer(int batch, int h, int w, int c, int size, int stride, int padding);
+layer make_avgpool_layer(int batch, int w, int h, int c);
+void forward_convolutional_layer(layer l, network net);
+void backward_convolutional_layer(layer l, network net);
+void forward_maxpool_layer(layer l, network net);
+void backward_maxpool_layer(layer l, network net);
+void forward_avgpool_layer(layer l, network net);
+void backward_avgpool_layer(layer l, network net);
+layer make_dropout_layer(int batch, int inputs, float probability);
+void forward_route_layer(layer l, network net);
+void backward_route_layer(layer l, network net);
 layer make_softmax_layer(int batch, int inputs, int groups);
 
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
@@ -54,5 +67,12 @@ float calc_network_cost(network *net);
 image rotate_crop_image(image im, float rad, float s, int w, int h, float dx, float dy, float aspect);
 void distort_image(image im, float hue, float sat, float val);
 float option_find_float_quiet(list *l, char *key, float def);
+
+/* gemm.c's entry points: plugin/blas.c defines both (the executable's definitions
+ * replace libdarknet's). */
+void gemm(int TA, int TB, int M, int N, int K, float ALPHA, float *A, int lda, float *B, int ldb, float BETA, float *C,
+          int ldc);
+void gemm_cpu(int TA, int TB, int M, int N, int K, float ALPHA, float *A, int lda, float *B, int ldb, float BETA,
+              float *C, int ldc);
 
 #endif

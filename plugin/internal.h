@@ -66,6 +66,11 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
 int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
 layer lwf_make_task_layer(int batch, int src, const layer *srcl);
+/* Makes the [task] layer at index i read its source's output in place (its forward does
+ * nothing) when the layer after it does not write its input; lwf_task_unshare_output
+ * undoes that before the layers are freed. */
+void lwf_task_share_output(network *net, int i);
+void lwf_task_unshare_output(network *net, int i);
 
 /* 0 if m's input takes the images lwf_image_load gives (3 channels); otherwise -1 and an
  * error naming the cfg: a network of c != 3 channels would read past (or misalign) them. */

@@ -182,6 +182,9 @@ typedef struct lwf_plan {
 int lwf_plan_make(const lwf_model *m, lwf_pass pass, lwf_plan *p);
 void lwf_plan_free(lwf_plan *p);
 
+/* Sets n floats to zero, split over the kernels' threads when large. */
+void lwf_zero(float *x, size_t n);
+
 /* Darknet's forward_network/backward_network/update_network restricted to a plan.
  * forward reads net->input and net->truth; backward gives a layer no input delta when
  * the layer before it does not learn, so a frozen trunk costs no backward time. */
@@ -290,5 +293,34 @@ int lwf_export(const char *cfg, const char *weights, const char *task, const cha
  * `seen` in the header), atomically (plugin/weights.c). */
 int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
                             lwf_err *err);
+
+/* ---- fast CPU kernels (plugin/kernels.c, plugin/blas.c) ---- */
+
+/* Reference mode: Darknet's own kernels everywhere (its triple-loop gemm, its layer
+ * functions).  On when the environment has LWF_REFERENCE=1 (read once) or after
+ * lwf_set_reference(1) (the commands' -reference).  Process-wide, because libdarknet
+ * calls gemm without context; set it before building networks. */
+int lwf_reference(void);
+void lwf_set_reference(int on);
+
+/* Installs the fast kernels on net (convolutional with batch-norm and activation,
+ * maxpool, avgpool; every gemm already goes to OpenBLAS) and grows net->workspace for
+ * them.  Does nothing in reference mode.  lwf_model_load calls it on every network it
+ * builds.  Returns 0, or -1 with err on out of memory. */
+int lwf_kernels_install(network *net, lwf_err *err);
+/* Whether layer l runs one of our kernels. */
+int lwf_kernels_installed(const layer *l);
+/* Threads the kernels use: LWF_THREADS if set, else the online CPUs. */
+int lwf_threads(void);
+/* "OpenBLAS core <name>" and how it was chosen. */
+const char *lwf_blas_info(void);
+
+/* Calls counted since the process started. */
+typedef struct lwf_kernel_stats {
+    long long fast_gemm;     /* gemm/gemm_cpu calls served by OpenBLAS */
+    long long ref_gemm;      /* gemm/gemm_cpu calls served by libdarknet's gemm_cpu */
+    int darknet_gemm_found;  /* libdarknet's own gemm_cpu was found (reference mode works) */
+} lwf_kernel_stats;
+void lwf_kernel_stats_get(lwf_kernel_stats *s);
 
 #endif

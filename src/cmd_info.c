@@ -1,5 +1,6 @@
-/* darknet lwf info <cfg> [weights]: builds the network from an LwF cfg and prints its
- * trunk and heads; with weights, loads them and says which part they filled. */
+/* darknet lwf info <cfg> [weights] [-reference]: builds the network from an LwF cfg and
+ * prints its trunk, heads and kernels; with weights, loads them and says which part they
+ * filled. */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -10,8 +11,11 @@ int lwf_cmd_info(int argc, char **argv)
 {
     char *pos[2];
     int npos;
-    const char *usage = "info <lwf.cfg> [weights]";
-    if (lwf_args_parse(argc, argv, NULL, pos, 1, 2, &npos, usage)) return 2;
+    const char *usage = "info <lwf.cfg> [weights] [-reference]";
+    int reference = 0;
+    lwf_arg flags[] = {{"-reference", LWF_ARG_FLAG, &reference, 0, 0}, {NULL, 0, NULL, 0, 0}};
+    if (lwf_args_parse(argc, argv, flags, pos, 1, 2, &npos, usage)) return 2;
+    if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts o = {1, 0};
     lwf_model *m = lwf_model_load(pos[0], &o, &err);
@@ -30,6 +34,12 @@ int lwf_cmd_info(int argc, char **argv)
         if (t->data) printf(", data=%s", t->data);
         printf("\n");
     }
+    int fast = 0;
+    for (int i = 0; i < net->n; ++i) fast += lwf_kernels_installed(&net->layers[i]);
+    if (lwf_reference())
+        printf("kernels: Darknet's reference (libdarknet's gemm and layer functions)\n");
+    else
+        printf("kernels: fast, %d of %d layers, %d threads, %s\n", fast, net->n, lwf_threads(), lwf_blas_info());
     printf("weights: %zu floats for the old network (layers 0-%d), %zu for the whole model\n",
            lwf_weights_count(net, lwf_old_layers(m)), lwf_old_layers(m) - 1, lwf_weights_count(net, net->n));
     int rc = 0;

@@ -9,13 +9,17 @@
 
 int lwf_cmd_predict(int argc, char **argv)
 {
-    const char *usage = "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K]";
+    const char *usage = "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]";
     const char *only = NULL;
-    int top = 0;
-    lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0}, {"-top", LWF_ARG_INT, &top, 1, 1 << 20}, {NULL, 0, NULL, 0, 0}};
+    int top = 0, reference = 0;
+    lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
+                       {"-top", LWF_ARG_INT, &top, 1, 1 << 20},
+                       {"-reference", LWF_ARG_FLAG, &reference, 0, 0},
+                       {NULL, 0, NULL, 0, 0}};
     char *pos[3];
     int npos;
     if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, usage)) return 2;
+    if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
     lwf_model *m = lwf_model_load(pos[0], &bo, &err);

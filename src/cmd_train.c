@@ -1,5 +1,6 @@
 /* darknet lwf train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N]
- * [-teacher online|record] [-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] */
+ * [-teacher online|record] [-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet]
+ * [-reference] */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -12,8 +13,8 @@
 int lwf_cmd_train(int argc, char **argv)
 {
     const char *usage = "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-                        "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet]";
-    int clear = 0, seed = -1, stop = 0, quiet = 0, every = 100;
+                        "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] [-reference]";
+    int clear = 0, seed = -1, stop = 0, quiet = 0, every = 100, reference = 0;
     const char *teacher = "online", *method = "lwf";
     lwf_arg flags[] = {{"-clear", LWF_ARG_FLAG, &clear, 0, 0},
                        {"-seed", LWF_ARG_INT, &seed, 0, INT_MAX},
@@ -22,10 +23,12 @@ int lwf_cmd_train(int argc, char **argv)
                        {"-stop", LWF_ARG_INT, &stop, 1, INT_MAX},
                        {"-quiet", LWF_ARG_FLAG, &quiet, 0, 0},
                        {"-backup", LWF_ARG_INT, &every, 1, INT_MAX},
+                       {"-reference", LWF_ARG_FLAG, &reference, 0, 0},
                        {NULL, 0, NULL, 0, 0}};
     char *pos[3] = {NULL, NULL, NULL};
     int npos;
     if (lwf_args_parse(argc, argv, flags, pos, 2, 3, &npos, usage)) return 2;
+    if (reference) lwf_set_reference(1); /* Darknet's own kernels */
     lwf_train_opts o = {pos[0], pos[1], pos[2], clear, seed >= 0, (unsigned long long)(seed >= 0 ? seed : 0),
                         LWF_TEACHER_ONLINE, LWF_METHOD_LWF, stop, every, quiet};
     if (strcmp(teacher, "record") == 0) o.teacher = LWF_TEACHER_RECORD;

@@ -8,16 +8,18 @@
 
 int lwf_cmd_valid(int argc, char **argv)
 {
-    const char *usage = "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]";
+    const char *usage = "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]";
     const char *only = NULL;
-    int top = 0, csv = 0;
+    int top = 0, csv = 0, reference = 0;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
                        {"-top", LWF_ARG_INT, &top, 1, 1 << 20},
                        {"-csv", LWF_ARG_FLAG, &csv, 0, 0},
+                       {"-reference", LWF_ARG_FLAG, &reference, 0, 0},
                        {NULL, 0, NULL, 0, 0}};
     char *pos[2];
     int npos;
     if (lwf_args_parse(argc, argv, flags, pos, 2, 2, &npos, usage)) return 2;
+    if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
     lwf_model *m = lwf_model_load(pos[0], &bo, &err);

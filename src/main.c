@@ -22,12 +22,12 @@ typedef struct {
 static const command commands[] = {
     {"train", lwf_cmd_train,
      "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-     "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet]"},
-    {"valid", lwf_cmd_valid, "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]"},
-    {"predict", lwf_cmd_predict, "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K]"},
+     "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] [-reference]"},
+    {"valid", lwf_cmd_valid, "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]"},
+    {"predict", lwf_cmd_predict, "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]"},
     {"export", lwf_cmd_export, "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)"},
     {"init", lwf_cmd_init, "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten)"},
-    {"info", lwf_cmd_info, "info <lwf.cfg> [weights]      (check a cfg: trunk, heads, weights sizes)"},
+    {"info", lwf_cmd_info, "info <lwf.cfg> [weights] [-reference]   (check a cfg: trunk, heads, weights sizes, kernels)"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *out)

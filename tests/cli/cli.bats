@@ -36,6 +36,29 @@ load helpers
     assert_contains "unknown option" "-bogus"
 }
 
+# --- kernels: fast by default, Darknet's reference on request ---------------------------
+
+@test "darknet lwf info cfg: the fast kernels are installed" {
+    run "$DARKNET" lwf info cfg/fashion-lwf.cfg
+    assert_ok
+    assert_contains "kernels: fast, 9 of 13 layers" "OpenBLAS core"
+}
+
+@test "darknet lwf info cfg -reference: Darknet's reference kernels" {
+    run "$DARKNET" lwf info cfg/fashion-lwf.cfg -reference
+    assert_ok
+    assert_contains "kernels: Darknet's reference"
+}
+
+@test "LWF_REFERENCE=1 darknet lwf info cfg: Darknet's reference kernels; LWF_REFERENCE=0: fast" {
+    LWF_REFERENCE=1 run "$DARKNET" lwf info cfg/fashion-lwf.cfg
+    assert_ok
+    assert_contains "kernels: Darknet's reference"
+    LWF_REFERENCE=0 run "$DARKNET" lwf info cfg/fashion-lwf.cfg
+    assert_ok
+    assert_contains "kernels: fast"
+}
+
 # --- the stock darknet ------------------------------------------------------------------
 
 @test "darknet nosuchfunction: same exit status and output as /usr/bin/darknet nosuchfunction" {

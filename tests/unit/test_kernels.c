@@ -1,0 +1,627 @@
+/* The fast CPU kernels against Darknet's own: convolution (with and without batch-norm,
+ * training and inference statistics, every activation we inline and one we do not),
+ * maxpool and avgpool on varied shapes, outputs and every gradient; a whole training
+ * step of a small LwF network; and the reference switch really switching. */
+#define _GNU_SOURCE
+#include "testutil.h"
+#include "kernels.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tolerances.  Our kernels reassociate float sums: sgemm blocks its K-term dot products
+ * (K <= 17*9 = 153 here), batch-norm sums in partial sums and double, libdarknet (built
+ * with -Ofast) in its own order.  A float sum's rounding error is at most about K*eps
+ * ~ 1e-5 of the sum of its terms' magnitudes, typically sqrt(K)*eps ~ 1e-6.  Each array
+ * is compared norm-wise: max|fast - ref| <= TOL * max|ref|.  Batch-norm divides by the
+ * batch's standard deviation and its backward subtracts nearly equal sums, which can
+ * multiply a relative error several times; so can two training steps: TOL_BN.
+ * Observed with 1-5 threads: <= 1.2e-6 per layer, <= 6e-6 after two steps over this
+ * branch's builds (LWF_TEST_VERBOSE=1 prints every comparison). */
+#define TOL 1e-5
+#define TOL_BN 5e-5
+
+static void near(const char *what, const char *where, const float *ref, const float *got, size_t n, double tol,
+                 int nonzero)
+{
+    double scale = 0, worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; ++i) {
+        double d = fabs((double)ref[i] - got[i]);
+        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+        if (!(d <= worst)) { /* NaN included */
+            worst = d;
+            at = i;
+        }
+    }
+    if (nonzero && !(scale > 0)) fail_msg("%s %s: the reference is all zeros (vacuous test)", where, what);
+    if (getenv("LWF_TEST_VERBOSE")) fprintf(stderr, "%-60s %-30s max|diff|/max|ref| = %.2g\n", where, what, worst / scale);
+    if (!(worst <= tol * scale)) {
+        fail_msg("%s %s: element %zu of %zu: reference %.9g, fast %.9g (|diff| %.3g > %.1g x max|ref| %.3g)", where, what,
+                 at, n, ref[at], got[at], worst, tol, scale);
+    }
+}
+
+static void same_int(const char *what, const char *where, const int *ref, const int *got, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (ref[i] != got[i]) fail_msg("%s %s: element %zu: reference %d, fast %d", where, what, i, ref[i], got[i]);
+}
+
+static float *rnd(size_t n, unsigned *st, float lo, float hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(x);
+    tu_fill(x, n, st, lo, hi);
+    return x;
+}
+
+static void copy_into(float *dst, const float *src, size_t n)
+{
+    memcpy(dst, src, n * sizeof(float));
+}
+
+/* ---- convolution ---- */
+
+typedef struct {
+    int batch, h, w, c, filters, size, stride, pad, bn;
+    ACTIVATION act;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    {1, 5, 7, 3, 5, 3, 1, 1, 1, LEAKY},     /* batch 1: the products split over threads */
+    {3, 5, 7, 3, 5, 3, 1, 1, 1, LEAKY},     /* odd sizes, several images per product */
+    {4, 8, 8, 17, 19, 3, 2, 1, 1, LEAKY},   /* stride 2; channels, filters not multiples of 16 */
+    {3, 9, 6, 2, 7, 3, 2, 0, 0, LINEAR},    /* pad 0, stride 2, bias without batch-norm */
+    {2, 7, 7, 5, 3, 1, 1, 0, 1, RELU},      /* 1x1 */
+    {3, 6, 5, 4, 6, 3, 1, 1, 0, LOGISTIC},  /* logistic */
+    {2, 33, 33, 3, 4, 1, 1, 0, 1, LEAKY},   /* one image per product, read in place (1x1) */
+    {2, 32, 32, 3, 4, 3, 1, 1, 0, LEAKY},   /* one image per product, 3x3 */
+    {5, 4, 4, 16, 32, 3, 1, 1, 1, LINEAR},  /* channels a multiple of 16 */
+    {2, 6, 6, 3, 2, 5, 1, 2, 1, LEAKY},     /* 5x5, pad 2 */
+    {3, 7, 5, 2, 3, 2, 1, 0, 0, TANH},      /* even kernel; an activation we do not inline */
+    {3, 11, 13, 3, 4, 3, 3, 1, 1, LEAKY},   /* stride 3 */
+    {2, 5, 5, 2, 3, 3, 1, 3, 0, LINEAR},    /* pad 3 > size - 1: the output is larger */
+};
+
+static layer make_conv(const conv_case *k)
+{
+    return make_convolutional_layer(k->batch, k->h, k->w, k->c, k->filters, 1, k->size, k->stride, k->pad, k->act,
+                                    k->bn, 0, 0, 0);
+}
+
+/* Forward (train or inference) then backward of one case, reference vs fast. */
+static void check_conv_case(const conv_case *k, int train, int with_delta)
+{
+    char where[160];
+    snprintf(where, sizeof where, "conv b%d %dx%dx%d f%d k%d s%d p%d bn%d act%d train%d delta%d", k->batch, k->h,
+             k->w, k->c, k->filters, k->size, k->stride, k->pad, k->bn, (int)k->act, train, with_delta);
+    layer r = make_conv(k), f = make_conv(k);
+    assert_true(lwf_conv_workspace(&f, lwf_threads()) > 0);
+    unsigned st = 1234u + (unsigned)k->h * 7u + (unsigned)k->filters;
+    size_t nw = (size_t)r.nweights, nf = (size_t)k->filters, nin = (size_t)r.inputs * k->batch,
+           nout = (size_t)r.outputs * k->batch;
+    float *w = rnd(nw, &st, -0.5f, 0.5f), *b = rnd(nf, &st, -0.3f, 0.3f), *sc = rnd(nf, &st, 0.5f, 1.5f),
+          *rm = rnd(nf, &st, -0.2f, 0.2f), *rv = rnd(nf, &st, 0.5f, 2.0f);
+    /* a channel offset, so batch-norm's mean is not near zero */
+    float *x = rnd(nin, &st, -1, 1);
+    for (size_t i = 0; i < nin; ++i) x[i] += 0.5f;
+    layer *ls[2] = {&r, &f};
+    for (int q = 0; q < 2; ++q) {
+        copy_into(ls[q]->weights, w, nw);
+        copy_into(ls[q]->biases, b, nf);
+        if (k->bn) {
+            copy_into(ls[q]->scales, sc, nf);
+            copy_into(ls[q]->rolling_mean, rm, nf);
+            copy_into(ls[q]->rolling_variance, rv, nf);
+        }
+    }
+    size_t ws = r.workspace_size > lwf_conv_workspace(&f, lwf_threads()) ? r.workspace_size
+                                                                        : lwf_conv_workspace(&f, lwf_threads());
+    network nr = {0}, nfst = {0};
+    nr.input = x;
+    nfst.input = x;
+    nr.train = nfst.train = train;
+    nr.workspace = malloc(ws);
+    nfst.workspace = malloc(ws);
+    assert_non_null(nr.workspace);
+    assert_non_null(nfst.workspace);
+
+    lwf_set_reference(1);
+    forward_convolutional_layer(r, nr);
+    lwf_set_reference(0);
+    lwf_conv_forward(f, nfst);
+    double tb = k->bn ? TOL_BN : TOL;
+    near("output", where, r.output, f.output, nout, tb, 1);
+    if (k->bn) {
+        if (train) near("x (before batch-norm)", where, r.x, f.x, nout, TOL, 1); /* inference: not kept */
+        near("rolling mean", where, r.rolling_mean, f.rolling_mean, nf, TOL, 1);
+        near("rolling variance", where, r.rolling_variance, f.rolling_variance, nf, TOL, 1);
+        if (train) {
+            near("mean", where, r.mean, f.mean, nf, TOL, 1);
+            near("variance", where, r.variance, f.variance, nf, TOL, 1);
+        }
+        /* l.x_norm is not stored: our backward recomputes it from l.x */
+    }
+    if (!train) {
+        /* After an inference-mode forward Darknet's batch-norm backward mixes this pass's
+         * l.x with the last training pass's l.x_norm; no training plan runs it (a layer
+         * that learns runs in training mode), so only the forward pass is compared. */
+        free(w), free(b), free(sc), free(rm), free(rv), free(x);
+        free(nr.workspace), free(nfst.workspace);
+        free_layer(r);
+        free_layer(f);
+        return;
+    }
+
+    /* backward: the same delta, and updates/input deltas that already hold values (the
+     * kernels add into them) */
+    float *d = rnd(nout, &st, -1, 1), *wu = rnd(nw, &st, -0.1f, 0.1f), *bu = rnd(nf, &st, -0.1f, 0.1f),
+          *su = rnd(nf, &st, -0.1f, 0.1f), *dx0 = rnd(nin, &st, -0.1f, 0.1f);
+    float *dxr = malloc(nin * sizeof(float)), *dxf = malloc(nin * sizeof(float));
+    copy_into(dxr, dx0, nin);
+    copy_into(dxf, dx0, nin);
+    for (int q = 0; q < 2; ++q) {
+        copy_into(ls[q]->delta, d, nout);
+        copy_into(ls[q]->weight_updates, wu, nw);
+        copy_into(ls[q]->bias_updates, bu, nf);
+        if (k->bn) copy_into(ls[q]->scale_updates, su, nf);
+    }
+    nr.delta = with_delta ? dxr : NULL;
+    nfst.delta = with_delta ? dxf : NULL;
+    lwf_set_reference(1);
+    backward_convolutional_layer(r, nr);
+    lwf_set_reference(0);
+    lwf_conv_backward(f, nfst);
+    near("delta (after activation and batch-norm backward)", where, r.delta, f.delta, nout, tb, 1);
+    near("bias updates", where, r.bias_updates, f.bias_updates, nf, tb, 1);
+    near("weight updates", where, r.weight_updates, f.weight_updates, nw, tb, 1);
+    if (k->bn) near("scale updates", where, r.scale_updates, f.scale_updates, nf, tb, 1);
+    if (with_delta) near("input delta", where, dxr, dxf, nin, tb, 1);
+    /* the gradients are not just the values we started from */
+    double moved = 0;
+    for (size_t i = 0; i < nw; ++i) moved = fmax(moved, fabs((double)f.weight_updates[i] - wu[i]));
+    assert_true(moved > 1e-4);
+
+    free(w), free(b), free(sc), free(rm), free(rv), free(x), free(d), free(wu), free(bu), free(su), free(dx0);
+    free(dxr), free(dxf);
+    free(nr.workspace), free(nfst.workspace);
+    free_layer(r);
+    free_layer(f);
+}
+
+/* Each case twice: small layers stay on one thread, so also with every layer split over
+ * the threads (the images, or the products for a batch smaller than the threads). */
+static void test_conv_train(void **state)
+{
+    (void)state;
+    double keep = lwf_min_work();
+    for (int split = 0; split < 2; ++split) {
+        lwf_set_min_work(split ? 0 : keep);
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) check_conv_case(&conv_cases[i], 1, 1);
+    }
+    lwf_set_min_work(keep);
+}
+
+static void test_conv_inference_and_first_layer(void **state)
+{
+    (void)state;
+    double keep = lwf_min_work();
+    for (int split = 0; split < 2; ++split) {
+        lwf_set_min_work(split ? 0 : keep);
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) {
+            check_conv_case(&conv_cases[i], 0, 1);
+            check_conv_case(&conv_cases[i], 1, 0); /* no layer below: no input delta */
+        }
+    }
+    lwf_set_min_work(keep);
+}
+
+/* ---- pooling: the same comparisons and tie rules, so results are exactly equal ---- */
+
+typedef struct {
+    int batch, h, w, c, size, stride, padding;
+} pool_case;
+
+static void check_maxpool(const pool_case *k)
+{
+    char where[128];
+    snprintf(where, sizeof where, "maxpool b%d %dx%dx%d size %d stride %d padding %d", k->batch, k->h, k->w, k->c,
+             k->size, k->stride, k->padding);
+    layer r = make_maxpool_layer(k->batch, k->h, k->w, k->c, k->size, k->stride, k->padding);
+    layer f = make_maxpool_layer(k->batch, k->h, k->w, k->c, k->size, k->stride, k->padding);
+    assert_true(lwf_maxpool_supported(&f));
+    unsigned st = 99u + (unsigned)k->h;
+    size_t nin = (size_t)r.inputs * k->batch, nout = (size_t)r.outputs * k->batch;
+    float *x = rnd(nin, &st, -1, 1);
+    for (size_t i = 0; i < nin; i += 7) x[i] = x[i + (i + 1 < nin)]; /* ties */
+    float *d = rnd(nout, &st, -1, 1), *dx0 = rnd(nin, &st, -1, 1);
+    float *dxr = malloc(nin * sizeof(float)), *dxf = malloc(nin * sizeof(float));
+    copy_into(dxr, dx0, nin);
+    copy_into(dxf, dx0, nin);
+    network nr = {0}, nf = {0};
+    nr.input = nf.input = x;
+    nr.train = nf.train = 1;
+    nr.delta = dxr;
+    nf.delta = dxf;
+    forward_maxpool_layer(r, nr);
+    lwf_maxpool_forward(f, nf);
+    near("output", where, r.output, f.output, nout, 0, 1);
+    same_int("indexes", where, r.indexes, f.indexes, nout);
+    /* inference: the same maxima (the indexes are not needed) */
+    nf.train = 0;
+    memset(f.output, 0, nout * sizeof(float));
+    lwf_maxpool_forward(f, nf);
+    near("inference output", where, r.output, f.output, nout, 0, 1);
+    nf.train = 1;
+    copy_into(r.delta, d, nout);
+    copy_into(f.delta, d, nout);
+    backward_maxpool_layer(r, nr);
+    lwf_maxpool_backward(f, nf);
+    near("input delta", where, dxr, dxf, nin, 0, 1);
+    free(x), free(d), free(dx0), free(dxr), free(dxf);
+    free_layer(r);
+    free_layer(f);
+}
+
+static void test_maxpool(void **state)
+{
+    (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split even these small layers over the threads */
+    static const pool_case cases[] = {
+        {3, 28, 28, 5, 2, 2, 1},  /* Darknet's default padding = size - 1 */
+        {2, 7, 7, 3, 2, 2, 1},    /* odd side: the last window hangs over the edge */
+        {1, 9, 8, 17, 3, 2, 2},   /* 3x3 stride 2 */
+        {4, 6, 5, 2, 2, 1, 1},    /* stride 1 */
+        {2, 8, 8, 3, 2, 2, 0},    /* no padding */
+        {2, 10, 7, 4, 3, 3, 0},   /* size = stride 3, no padding */
+        {1, 5, 5, 1, 5, 1, 4},    /* window larger than most of the image */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) check_maxpool(&cases[i]);
+    lwf_set_min_work(keep);
+}
+
+static void test_avgpool(void **state)
+{
+    (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
+    static const int shapes[][4] = {{3, 7, 7, 5}, {1, 1, 1, 3}, {4, 13, 5, 17}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s) {
+        int bt = shapes[s][0], h = shapes[s][1], w = shapes[s][2], c = shapes[s][3];
+        char where[64];
+        snprintf(where, sizeof where, "avgpool b%d %dx%dx%d", bt, h, w, c);
+        layer r = make_avgpool_layer(bt, w, h, c), f = make_avgpool_layer(bt, w, h, c);
+        unsigned st = 5;
+        size_t nin = (size_t)r.inputs * bt, nout = (size_t)r.outputs * bt;
+        float *x = rnd(nin, &st, -1, 1), *d = rnd(nout, &st, -1, 1), *dx0 = rnd(nin, &st, -1, 1);
+        float *dxr = malloc(nin * sizeof(float)), *dxf = malloc(nin * sizeof(float));
+        copy_into(dxr, dx0, nin);
+        copy_into(dxf, dx0, nin);
+        network nr = {0}, nf = {0};
+        nr.input = nf.input = x;
+        nr.delta = dxr;
+        nf.delta = dxf;
+        forward_avgpool_layer(r, nr);
+        lwf_avgpool_forward(f, nf);
+        /* libdarknet is built with -Ofast: its sums may be reassociated too */
+        near("output", where, r.output, f.output, nout, TOL, 1);
+        copy_into(r.delta, d, nout);
+        copy_into(f.delta, d, nout);
+        backward_avgpool_layer(r, nr);
+        lwf_avgpool_backward(f, nf);
+        near("input delta", where, dxr, dxf, nin, TOL, 1);
+        free(x), free(d), free(dx0), free(dxr), free(dxf);
+        free_layer(r);
+        free_layer(f);
+    }
+    lwf_set_min_work(keep);
+}
+
+/* [route]: the same copies and additions as Darknet's, so exactly equal */
+static void test_route(void **state)
+{
+    (void)state;
+    double keep_work = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
+    int batch = 3, s0 = 7 * 5 * 2, s1 = 7 * 5 * 3;
+    network net = {0};
+    layer layers[3];
+    memset(layers, 0, sizeof layers);
+    unsigned st = 8;
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        layers[k].output = rnd(n, &st, -1, 1);
+        layers[k].delta = rnd(n, &st, -1, 1);
+    }
+    int idx[2] = {0, 1}, sizes[2] = {s0, s1};
+    int *i1 = malloc(sizeof idx), *z1 = malloc(sizeof sizes), *i2 = malloc(sizeof idx), *z2 = malloc(sizeof sizes);
+    memcpy(i1, idx, sizeof idx), memcpy(z1, sizes, sizeof sizes), memcpy(i2, idx, sizeof idx), memcpy(z2, sizes, sizeof sizes);
+    layer r = make_route_layer(batch, 2, i1, z1), f = make_route_layer(batch, 2, i2, z2);
+    net.layers = layers;
+    net.n = 3;
+    forward_route_layer(r, net);
+    lwf_route_forward(f, net);
+    near("output", "route", r.output, f.output, (size_t)batch * r.outputs, 0, 1);
+    float *d = rnd((size_t)batch * r.outputs, &st, -1, 1);
+    float *keep[2];
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        keep[k] = malloc(n * sizeof(float));
+        copy_into(keep[k], layers[k].delta, n);
+    }
+    copy_into(r.delta, d, (size_t)batch * r.outputs);
+    copy_into(f.delta, d, (size_t)batch * r.outputs);
+    backward_route_layer(r, net);
+    float *after[2];
+    for (int k = 0; k < 2; ++k) {
+        size_t n = (size_t)batch * (k ? s1 : s0);
+        after[k] = malloc(n * sizeof(float));
+        copy_into(after[k], layers[k].delta, n);
+        copy_into(layers[k].delta, keep[k], n);
+    }
+    lwf_route_backward(f, net);
+    for (int k = 0; k < 2; ++k) near("source delta", "route", after[k], layers[k].delta, (size_t)batch * (k ? s1 : s0), 0, 1);
+    for (int k = 0; k < 2; ++k) free(layers[k].output), free(layers[k].delta), free(keep[k]), free(after[k]);
+    free(d);
+    free_layer(r);
+    free_layer(f);
+    lwf_set_min_work(keep_work);
+}
+
+/* [dropout]: another random stream than Darknet's (see dropout_kernels.c), so the tests
+ * are of the rule: a value is dropped exactly when its uniform is below the probability,
+ * otherwise scaled; the backward pass follows the same mask; about p of the values go;
+ * and srand() makes it repeat. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    double keep = lwf_min_work();
+    lwf_set_min_work(0); /* split over the threads */
+    int batch = 4, inputs = 5000;
+    float p = 0.3f;
+    layer l = make_dropout_layer(batch, inputs, p);
+    size_t n = (size_t)batch * inputs;
+    unsigned st = 2;
+    float *x0 = rnd(n, &st, 0.5f, 1.5f), *x = malloc(n * sizeof(float)), *d0 = rnd(n, &st, 0.5f, 1.5f),
+          *d = malloc(n * sizeof(float)), *first = malloc(n * sizeof(float));
+    network net = {0};
+    net.train = 1;
+    net.input = x;
+    net.delta = d;
+    for (int rep = 0; rep < 2; ++rep) {
+        copy_into(x, x0, n);
+        copy_into(d, d0, n);
+        srand(7);
+        lwf_dropout_forward(l, net);
+        lwf_dropout_backward(l, net);
+        size_t dropped = 0;
+        for (size_t i = 0; i < n; ++i) {
+            int drop = l.rand[i] < p;
+            dropped += (size_t)drop;
+            if (!(l.rand[i] >= 0 && l.rand[i] < 1)) fail_msg("dropout: uniform %zu is %g", i, l.rand[i]);
+            if (x[i] != (drop ? 0 : x0[i] * l.scale) || d[i] != (drop ? 0 : d0[i] * l.scale))
+                fail_msg("dropout: value %zu: uniform %g, in %g out %g, delta %g -> %g", i, l.rand[i], x0[i], x[i], d0[i],
+                         d[i]);
+        }
+        double frac = (double)dropped / n;
+        if (fabs(frac - p) > 0.02) fail_msg("dropout: %.4f of the values dropped, expected about %.2f", frac, p);
+        if (rep == 0) copy_into(first, x, n);
+        else near("output after srand(7) again", "dropout", first, x, n, 0, 1);
+    }
+    /* inference: nothing changes */
+    copy_into(x, x0, n);
+    net.train = 0;
+    lwf_dropout_forward(l, net);
+    near("inference output", "dropout", x0, x, n, 0, 1);
+    free(x0), free(x), free(d0), free(d), free(first);
+    free_layer(l);
+    lwf_set_min_work(keep);
+}
+
+/* ---- a whole training step ---- */
+
+static const char *step_cfg =
+    "[net]\nbatch=6\nheight=13\nwidth=13\nchannels=3\nlearning_rate=0.05\nmomentum=0.9\ndecay=0.0005\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=9\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=7\nsize=1\nstride=1\npad=0\nactivation=relu\n"
+    "[task]\nname=old\n"
+    "[convolutional]\nfilters=4\nsize=1\nstride=1\nactivation=linear\n[avgpool]\n"
+    "[lwf_distill]\ntemperature=2\nlambda=1\n"
+    "[task]\nname=new\n"
+    "[connected]\noutput=5\nactivation=linear\n"
+    "[softmax]\n";
+
+typedef struct {
+    float *p;
+    size_t n;
+    const char *name;
+} param;
+
+/* Every learned or tracked array of the network, in a fixed order. */
+static int params_of(network *net, param *out)
+{
+    int n = 0;
+    for (int i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (l->type != CONVOLUTIONAL && l->type != CONNECTED) continue;
+        size_t nb = (size_t)(l->type == CONVOLUTIONAL ? l->n : l->outputs);
+        /* Darknet's [connected] leaves nweights at 0 */
+        size_t nw = l->type == CONVOLUTIONAL ? (size_t)l->nweights : (size_t)l->inputs * l->outputs;
+        out[n++] = (param){l->weights, nw, "weights"};
+        out[n++] = (param){l->biases, nb, "biases"};
+        if (l->batch_normalize) {
+            out[n++] = (param){l->scales, nb, "scales"};
+            out[n++] = (param){l->rolling_mean, nb, "rolling mean"};
+            out[n++] = (param){l->rolling_variance, nb, "rolling variance"};
+        }
+    }
+    return n;
+}
+
+static void test_training_step(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *cfg = tu_write(dir, "step.cfg", step_cfg);
+    lwf_set_reference(1);
+    lwf_model *mr = tu_load(cfg, 0);
+    lwf_set_reference(0);
+    lwf_model *mf = tu_load(cfg, 0);
+    int fast = 0;
+    for (int i = 0; i < mr->net->n; ++i) {
+        assert_false(lwf_kernels_installed(&mr->net->layers[i]));
+        fast += lwf_kernels_installed(&mf->net->layers[i]);
+    }
+    assert_int_equal(fast, 6); /* 4 convolutions, the maxpool, the avgpool ([task]s share the trunk output) */
+    /* the same weights in both */
+    lwf_err err;
+    char *wpath = tu_write(dir, "w.weights", "");
+    assert_int_equal(lwf_weights_save(mr->net, wpath, mr->net->n, 0, &err), 0);
+    assert_int_equal(lwf_weights_load(mf->net, wpath, mf->net->n, NULL, &err), 0);
+    param pr[64], pf[64];
+    int np = params_of(mr->net, pr);
+    assert_int_equal(params_of(mf->net, pf), np);
+    float *before[64];
+    for (int k = 0; k < np; ++k) {
+        before[k] = malloc(pr[k].n * sizeof(float));
+        copy_into(before[k], pr[k].p, pr[k].n);
+    }
+    lwf_model *ms[2] = {mr, mf};
+    lwf_plan plans[2];
+    for (int q = 0; q < 2; ++q) assert_int_equal(lwf_plan_make(ms[q], LWF_PASS_JOINT, &plans[q]), 0);
+    for (int step = 0; step < 2; ++step) {
+        double loss[2][2];
+        for (int q = 0; q < 2; ++q) {
+            network *net = ms[q]->net;
+            unsigned st = 77u + (unsigned)step;
+            tu_fill(net->input, (size_t)net->inputs * net->batch, &st, 0, 1);
+            memset(net->truth, 0, (size_t)net->truths * net->batch * sizeof(float));
+            for (int b = 0; b < net->batch; ++b) {
+                float *row = net->truth + (size_t)b * net->truths;
+                tu_fill(row + ms[q]->tasks[0].offset, (size_t)ms[q]->tasks[0].classes, &st, -2, 2);
+                row[ms[q]->tasks[1].offset + (b + step) % ms[q]->tasks[1].classes] = 1;
+            }
+            lwf_set_reference(q == 0);
+            lwf_forward(net, &plans[q]);
+            lwf_backward(net, &plans[q]);
+            lwf_update(net, &plans[q], 0.05f);
+            lwf_set_reference(0);
+            for (int t = 0; t < 2; ++t) loss[q][t] = lwf_layer_loss(&net->layers[ms[q]->tasks[t].loss]);
+        }
+        for (int t = 0; t < 2; ++t)
+            if (!(fabs(loss[0][t] - loss[1][t]) <= 1e-5 * fabs(loss[0][t])))
+                fail_msg("step %d task %d: loss %.9g (reference) vs %.9g (fast)", step, t, loss[0][t], loss[1][t]);
+    }
+    /* each parameter's change over the two steps: fast within TOL_BN of the reference */
+    for (int k = 0; k < np; ++k) {
+        float *dr = malloc(pr[k].n * sizeof(float)), *df = malloc(pr[k].n * sizeof(float));
+        for (size_t i = 0; i < pr[k].n; ++i) {
+            dr[i] = pr[k].p[i] - before[k][i];
+            df[i] = pf[k].p[i] - before[k][i];
+        }
+        char where[64];
+        snprintf(where, sizeof where, "training step, array %d", k);
+        near(pr[k].name, where, dr, df, pr[k].n, TOL_BN, 1);
+        free(dr), free(df), free(before[k]);
+    }
+    for (int q = 0; q < 2; ++q) lwf_plan_free(&plans[q]);
+    lwf_model_free(mr);
+    lwf_model_free(mf);
+    free(wpath);
+    free(cfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- the switch ---- */
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, float *, int, float *, int, float, float *, int);
+
+/* libdarknet's own `gemm` (its call to gemm_cpu goes through the PLT, to ours) */
+static gemm_fn darknet_gemm(void)
+{
+    Dl_info info;
+    assert_true(dladdr((void *)fill_cpu, &info) && info.dli_fname);
+    void *h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    assert_non_null(h);
+    void *f = dlsym(h, "gemm");
+    dlclose(h);
+    assert_non_null(f);
+    assert_true(f != (void *)gemm); /* the library's, not the one in this binary */
+    return (gemm_fn)f;
+}
+
+static void test_reference_switch(void **state)
+{
+    (void)state;
+    lwf_kernel_stats s0, s1, s2;
+    lwf_kernel_stats_get(&s0);
+    assert_true(s0.darknet_gemm_found);
+    int M = 7, N = 9, K = 11;
+    unsigned st = 3;
+    float *A = rnd((size_t)M * K, &st, -1, 1), *B = rnd((size_t)K * N, &st, -1, 1), *C0 = rnd((size_t)M * N, &st, -1, 1);
+    float *Cf = malloc(sizeof(float) * M * N), *Cr = malloc(sizeof(float) * M * N), *Cn = malloc(sizeof(float) * M * N);
+    copy_into(Cf, C0, (size_t)M * N);
+    copy_into(Cr, C0, (size_t)M * N);
+    gemm_fn dg = darknet_gemm();
+    lwf_set_reference(0);
+    dg(0, 0, M, N, K, 0.5f, A, K, B, N, 0.25f, Cf, N);
+    lwf_kernel_stats_get(&s1);
+    assert_int_equal(s1.fast_gemm, s0.fast_gemm + 1);
+    assert_int_equal(s1.ref_gemm, s0.ref_gemm);
+    lwf_set_reference(1);
+    assert_int_equal(lwf_reference(), 1);
+    dg(0, 0, M, N, K, 0.5f, A, K, B, N, 0.25f, Cr, N);
+    lwf_set_reference(0);
+    lwf_kernel_stats_get(&s2);
+    assert_int_equal(s2.ref_gemm, s1.ref_gemm + 1);
+    assert_int_equal(s2.fast_gemm, s1.fast_gemm);
+    /* the reference is Darknet's loop exactly: C *= BETA, then C += (ALPHA*A[i][k]) * B[k][j] in k order */
+    for (int i = 0; i < M; ++i) {
+        for (int j = 0; j < N; ++j) Cn[i * N + j] = C0[i * N + j] * 0.25f;
+        for (int k = 0; k < K; ++k) {
+            float a = 0.5f * A[i * K + k];
+            for (int j = 0; j < N; ++j) Cn[i * N + j] += a * B[k * N + j];
+        }
+    }
+    for (int i = 0; i < M * N; ++i)
+        if (Cr[i] != Cn[i]) fail_msg("reference gemm element %d: %.9g, Darknet's loop %.9g", i, Cr[i], Cn[i]);
+    near("gemm", "fast vs reference", Cr, Cf, (size_t)M * N, TOL, 1);
+    /* every transpose combination through libdarknet's entry point, against the reference */
+    for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb) {
+            copy_into(Cf, C0, (size_t)M * N);
+            copy_into(Cr, C0, (size_t)M * N);
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            dg(ta, tb, M, N, K, 1.5f, A, lda, B, ldb, 1, Cf, N);
+            lwf_set_reference(1);
+            dg(ta, tb, M, N, K, 1.5f, A, lda, B, ldb, 1, Cr, N);
+            lwf_set_reference(0);
+            char where[32];
+            snprintf(where, sizeof where, "TA=%d TB=%d", ta, tb);
+            near("gemm", where, Cr, Cf, (size_t)M * N, TOL, 1);
+        }
+    free(A), free(B), free(C0), free(Cf), free(Cr), free(Cn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_switch),
+        cmocka_unit_test(test_conv_train),
+        cmocka_unit_test(test_conv_inference_and_first_layer),
+        cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_route),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_training_step),
+    };
+    return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+}
