@@ -332,11 +332,15 @@ static void test_weights_round_trip_matches_libdarknet(void **state)
 }
 
 /* One training step through our plan-restricted loops (joint plan) on a single-task
- * LwF cfg equals libdarknet's own train_network_datum on the stock cfg: same loss,
- * same updated weights, batch-norm statistics included. */
+ * LwF cfg equals libdarknet's own train_network_datum on the stock cfg, with Darknet's
+ * reference kernels: same loss, same updated weights, batch-norm statistics included. */
 static void test_one_step_equals_stock(void **state)
 {
     (void)state;
+    /* Darknet's own kernels on both sides (our fast kernels agree within tolerance:
+     * test_kernels.c); the stock network's gemm goes through the same switch */
+    int was = lwf_reference();
+    lwf_set_reference(1);
     char *dir = tu_tmpdir();
     char text[8192];
     snprintf(text, sizeof text, stock_cfg, trunk_text, "[softmax]\ngroups=1\n");
@@ -399,6 +403,7 @@ static void test_one_step_equals_stock(void **state)
         ++compared;
     }
     assert_int_equal(compared, 3);
+    lwf_set_reference(was);
     lwf_plan_free(&plan);
     free_network(stock);
     lwf_model_free(m);
