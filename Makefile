@@ -64,7 +64,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h tests/fuzz/*.
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the kernels' loops: vectorised with GCC's dynamic cost model (still -O2 semantics: no
-# -ffast-math, no reassociation the source does not write); a*b + c contracted into one
+# unsafe-math options, no reassociation the source does not write); a*b + c contracted into one
 # fused multiply-add where the CPU has one (one rounding instead of two); short copy
 # loops stay inline loops instead of becoming memset/memcpy calls
 $(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic -ffp-contract=fast \
