@@ -67,8 +67,13 @@ $(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h tests/fuzz/*.
 # unsafe-math options, no reassociation the source does not write); a*b + c contracted into one
 # fused multiply-add where the CPU has one (one rounding instead of two); short copy
 # loops stay inline loops instead of becoming memset/memcpy calls
+# (GCC's options; the fuzz build's clang gets only the contraction)
+ifeq ($(FUZZ),1)
+$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -ffp-contract=fast
+else
 $(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic -ffp-contract=fast \
 	-fno-tree-loop-distribute-patterns
+endif
 
 $(LIB): $(PLUGIN_OBJ)
 	@mkdir -p $(dir $@)
