@@ -30,28 +30,6 @@ float rand_uniform(float min, float max) { return 0.5f * (min + max); }
 /* Same layers, same weights, same input: logits agree up to float rounding. */
 #define LOGIT_RTOL 1e-5
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *read_text(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    assert_non_null(text);
-    if (fread(text, 1, (size_t)len, fp) != (size_t)len) fail_msg("short read on %s", path);
-    fclose(fp);
-    text[len] = 0;
-    return text;
-}
-
 static int exists(const char *path)
 {
     struct stat st;
@@ -83,7 +61,7 @@ static int line_key(const char *line, size_t n, char *key, size_t cap)
  * must_shrink, a cfg without [net] height= and width= fails the test. */
 static char *small_copy(const char *dir, const char *src, const char *name, int side, int must_shrink)
 {
-    char *text = read_text(src);
+    char *text = (char *)tu_slurp(src, NULL);
     size_t len = strlen(text);
     char *out = malloc(len + 1024);
     assert_non_null(out);
@@ -153,7 +131,7 @@ static void check_mirror(const char *stock, const char *out, int head, const cha
     lwf_err err = {{0}};
     if (lwf_cfg_read(stock, &in, &err)) fail_msg("%s", err.msg);
     if (lwf_cfg_read(out, &o, &err)) fail_msg("%s", err.msg);
-    char *text = read_text(out);
+    char *text = (char *)tu_slurp(out, NULL);
     if (strchr(text, '#')) fail_msg("%s: the written cfg has a comment", out);
     free(text);
     int hs = head + 1, last = in.nsections - 1, hn = last - hs;
@@ -316,7 +294,7 @@ static int count_items(const char *types)
 static void test_stock(void **state)
 {
     const stock_case *c = *state;
-    double t0 = now();
+    double t0 = tu_now();
     char src[4096], file[256], out[4096];
     snprintf(src, sizeof src, "%s/%s.cfg", STOCK_DIR, c->name);
     if (!exists(src)) skip();
@@ -378,7 +356,7 @@ static void test_stock(void **state)
     if (lwf_weights_load_model(m, weights, &whole, NULL, &err)) fail_msg("%s: %s", c->name, err.msg);
     assert_int_equal(whole, 0);
     print_message("# %s at %dx%d: head from layer %d (%s), %zu floats, %.2f s\n", c->name, c->side, c->side,
-                  info.head, c->head, floats, now() - t0);
+                  info.head, c->head, floats, tu_now() - t0);
     lwf_model_free(m);
     unlink(weights);
     free(small);
@@ -617,7 +595,7 @@ static void test_split_with_references(void **state)
     lwf_cfg_free(&a);
     lwf_cfg_free(&b);
     size_t la, lb;
-    char *ta = read_text(w), *tb = read_text(ew);
+    char *ta = (char *)tu_slurp(w, NULL), *tb = (char *)tu_slurp(ew, NULL);
     struct stat sa, sb;
     stat(w, &sa);
     stat(ew, &sb);
@@ -719,7 +697,7 @@ static void test_init_errors(void **state)
     /* an existing output is replaced */
     char *old = tu_write(G.dir, "replace.cfg", "old text\n");
     if (lwf_init_cfg("cfg/fashion.cfg", G.newdata, old, -1, NULL, &err)) fail_msg("%s", err.msg);
-    char *text = read_text(old);
+    char *text = (char *)tu_slurp(old, NULL);
     assert_non_null(strstr(text, "[lwf_distill]"));
     free(text);
     free(old);

@@ -80,21 +80,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 /* Runs a shell command; its exit status, and its stdout in out (stderr dropped). */
 static int capture(char *out, size_t cap, const char *cmd)
 {
@@ -229,7 +214,7 @@ static void test_export_of_old_weights_is_the_stock_model(void **state)
     char w[4200];
     snprintf(w, sizeof w, "%s.weights", cfg);
     size_t na, nb;
-    unsigned char *a = slurp(f->old_weights, &na), *b = slurp(w, &nb);
+    unsigned char *a = tu_slurp(f->old_weights, &na), *b = tu_slurp(w, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(a, b, na);
     free(a);
@@ -254,8 +239,8 @@ static void test_export_of_old_weights_is_the_stock_model(void **state)
     char *tcfg = export_task(f, "tint", f->lwf_weights, "check");
     char tw[4200];
     snprintf(tw, sizeof tw, "%s.weights", tcfg);
-    a = slurp(w, &na);
-    b = slurp(tw, &nb);
+    a = tu_slurp(w, &na);
+    b = tu_slurp(tw, &nb);
     assert_int_equal(na, nb);
     assert_memory_not_equal(a, b, na);
     free(a);

@@ -44,26 +44,6 @@ static int run_entry(const char *harness, const uint8_t *bytes, size_t size, lwf
     return fz_weights_input(weights_model, bytes, size, err);
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, fp)) > 0) {
-        n += got;
-        if (n == cap) {
-            buf = realloc(buf, cap *= 2);
-            assert_non_null(buf);
-        }
-    }
-    fclose(fp);
-    *len = n;
-    return buf;
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -87,7 +67,7 @@ static int replay(const char *harness)
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         size_t len;
-        uint8_t *bytes = slurp(path, &len);
+        uint8_t *bytes = tu_slurp(path, &len);
         lwf_err err = {{0}};
         int got = run_entry(harness, bytes, len, &err);
         free(bytes);

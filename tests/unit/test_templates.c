@@ -21,29 +21,6 @@
 /* Logits come from the same libdarknet layers on the same weights: equal up to float rounding. */
 #define LOGIT_RTOL 1e-4
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The whole file as a NUL-terminated string (malloc'd). */
-static char *read_text(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    if (fseek(fp, 0, SEEK_END) != 0) fail_msg("cannot seek in %s", path);
-    long len = ftell(fp);
-    if (len < 0 || fseek(fp, 0, SEEK_SET) != 0) fail_msg("cannot size %s", path);
-    char *text = malloc((size_t)len + 1);
-    assert_non_null(text);
-    if (fread(text, 1, (size_t)len, fp) != (size_t)len) fail_msg("short read on %s", path);
-    fclose(fp);
-    text[len] = 0;
-    return text;
-}
-
 /* Copy of a cfg's text with [net] height/width set to SIDE and batch/subdivisions to 1
  * (commented-out lines are left alone); fails if height or width is missing. */
 static char *shrink_cfg(const char *text, const char *path)
@@ -90,7 +67,7 @@ static char *shrink_cfg(const char *text, const char *path)
 /* Writes a SIDE x SIDE, batch-1 copy of cfg `src` into dir; returns its path (malloc'd). */
 static char *small_copy(const char *dir, const char *src, const char *name)
 {
-    char *text = read_text(src);
+    char *text = (char *)tu_slurp(src, NULL);
     char *small = shrink_cfg(text, src);
     char *path = tu_write(dir, name, small);
     free(text);
@@ -235,7 +212,7 @@ static void make_stock_ref(const char *dir, stock_ref *r)
 
 static int group_setup(void **state)
 {
-    double t0 = now();
+    double t0 = tu_now();
     group *g = calloc(1, sizeof *g);
     assert_non_null(g);
     g->dir = tu_tmpdir();
@@ -243,7 +220,7 @@ static int group_setup(void **state)
     g->ref[DARKNET53] = (stock_ref){.name = "darknet53", .gain = 3};
     g->ref[TINY] = (stock_ref){.name = "tiny", .gain = 6};
     for (int i = 0; i < NSTOCK; ++i) make_stock_ref(g->dir, &g->ref[i]);
-    printf("# stock references (parse, fill, save, predict): %.2f s\n", now() - t0);
+    printf("# stock references (parse, fill, save, predict): %.2f s\n", tu_now() - t0);
     *state = g;
     return 0;
 }
@@ -264,7 +241,7 @@ static int group_teardown(void **state)
  * head the stock network's answer. */
 static void check_template(const group *g, int which)
 {
-    double t0 = now();
+    double t0 = tu_now();
     const stock_ref *r = &g->ref[which];
     const char *name = r->name;
     char *src = template_path(name), file[256];
@@ -304,7 +281,7 @@ static void check_template(const group *g, int which)
     }
     /* guard: logits spread over more than a unit, so a wrong weight shows in the answer */
     if (zhi - zlo < 1) fail_msg("stock %s: logits span only [%g, %g]: the comparison would be vacuous", name, zlo, zhi);
-    printf("# %s: %zu floats, logits in [%.2f, %.2f], %.2f s\n", name, r->floats, zlo, zhi, now() - t0);
+    printf("# %s: %zu floats, logits in [%.2f, %.2f], %.2f s\n", name, r->floats, zlo, zhi, tu_now() - t0);
     free(x);
     lwf_model_free(m);
     free(src);
@@ -319,7 +296,7 @@ static void test_tiny(void **state) { check_template(*state, TINY); }
  * and the model is left unchanged. */
 static void test_wrong_stock_weights(void **state)
 {
-    double t0 = now();
+    double t0 = tu_now();
     const group *g = *state;
     const stock_ref *r = &g->ref[DARKNET19];
     char *src = template_path("tiny");
@@ -340,7 +317,7 @@ static void test_wrong_stock_weights(void **state)
         fail_msg("the error should name the file's float count %s: '%s'", count, err.msg);
     if (memcmp(before, l0->weights, (size_t)l0->nweights * sizeof(float)))
         fail_msg("a rejected weights file changed layer 0's weights");
-    printf("# wrong stock weights: %.2f s\n", now() - t0);
+    printf("# wrong stock weights: %.2f s\n", tu_now() - t0);
     free(before);
     lwf_model_free(m);
     free(src);

@@ -81,21 +81,6 @@ static int train(const char *datafile, const char *cfg, const char *weights, con
                  weights ? "'" : "", weights ? weights : "", weights ? "'" : "", flags, cfg);
 }
 
-/* Reads a whole file; *len gets its size. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) fail_msg("cannot open %s", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
-}
-
 /* After the warm-up every trunk and old-head value (weights, biases, batch-norm scales
  * and rolling statistics) is bit for bit the old model's; after joint iterations not. */
 static void test_warmup_freezes_old_network(void **state)
@@ -106,7 +91,7 @@ static void test_warmup_freezes_old_network(void **state)
     char backup[4096];
     snprintf(backup, sizeof backup, "%s/backup-tint/freeze.backup", f->dir);
     size_t nold, nnew;
-    unsigned char *old = slurp(f->old_weights, &nold), *after = slurp(backup, &nnew);
+    unsigned char *old = tu_slurp(f->old_weights, &nold), *after = tu_slurp(backup, &nnew);
     assert_true(nnew > nold);
     /* same header layout (20 bytes), then the old network's floats first */
     assert_memory_equal(old + 20, after + 20, nold - 20);
@@ -115,7 +100,7 @@ static void test_warmup_freezes_old_network(void **state)
     assert_int_equal(train(f->new_data, cfg, backup, "-seed 3"), 0);
     snprintf(backup, sizeof backup, "%s/backup-tint/freeze.weights", f->dir);
     free(after);
-    after = slurp(backup, &nnew);
+    after = tu_slurp(backup, &nnew);
     assert_memory_not_equal(old + 20, after + 20, nold - 20);
     free(old);
     free(after);
@@ -128,7 +113,7 @@ static unsigned char *final_weights(fixture *f, const char *name, size_t *len)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/backup-tint/%s.weights", f->dir, name);
-    return slurp(path, len);
+    return tu_slurp(path, len);
 }
 
 /* With augmentation off and one seed, recorded responses and the online teacher give
@@ -182,10 +167,8 @@ static void test_resume_repeats_uninterrupted_run(void **state)
 
 static int count_in_file(const char *path, const char *needle)
 {
-    size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = tu_slurp(path, NULL);
     int c = 0;
-    b[n] = 0;
     for (char *p = (char *)b; (p = strstr(p, needle)); ++p) ++c;
     free(b);
     return c;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 char *tu_tmpdir(void)
 {
@@ -125,4 +126,27 @@ char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int
     char fname[256];
     snprintf(fname, sizeof fname, "%s.data", name);
     return tu_write(dir, fname, text);
+}
+
+unsigned char *tu_slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("cannot open %s", path);
+    if (fseek(fp, 0, SEEK_END) != 0) fail_msg("cannot seek in %s", path);
+    long n = ftell(fp);
+    if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) fail_msg("cannot size %s", path);
+    unsigned char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    if (fread(b, 1, (size_t)n, fp) != (size_t)n) fail_msg("cannot read %s", path);
+    fclose(fp);
+    b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+double tu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

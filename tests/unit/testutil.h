@@ -21,6 +21,11 @@ const char *tu_root(void);
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Loads a cfg that must parse; fails the test with the error otherwise. */
 lwf_model *tu_load(const char *cfg, int batch);
+/* A whole file, NUL-terminated (malloc'd); *len (may be NULL) gets its size.  Fails the
+ * test if it cannot be read. */
+unsigned char *tu_slurp(const char *path, size_t *len);
+/* Monotonic seconds, for the timings tests print. */
+double tu_now(void);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi);
 
