@@ -15,6 +15,8 @@ void gradient_array(const float *x, const int n, const ACTIVATION a, float *delt
 #define TARGET_COLS 1024            /* columns (image pixels) per product, at least */
 #define MAX_COL_FLOATS (4u << 20)   /* a chunk's column matrix stays under 16 MB */
 #define DIRECT_MAX_WEIGHTS (128u << 10) /* direct convolution when the weights fit in L2 */
+#define WINO_MIN 32                 /* Winograd for 3x3 stride 1 with this many channels and filters */
+#define WINO_MAX_FLOATS (1u << 20)  /* a chunk's transformed inputs stay under 4 MB (measured best) */
 
 /* How layer l is cut into chunks, and the workspace: a shared part, then one share per
  * thread. */
@@ -26,13 +28,17 @@ typedef struct {
     int nc;         /* images per chunk */
     int tconv;      /* input delta as a convolution of the delta (stride 1, see grad_part) */
     int direct;     /* inference by direct convolution (small weights, stride 1, see direct_image) */
+    int wino;       /* Winograd F(2x2, 3x3) (3x3, stride 1, see wino_kernels.c) */
+    lwf_wino g;     /* its tiles (wino) */
     int wp, hp;     /* padded input width and height (direct) */
     size_t plane;   /* floats of one padded input plane, with slack (direct) */
     size_t q;       /* output positions on the padded grid, rounded up to 16 (direct) */
     size_t wt;      /* floats, shared: (c, F*size*size) the flipped weights of that convolution */
     size_t col;     /* floats: (K, nc * HW) columns, or (F*size*size, nc * hw) */
     size_t tmp;     /* floats: (F, nc * HW) products or gathered deltas, or (c, nc * hw) */
-    size_t dw;      /* floats: (F, K) this thread's weight gradient */
+    size_t dw;      /* floats: (F, K) this thread's weight gradient, or (16, F, c) (wino) */
+    size_t wm;      /* floats: (16, F, nc * T) products or deltas in the transformed domain (wino) */
+    size_t scr;     /* floats: the transforms' scratch (wino) */
     size_t coef;    /* floats: (3, F) per-channel coefficients (thread 0's are used) */
     size_t sums;    /* doubles: (3, F) per-channel sums */
     size_t stride;  /* bytes of one thread's share */
@@ -64,7 +70,10 @@ static void make_plan(const layer *l, plan *p)
     p->HW = l->out_h * l->out_w;
     p->hw = l->h * l->w;
     p->tconv = l->size > 1 && l->stride == 1 && l->pad <= l->size - 1;
+    p->wino = l->size == 3 && l->stride == 1 && l->c >= WINO_MIN && l->n >= WINO_MIN;
+    if (p->wino) p->tconv = 0;
     p->direct = p->tconv && (size_t)p->F * p->K * sizeof(float) <= DIRECT_MAX_WEIGHTS;
+    p->wm = p->scr = 0;
     p->wp = l->w + 2 * l->pad;
     p->hp = l->h + 2 * l->pad;
     p->q = up16((size_t)l->out_h * p->wp);
@@ -82,9 +91,31 @@ static void make_plan(const layer *l, plan *p)
         p->tmp = maxz(p->tmp, (size_t)p->F * p->q);
     }
     p->dw = up16((size_t)p->F * p->K);
+    if (p->wino) {
+        /* (16, c, nc*T) inputs in col, (16, F, nc*T) products in wm, (16, F, c) filters in
+         * wt and each thread's filter gradient in dw */
+        lwf_wino_geometry(l, &p->g);
+        size_t T = (size_t)p->g.T, big = maxz((size_t)l->c, (size_t)p->F);
+        nc = (int)maxz(1, WINO_MAX_FLOATS / (16 * big * T));
+        p->nc = nc;
+        p->wt = 16 * lwf_wino_stream((size_t)p->F * l->c);
+        p->col = 16 * lwf_wino_stream((size_t)l->c * nc * T);
+        p->tmp = 0;
+        p->wm = 16 * lwf_wino_stream((size_t)p->F * nc * T);
+        p->dw = p->wt;
+        p->scr = up16(lwf_wino_scratch(&p->g));
+    }
     p->coef = up16((size_t)3 * p->F);
     p->sums = up16((size_t)3 * p->F);
-    p->stride = (p->col + p->tmp + p->dw + p->coef) * sizeof(float) + p->sums * sizeof(double);
+    p->stride = (p->col + p->tmp + p->dw + p->wm + p->scr + p->coef) * sizeof(float) + p->sums * sizeof(double);
+}
+
+int lwf_conv_winograd(const layer *l)
+{
+    if (!handled(l)) return 0;
+    plan p;
+    make_plan(l, &p);
+    return p.wino;
 }
 
 size_t lwf_conv_workspace(const layer *l, int nt)
@@ -97,7 +128,7 @@ size_t lwf_conv_workspace(const layer *l, int nt)
 
 /* Thread t's buffers inside the network workspace (64-byte aligned when it is). */
 typedef struct {
-    float *col, *tmp, *dw, *coef;
+    float *col, *tmp, *dw, *wm, *scr, *coef;
     double *sums;
 } tbufs;
 
@@ -108,7 +139,9 @@ static tbufs bufs_of(const network *net, const plan *p, int t)
     b.col = (float *)base;
     b.tmp = b.col + p->col;
     b.dw = b.tmp + p->tmp;
-    b.coef = b.dw + p->dw;
+    b.wm = b.dw + p->dw;
+    b.scr = b.wm + p->wm;
+    b.coef = b.scr + p->scr;
     b.sums = (double *)(void *)(b.coef + p->coef);
     return b;
 }
@@ -347,7 +380,33 @@ typedef struct {
     const float *inv;     /* (F) 1 / (sqrt(var) + 1e-6), set between the two passes */
     const float *mean;    /* (F) the statistics used */
     const float *wt16;    /* direct: weights of each group of 16 filters, tap by tap */
+    const float *u;       /* wino: (16, F, c) transformed filters */
 } fctx;
+
+/* ---- Winograd filters: (16, F, c) in the shared part of the workspace ---- */
+
+typedef struct {
+    const layer *l;
+    float *u;
+    int nt; /* threads whose filter gradients are summed (wino_grad_part) */
+    const network *net;
+    const plan *p;
+} wctx;
+
+static void filters_part(void *vc, int t, int nt)
+{
+    const wctx *w = vc;
+    int lo, hi;
+    lwf_split(w->l->n, t, nt, &lo, &hi);
+    lwf_wino_filters(w->l->weights, w->l->n, w->l->c, lo, hi, w->u);
+}
+
+static const float *wino_filters(const layer *l, const network *net)
+{
+    wctx w = {l, (float *)net->workspace, 0, net, NULL};
+    lwf_parallel_if(16.0 * l->n * l->c, filters_part, &w);
+    return w.u;
+}
 
 /* Runs part t of nt for every t: on the pool, or on this thread when nt is 1. */
 static void run(void (*fn)(void *, int, int), void *ctx, int nt)
@@ -368,21 +427,37 @@ static int direct_input(const layer *l)
 }
 
 /* Products of images [a, a + n): (F, n*HW) into b.tmp, or straight into dst1 when the
- * chunk is one image and dst1 is given; returns where they are and their row stride. */
-static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, float *dst1, size_t *ld)
+ * chunk is one image and dst1 is given, or (Winograd) into l.x or l.output as images;
+ * returns where they are, and the strides of a filter's rows (fs) and of images (js). */
+static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, float *dst1, size_t *fs, size_t *js)
 {
     const layer *l = c->l;
     const plan *p = &c->p;
     const float *in = c->net->input + (size_t)a * l->inputs;
     const float *B = in;
     size_t cols = (size_t)n * p->HW;
+    if (p->wino) {
+        int F = p->F, C = l->c;
+        size_t P = (size_t)n * p->g.T, us = lwf_wino_stream((size_t)F * C), vs = lwf_wino_stream((size_t)C * P),
+               ms = lwf_wino_stream((size_t)F * P);
+        lwf_wino_in(in, n, C, &p->g, b->col, P, b->scr);
+        for (int xi = 0; xi < 16; ++xi)
+            product(c->nt == 1, 0, 0, F, (int)P, C, c->u + xi * us, C, b->col + xi * vs, (int)P,
+                    0, b->wm + xi * ms, (int)P);
+        float *dst = (l->batch_normalize ? l->x : l->output) + (size_t)a * l->outputs;
+        lwf_wino_out(b->wm, n, F, &p->g, P, dst, (size_t)l->outputs, (size_t)p->HW, b->scr);
+        *fs = (size_t)p->HW;
+        *js = (size_t)l->outputs;
+        return dst;
+    }
     if (!(direct_input(l) && n == 1)) {
         im2col_n(in, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, b->col);
         B = b->col;
     }
     float *C = n == 1 && dst1 ? dst1 : b->tmp;
     product(c->nt == 1, 0, 0, p->F, (int)cols, p->K, l->weights, p->K, B, (int)cols, 0, C, (int)cols);
-    *ld = cols;
+    *fs = cols;
+    *js = (size_t)p->HW;
     return C;
 }
 
@@ -530,11 +605,11 @@ static void forward_part(void *vc, int t, int nt)
          * l.x (kept for the backward pass); with rolling ones, in this thread's buffer */
         int bn_infer = l->batch_normalize && !c->bn_train;
         float *base = l->batch_normalize ? l->x : l->output;
-        size_t ld;
-        const float *C = chunk_product(c, &b, a, n, bn_infer ? NULL : base + (size_t)a * l->outputs, &ld);
+        size_t fs, js;
+        const float *C = chunk_product(c, &b, a, n, bn_infer ? NULL : base + (size_t)a * l->outputs, &fs, &js);
         for (int j = 0; j < n; ++j)
             for (int f = 0; f < p->F; ++f) {
-                const float *src = C + (size_t)f * ld + (size_t)j * HW;
+                const float *src = C + (size_t)f * fs + (size_t)j * js;
                 size_t at = ((size_t)(a + j) * p->F + f) * HW;
                 float *x = base + at;
                 if (c->bn_train) {
@@ -582,7 +657,7 @@ static int parts_of(const layer *l)
 void lwf_conv_forward(layer l, network net)
 {
     int nt = parts_of(&l);
-    fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL};
+    fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     /* Inference: one product per image, all of one shape, so an image's output does not
      * depend on the other images of its batch (OpenBLAS rounds differently for different
@@ -595,6 +670,7 @@ void lwf_conv_forward(layer l, network net)
         c.inv = inv;
         c.mean = l.rolling_mean;
     }
+    if (c.p.wino) c.u = wino_filters(&l, &net);
     if (c.p.direct) {
         /* (F/16, K, 16) in the shared part of the workspace */
         float *w16 = (float *)net.workspace;
@@ -644,6 +720,7 @@ typedef struct {
     const float *inv;         /* (F) 1 / (sqrt(var) + 1e-6): x_norm = (x - mean) * inv */
     const float *cd, *cx, *c0; /* (F) new delta = d*cd + (x - mean)*cx + c0 (batch-norm) */
     const float *wt;          /* (c, F*size*size) flipped weights, when p.tconv */
+    const float *u;           /* (16, F, c) transformed filters, when p.wino */
 } bctx;
 
 /* Pass 1: delta *= activation gradient; per-channel sums of d, d*x_norm, d*(x - mean). */
@@ -688,20 +765,41 @@ static void grad_part(void *vc, int t, int nt)
     int lo, hi;
     lwf_split(l->batch, t, nt, &lo, &hi);
     tbufs b = bufs_of(net, p, t);
-    float *dw = t == 0 ? l->weight_updates : b.dw;
-    float beta = t == 0 ? 1 : 0;
+    float *dw = t == 0 && !p->wino ? l->weight_updates : b.dw;
+    float beta = t == 0 && !p->wino ? 1 : 0;
     int serial = c->nt == 1;
+    if (lo == hi && p->wino) memset(b.dw, 0, p->dw * sizeof(float));
     for (int a = lo; a < hi; a += p->nc) {
         int n = hi - a < p->nc ? hi - a : p->nc;
         size_t cols = (size_t)n * HW;
+        int gather = n > 1 && !p->wino;
         /* the final delta, in place (l.delta, image layout) and gathered (b.tmp, (F, cols)) */
         for (int j = 0; j < n; ++j)
             for (int f = 0; f < F; ++f) {
                 size_t at = ((size_t)(a + j) * F + f) * HW;
                 float *d = l->delta + at;
                 if (l->batch_normalize) bn_delta(d, d, l->x + at, HW, c->cd[f], c->cx[f], c->c0[f], c->mean[f]);
-                if (n > 1) copy_row(b.tmp + (size_t)f * cols + (size_t)j * HW, d, HW);
+                if (gather) copy_row(b.tmp + (size_t)f * cols + (size_t)j * HW, d, HW);
             }
+        if (p->wino) {
+            /* dM from the delta; the filters' gradient dw (16, F, C) += dM V^T; the input
+             * delta from dV = U^T dM */
+            size_t P = (size_t)n * p->g.T, us = lwf_wino_stream((size_t)F * C), vs = lwf_wino_stream((size_t)C * P),
+                   ms = lwf_wino_stream((size_t)F * P);
+            const float *in = net->input + (size_t)a * l->inputs;
+            lwf_wino_dout(l->delta + (size_t)a * l->outputs, l->outputs, HW, n, F, &p->g, b.wm, P, b.scr);
+            lwf_wino_in(in, n, C, &p->g, b.col, P, b.scr);
+            for (int xi = 0; xi < 16; ++xi)
+                product(serial, 0, 1, F, C, (int)P, b.wm + xi * ms, (int)P, b.col + xi * vs,
+                        (int)P, beta, dw + xi * us, C);
+            beta = 1;
+            if (!net->delta) continue;
+            for (int xi = 0; xi < 16; ++xi)
+                product(serial, 1, 0, C, (int)P, F, c->u + xi * us, C, b.wm + xi * ms, (int)P, 0,
+                        b.col + xi * vs, (int)P);
+            lwf_wino_din(b.col, n, C, &p->g, P, net->delta + (size_t)a * l->inputs, b.scr);
+            continue;
+        }
         const float *D = n > 1 ? b.tmp : l->delta + (size_t)a * l->outputs; /* (F, cols) */
         const float *in = net->input + (size_t)a * l->inputs;
         const float *B = in;
@@ -753,6 +851,25 @@ static void sum_part(void *vc, int t, int nt)
     for (int u = 1; u < nt; ++u) add_rows(w + lo, bufs_of(c->net, &c->p, u).dw + lo, hi - lo);
 }
 
+/* Winograd: the threads' filter gradients summed (into thread 0's) and transformed back
+ * onto l.weight_updates, split over the filters. */
+static void wino_grad_part(void *vc, int t, int nt)
+{
+    const wctx *w = vc;
+    const layer *l = w->l;
+    int lo, hi, F = l->n, C = l->c;
+    lwf_split(F, t, nt, &lo, &hi);
+    float *d0 = bufs_of(w->net, w->p, 0).dw;
+    for (int u = 1; u < w->nt; ++u) {
+        const float *du = bufs_of(w->net, w->p, u).dw;
+        for (int xi = 0; xi < 16; ++xi) {
+            size_t at = xi * lwf_wino_stream((size_t)F * C) + (size_t)lo * C;
+            add_rows(d0 + at, du + at, (hi - lo) * C);
+        }
+    }
+    lwf_wino_filters_grad(d0, F, C, lo, hi, l->weight_updates);
+}
+
 /* wt[ch][(f*ks + ky)*ks + kx] = weights[f][ch][ks-1-ky][ks-1-kx] */
 static void flip_weights(const layer *l, float *wt)
 {
@@ -768,7 +885,7 @@ static void flip_weights(const layer *l, float *wt)
 void lwf_conv_backward(layer l, network net)
 {
     int nt = parts_of(&l);
-    bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     int F = l.n;
     tbufs b0 = bufs_of(&net, &c.p, 0);
@@ -808,6 +925,12 @@ void lwf_conv_backward(layer l, network net)
         flip_weights(&l, wt);
         c.wt = wt;
     }
+    if (c.p.wino && net.delta) c.u = wino_filters(&l, &net);
     run(grad_part, &c, nt);
-    if (nt > 1) lwf_parallel(sum_part, &c);
+    if (c.p.wino) {
+        wctx w = {&l, NULL, nt, &net, &c.p};
+        lwf_parallel_if(16.0 * F * l.c * nt, wino_grad_part, &w);
+    } else if (nt > 1) {
+        lwf_parallel(sum_part, &c);
+    }
 }

@@ -85,7 +85,15 @@ static const conv_case conv_cases[] = {
     {3, 7, 5, 2, 3, 2, 1, 0, 0, TANH},      /* even kernel; an activation we do not inline */
     {3, 11, 13, 3, 4, 3, 3, 1, 1, LEAKY},   /* stride 3 */
     {2, 5, 5, 2, 3, 3, 1, 3, 0, LINEAR},    /* pad 3 > size - 1: the output is larger */
+    /* Winograd (3x3, stride 1, >= 32 channels and filters): */
+    {2, 7, 9, 32, 33, 3, 1, 1, 1, LEAKY},   /* odd sizes: tiles cut at both edges */
+    {1, 6, 6, 40, 32, 3, 1, 0, 0, LINEAR},  /* batch 1, pad 0 */
+    {3, 5, 8, 33, 35, 3, 1, 1, 0, LOGISTIC}, /* channels, filters not multiples of 16 */
+    {2, 9, 7, 32, 48, 3, 1, 2, 1, RELU},    /* pad 2: the output is larger */
+    {2, 3, 3, 32, 32, 3, 1, 1, 1, LEAKY},   /* one tile row and column, both cut */
+    {5, 28, 28, 32, 34, 3, 1, 1, 1, LEAKY}, /* several chunks of several images */
 };
+static const int conv_winograd[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
 
 static layer make_conv(const conv_case *k)
 {
@@ -101,6 +109,7 @@ static void check_conv_case(const conv_case *k, int train, int with_delta)
              k->w, k->c, k->filters, k->size, k->stride, k->pad, k->bn, (int)k->act, train, with_delta);
     layer r = make_conv(k), f = make_conv(k);
     assert_true(lwf_conv_workspace(&f, lwf_threads()) > 0);
+    assert_int_equal(lwf_conv_winograd(&f), conv_winograd[k - conv_cases]); /* the path meant */
     unsigned st = 1234u + (unsigned)k->h * 7u + (unsigned)k->filters;
     size_t nw = (size_t)r.nweights, nf = (size_t)k->filters, nin = (size_t)r.inputs * k->batch,
            nout = (size_t)r.outputs * k->batch;
