@@ -15,7 +15,7 @@ void gradient_array(const float *x, const int n, const ACTIVATION a, float *delt
 #define TARGET_COLS 1024            /* columns (image pixels) per product, at least */
 #define MAX_COL_FLOATS (4u << 20)   /* a chunk's column matrix stays under 16 MB */
 #define DIRECT_MAX_WEIGHTS (128u << 10) /* direct convolution when the weights fit in L2 */
-#define WINO_MIN 32                 /* Winograd for 3x3 stride 1 with this many channels and filters */
+#define WINO_MIN 64                 /* Winograd for 3x3 stride 1 with this many channels and filters */
 #define WINO_MAX_FLOATS (1u << 20)  /* a chunk's transformed inputs stay under 4 MB (measured best) */
 
 /* How layer l is cut into chunks, and the workspace: a shared part, then one share per
@@ -70,7 +70,9 @@ static void make_plan(const layer *l, plan *p)
     p->HW = l->out_h * l->out_w;
     p->hw = l->h * l->w;
     p->tconv = l->size > 1 && l->stride == 1 && l->pad <= l->size - 1;
-    p->wino = l->size == 3 && l->stride == 1 && l->c >= WINO_MIN && l->n >= WINO_MIN;
+    /* (below 4x4 outputs the transformed filters' size, not the multiplications, sets the
+     * time: Darknet's way is faster there) */
+    p->wino = l->size == 3 && l->stride == 1 && l->c >= WINO_MIN && l->n >= WINO_MIN && p->HW >= 16;
     if (p->wino) p->tconv = 0;
     p->direct = p->tconv && (size_t)p->F * p->K * sizeof(float) <= DIRECT_MAX_WEIGHTS;
     p->wm = p->scr = 0;

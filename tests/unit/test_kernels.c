@@ -1,5 +1,6 @@
 /* The fast CPU kernels against Darknet's own: convolution (with and without batch-norm,
- * training and inference statistics, every activation we inline and one we do not),
+ * training and inference statistics, every activation we inline and one we do not, the
+ * im2col and the Winograd ways),
  * maxpool and avgpool on varied shapes, outputs and every gradient; a whole training
  * step of a small LwF network; and the reference switch really switching. */
 #define _GNU_SOURCE
@@ -19,8 +20,11 @@
  * is compared norm-wise: max|fast - ref| <= TOL * max|ref|.  Batch-norm divides by the
  * batch's standard deviation and its backward subtracts nearly equal sums, which can
  * multiply a relative error several times; so can two training steps: TOL_BN.
- * Observed with 1-5 threads: <= 1.2e-6 per layer, <= 6e-6 after two steps over this
- * branch's builds (LWF_TEST_VERBOSE=1 prints every comparison). */
+ * Winograd layers add their transforms' rounding: sums of 3-9 terms of sixteen products,
+ * each value rounded a few more times (halvings are exact), so a few eps more per output.
+ * Observed with 1-5 threads: <= 2.8e-6 per layer, <= 2.2e-5 after two steps (a Winograd
+ * layer's scales under batch-norm), over this branch's builds (LWF_TEST_VERBOSE=1 prints
+ * every comparison). */
 #define TOL 1e-5
 #define TOL_BN 5e-5
 
@@ -85,15 +89,16 @@ static const conv_case conv_cases[] = {
     {3, 7, 5, 2, 3, 2, 1, 0, 0, TANH},      /* even kernel; an activation we do not inline */
     {3, 11, 13, 3, 4, 3, 3, 1, 1, LEAKY},   /* stride 3 */
     {2, 5, 5, 2, 3, 3, 1, 3, 0, LINEAR},    /* pad 3 > size - 1: the output is larger */
-    /* Winograd (3x3, stride 1, >= 32 channels and filters): */
-    {2, 7, 9, 32, 33, 3, 1, 1, 1, LEAKY},   /* odd sizes: tiles cut at both edges */
-    {1, 6, 6, 40, 32, 3, 1, 0, 0, LINEAR},  /* batch 1, pad 0 */
-    {3, 5, 8, 33, 35, 3, 1, 1, 0, LOGISTIC}, /* channels, filters not multiples of 16 */
-    {2, 9, 7, 32, 48, 3, 1, 2, 1, RELU},    /* pad 2: the output is larger */
-    {2, 3, 3, 32, 32, 3, 1, 1, 1, LEAKY},   /* one tile row and column, both cut */
-    {5, 28, 28, 32, 34, 3, 1, 1, 1, LEAKY}, /* several chunks of several images */
+    /* Winograd (3x3, stride 1, >= 64 channels and filters, >= 16 outputs): */
+    {2, 7, 9, 64, 65, 3, 1, 1, 1, LEAKY},   /* odd sizes: tiles cut at both edges */
+    {1, 6, 6, 72, 64, 3, 1, 0, 0, LINEAR},  /* batch 1, pad 0 */
+    {3, 5, 8, 65, 67, 3, 1, 1, 0, LOGISTIC}, /* channels, filters not multiples of 16 */
+    {2, 9, 7, 64, 80, 3, 1, 2, 1, RELU},    /* pad 2: the output is larger */
+    {2, 3, 7, 64, 64, 3, 1, 1, 1, LEAKY},   /* one tile row, cut */
+    {3, 34, 34, 128, 64, 3, 1, 1, 1, LEAKY}, /* one image per chunk: several chunks */
+    {2, 3, 3, 64, 64, 3, 1, 1, 1, LEAKY},   /* under 16 outputs: not Winograd */
 };
-static const int conv_winograd[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+static const int conv_winograd[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
 
 static layer make_conv(const conv_case *k)
 {
@@ -438,6 +443,8 @@ static const char *step_cfg =
     "[net]\nbatch=6\nheight=13\nwidth=13\nchannels=3\nlearning_rate=0.05\nmomentum=0.9\ndecay=0.0005\n"
     "[convolutional]\nbatch_normalize=1\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
     "[maxpool]\nsize=2\nstride=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=64\nsize=1\nstride=1\npad=0\nactivation=leaky\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=64\nsize=3\nstride=1\npad=1\nactivation=leaky\n" /* Winograd */
     "[convolutional]\nbatch_normalize=1\nfilters=9\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
     "[convolutional]\nfilters=7\nsize=1\nstride=1\npad=0\nactivation=relu\n"
     "[task]\nname=old\n"
@@ -483,12 +490,14 @@ static void test_training_step(void **state)
     lwf_model *mr = tu_load(cfg, 0);
     lwf_set_reference(0);
     lwf_model *mf = tu_load(cfg, 0);
-    int fast = 0;
+    int fast = 0, wino = 0;
     for (int i = 0; i < mr->net->n; ++i) {
         assert_false(lwf_kernels_installed(&mr->net->layers[i]));
         fast += lwf_kernels_installed(&mf->net->layers[i]);
+        wino += lwf_kernels_installed(&mf->net->layers[i]) && lwf_conv_winograd(&mf->net->layers[i]);
     }
-    assert_int_equal(fast, 6); /* 4 convolutions, the maxpool, the avgpool ([task]s share the trunk output) */
+    assert_int_equal(fast, 8); /* 6 convolutions, the maxpool, the avgpool ([task]s share the trunk output) */
+    assert_int_equal(wino, 1);
     /* the same weights in both */
     lwf_err err;
     char *wpath = tu_write(dir, "w.weights", "");
