@@ -52,36 +52,80 @@ size_t lwf_wino_scratch(const lwf_wino *g)
     return (size_t)g->H2 * g->W2 + SLACK + 16 * (size_t)g->tw + 16;
 }
 
-/* ---- 16 tiles at a time: GCC vector extensions (one AVX-512 register, or two AVX2 or
- * four SSE ones), unaligned loads and stores through memcpy ---- */
+/* ---- several tiles at a time: GCC vector extensions of 16, 8 and 4 floats (one
+ * AVX-512, AVX2 or SSE register each where the CPU has them), then one at a time.
+ * A row of tiles is short (tw = 14 at 28x28, 4 at 7x7), so every width is used.
+ * Loads and stores are unaligned, through memcpy.  Macros, not functions: a function
+ * passing a vector would change its ABI with the target. ---- */
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
 typedef int i16 __attribute__((vector_size(64)));
+typedef int i8 __attribute__((vector_size(32)));
+typedef int i4 __attribute__((vector_size(16)));
 
-/* (macros, not functions: a function passing a vector of 16 floats would change its ABI
- * with the target) */
-#define ld(p)                                                                                                          \
+#define LDV(VT, p)                                                                                                     \
     ({                                                                                                                 \
-        v16 v_;                                                                                                        \
+        VT v_;                                                                                                         \
         memcpy(&v_, (p), sizeof v_);                                                                                   \
         v_;                                                                                                            \
     })
-#define st(p, v)                                                                                                       \
+#define STV(VT, p, v)                                                                                                  \
     do {                                                                                                               \
-        v16 w_ = (v);                                                                                                  \
+        VT w_ = (v);                                                                                                   \
         memcpy((p), &w_, sizeof w_);                                                                                   \
     } while (0)
+#define ld(p) LDV(v16, p)
+#define st(p, v) STV(v16, p, v)
 
-/* the even and the odd elements of p[0..32) */
-#define evens(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-#define odds(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+/* EVn, ODn: the even and the odd elements of p[0 .. 2n) */
+#define EV16(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#define OD16(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+#define EV8(p) __builtin_shuffle(LDV(v8, p), LDV(v8, (p) + 8), (i8){0, 2, 4, 6, 8, 10, 12, 14})
+#define OD8(p) __builtin_shuffle(LDV(v8, p), LDV(v8, (p) + 8), (i8){1, 3, 5, 7, 9, 11, 13, 15})
+#define EV4(p) __builtin_shuffle(LDV(v4, p), LDV(v4, (p) + 4), (i4){0, 2, 4, 6})
+#define OD4(p) __builtin_shuffle(LDV(v4, p), LDV(v4, (p) + 4), (i4){1, 3, 5, 7})
+#define EV1(p) (*(p))
+#define OD1(p) ((p)[1])
 
-/* p[0..32) = a[0] b[0] a[1] b[1] ... */
-#define interleave(p, a, b)                                                                                            \
+/* ILn: p[0 .. 2n) = a[0] b[0] a[1] b[1] ... */
+#define IL16(p, a, b)                                                                                                  \
     do {                                                                                                               \
         v16 a_ = (a), b_ = (b);                                                                                        \
         st((p), __builtin_shuffle(a_, b_, (i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}));            \
         st((p) + 16, __builtin_shuffle(a_, b_, (i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})); \
+    } while (0)
+#define IL8(p, a, b)                                                                                                   \
+    do {                                                                                                               \
+        v8 a_ = (a), b_ = (b);                                                                                         \
+        STV(v8, (p), __builtin_shuffle(a_, b_, (i8){0, 8, 1, 9, 2, 10, 3, 11}));                                       \
+        STV(v8, (p) + 8, __builtin_shuffle(a_, b_, (i8){4, 12, 5, 13, 6, 14, 7, 15}));                                 \
+    } while (0)
+#define IL4(p, a, b)                                                                                                   \
+    do {                                                                                                               \
+        v4 a_ = (a), b_ = (b);                                                                                         \
+        STV(v4, (p), __builtin_shuffle(a_, b_, (i4){0, 4, 1, 5}));                                                     \
+        STV(v4, (p) + 4, __builtin_shuffle(a_, b_, (i4){2, 6, 3, 7}));                                                 \
+    } while (0)
+#define IL1(p, a, b)                                                                                                   \
+    do {                                                                                                               \
+        (p)[0] = (a);                                                                                                  \
+        (p)[1] = (b);                                                                                                  \
+    } while (0)
+
+/* Runs TILES(VT, W, EV, OD, IL) for each width, widest first, over a row of tw tiles
+ * (x: the first tile not yet done); the last 1-3 tiles of a row of 4 or more go as the
+ * row's last 4 (the ones before are done twice, writing the same values) */
+#define ALL_WIDTHS(TILES)                                                                                              \
+    do {                                                                                                               \
+        int x = 0;                                                                                                     \
+        TILES(v16, 16, EV16, OD16, IL16);                                                                              \
+        TILES(v8, 8, EV8, OD8, IL8);                                                                                   \
+        TILES(v4, 4, EV4, OD4, IL4);                                                                                   \
+        if (x < tw && tw >= 4) x = tw - 4;                                                                             \
+        TILES(v4, 4, EV4, OD4, IL4);                                                                                   \
+        TILES(float, 1, EV1, OD1, IL1);                                                                                \
     } while (0)
 
 /* ---- filters: 16 channels at a time (T = v16), the rest one at a time (T = float) ---- */
@@ -177,45 +221,30 @@ CLONES void lwf_wino_filters_grad(const float *dU, int F, int C, int f0, int f1,
 
 /* ---- input: V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] ---- */
 
-/* One row of tiles: rows r[0..3] of the padded plane (read up to 32 floats past the
- * row's tiles) into the 16 streams v + xi*xs, tw tiles each */
+/* One row of tiles: rows r[0..3] of the padded plane into the 16 streams v + xi*xs, tw
+ * tiles each */
+#define IN_TILES(VT, W, EV, OD, IL)                                                                                    \
+    for (; x + W <= tw; x += W) {                                                                                      \
+        VT t[4][4];                                                                                                    \
+        for (int i = 0; i < 4; ++i) {                                                                                  \
+            const float *q = r[i] + 2 * x;                                                                             \
+            VT a = EV(q), b = OD(q), c = EV(q + 2), d = OD(q + 2);                                                     \
+            t[i][0] = a - c;                                                                                           \
+            t[i][1] = b + c;                                                                                           \
+            t[i][2] = c - b;                                                                                           \
+            t[i][3] = b - d;                                                                                           \
+        }                                                                                                              \
+        for (int k = 0; k < 4; ++k) {                                                                                  \
+            STV(VT, v + (0 * 4 + k) * xs + x, t[0][k] - t[2][k]);                                                      \
+            STV(VT, v + (1 * 4 + k) * xs + x, t[1][k] + t[2][k]);                                                      \
+            STV(VT, v + (2 * 4 + k) * xs + x, t[2][k] - t[1][k]);                                                      \
+            STV(VT, v + (3 * 4 + k) * xs + x, t[1][k] - t[3][k]);                                                      \
+        }                                                                                                              \
+    }
+
 CLONES static void in_row(const float *const r[4], int tw, float *restrict v, size_t xs)
 {
-    int x = 0;
-    for (; x + 16 <= tw; x += 16) {
-        v16 t[4][4];
-        for (int i = 0; i < 4; ++i) {
-            const float *q = r[i] + 2 * x;
-            v16 a = evens(q), b = odds(q), c = evens(q + 2), d = odds(q + 2);
-            t[i][0] = a - c;
-            t[i][1] = b + c;
-            t[i][2] = c - b;
-            t[i][3] = b - d;
-        }
-        for (int k = 0; k < 4; ++k) {
-            st(v + (0 * 4 + k) * xs + x, t[0][k] - t[2][k]);
-            st(v + (1 * 4 + k) * xs + x, t[1][k] + t[2][k]);
-            st(v + (2 * 4 + k) * xs + x, t[2][k] - t[1][k]);
-            st(v + (3 * 4 + k) * xs + x, t[1][k] - t[3][k]);
-        }
-    }
-    for (; x < tw; ++x) {
-        float t[4][4];
-        for (int i = 0; i < 4; ++i) {
-            const float *q = r[i] + 2 * x;
-            float a = q[0], b = q[1], c = q[2], d = q[3];
-            t[i][0] = a - c;
-            t[i][1] = b + c;
-            t[i][2] = c - b;
-            t[i][3] = b - d;
-        }
-        for (int k = 0; k < 4; ++k) {
-            v[(0 * 4 + k) * xs + x] = t[0][k] - t[2][k];
-            v[(1 * 4 + k) * xs + x] = t[1][k] + t[2][k];
-            v[(2 * 4 + k) * xs + x] = t[2][k] - t[1][k];
-            v[(3 * 4 + k) * xs + x] = t[1][k] - t[3][k];
-        }
-    }
+    ALL_WIDTHS(IN_TILES);
 }
 
 void lwf_wino_in(const float *in, int n, int C, const lwf_wino *g, float *V, size_t P, float *scratch)
@@ -242,33 +271,22 @@ void lwf_wino_in(const float *in, int n, int C, const lwf_wino *g, float *V, siz
 
 /* ---- output: Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1] ---- */
 
+#define OUT_TILES(VT, W, EV, OD, IL)                                                                                   \
+    for (; x + W <= tw; x += W) {                                                                                      \
+        VT s[2][4];                                                                                                    \
+        for (int k = 0; k < 4; ++k) {                                                                                  \
+            VT a = LDV(VT, m + (0 * 4 + k) * xs + x), b = LDV(VT, m + (1 * 4 + k) * xs + x),                           \
+               c = LDV(VT, m + (2 * 4 + k) * xs + x), d = LDV(VT, m + (3 * 4 + k) * xs + x);                           \
+            s[0][k] = a + b + c;                                                                                       \
+            s[1][k] = b - c - d;                                                                                       \
+        }                                                                                                              \
+        IL(o0 + 2 * x, s[0][0] + s[0][1] + s[0][2], s[0][1] - s[0][2] - s[0][3]);                                      \
+        IL(o1 + 2 * x, s[1][0] + s[1][1] + s[1][2], s[1][1] - s[1][2] - s[1][3]);                                      \
+    }
+
 CLONES static void out_row(const float *restrict m, size_t xs, int tw, float *restrict o0, float *restrict o1)
 {
-    int x = 0;
-    for (; x + 16 <= tw; x += 16) {
-        v16 s[2][4];
-        for (int k = 0; k < 4; ++k) {
-            v16 a = ld(m + (0 * 4 + k) * xs + x), b = ld(m + (1 * 4 + k) * xs + x), c = ld(m + (2 * 4 + k) * xs + x),
-                d = ld(m + (3 * 4 + k) * xs + x);
-            s[0][k] = a + b + c;
-            s[1][k] = b - c - d;
-        }
-        interleave(o0 + 2 * x, s[0][0] + s[0][1] + s[0][2], s[0][1] - s[0][2] - s[0][3]);
-        interleave(o1 + 2 * x, s[1][0] + s[1][1] + s[1][2], s[1][1] - s[1][2] - s[1][3]);
-    }
-    for (; x < tw; ++x) {
-        float s[2][4];
-        for (int k = 0; k < 4; ++k) {
-            float a = m[(0 * 4 + k) * xs + x], b = m[(1 * 4 + k) * xs + x], c = m[(2 * 4 + k) * xs + x],
-                  d = m[(3 * 4 + k) * xs + x];
-            s[0][k] = a + b + c;
-            s[1][k] = b - c - d;
-        }
-        o0[2 * x] = s[0][0] + s[0][1] + s[0][2];
-        o0[2 * x + 1] = s[0][1] - s[0][2] - s[0][3];
-        o1[2 * x] = s[1][0] + s[1][1] + s[1][2];
-        o1[2 * x + 1] = s[1][1] - s[1][2] - s[1][3];
-    }
+    ALL_WIDTHS(OUT_TILES);
 }
 
 void lwf_wino_out(const float *M, int n, int F, const lwf_wino *g, size_t P, float *dst, size_t img_stride,
@@ -297,31 +315,22 @@ void lwf_wino_out(const float *M, int n, int F, const lwf_wino *g, size_t P, flo
 
 /* ---- output delta: dM = A dY A^T ---- */
 
+#define DOUT_TILES(VT, W, EV, OD, IL)                                                                                  \
+    for (; x + W <= tw; x += W) {                                                                                      \
+        VT a = EV(g0 + 2 * x), b = OD(g0 + 2 * x), c = EV(g1 + 2 * x), d = OD(g1 + 2 * x);                             \
+        VT r[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};                                               \
+        for (int i = 0; i < 4; ++i) {                                                                                  \
+            VT p = r[i][0], q = r[i][1];                                                                               \
+            STV(VT, m + (i * 4 + 0) * xs + x, p);                                                                      \
+            STV(VT, m + (i * 4 + 1) * xs + x, p + q);                                                                  \
+            STV(VT, m + (i * 4 + 2) * xs + x, p - q);                                                                  \
+            STV(VT, m + (i * 4 + 3) * xs + x, -q);                                                                     \
+        }                                                                                                              \
+    }
+
 CLONES static void dout_row(const float *restrict g0, const float *restrict g1, int tw, float *restrict m, size_t xs)
 {
-    int x = 0;
-    for (; x + 16 <= tw; x += 16) {
-        v16 a = evens(g0 + 2 * x), b = odds(g0 + 2 * x), c = evens(g1 + 2 * x), d = odds(g1 + 2 * x);
-        v16 r[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-        for (int i = 0; i < 4; ++i) {
-            v16 p = r[i][0], q = r[i][1];
-            st(m + (i * 4 + 0) * xs + x, p);
-            st(m + (i * 4 + 1) * xs + x, p + q);
-            st(m + (i * 4 + 2) * xs + x, p - q);
-            st(m + (i * 4 + 3) * xs + x, -q);
-        }
-    }
-    for (; x < tw; ++x) {
-        float a = g0[2 * x], b = g0[2 * x + 1], c = g1[2 * x], d = g1[2 * x + 1];
-        float r[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-        for (int i = 0; i < 4; ++i) {
-            float p = r[i][0], q = r[i][1];
-            m[(i * 4 + 0) * xs + x] = p;
-            m[(i * 4 + 1) * xs + x] = p + q;
-            m[(i * 4 + 2) * xs + x] = p - q;
-            m[(i * 4 + 3) * xs + x] = -q;
-        }
-    }
+    ALL_WIDTHS(DOUT_TILES);
 }
 
 void lwf_wino_dout(const float *D, size_t img_stride, size_t f_stride, int n, int F, const lwf_wino *g, float *dM,
@@ -352,41 +361,29 @@ void lwf_wino_dout(const float *D, size_t img_stride, size_t f_stride, int n, in
 /* ---- input delta: dd = B dV B^T, added into the overlapping patches ---- */
 
 /* One row of tiles: t[(i*4 + k)*tw + x] = dd[i][k] of tile x */
-#define DIN_TILE(T, LOAD, STORE)                                                                                       \
-    do {                                                                                                               \
-        T s[4][4];                                                                                                     \
+#define DIN_TILES(VT, W, EV, OD, IL)                                                                                   \
+    for (; x + W <= tw; x += W) {                                                                                      \
+        VT s[4][4];                                                                                                    \
         for (int k = 0; k < 4; ++k) {                                                                                  \
-            T a = LOAD(v + (0 * 4 + k) * xs + x), b = LOAD(v + (1 * 4 + k) * xs + x),                                 \
-              c = LOAD(v + (2 * 4 + k) * xs + x), d = LOAD(v + (3 * 4 + k) * xs + x);                                 \
+            VT a = LDV(VT, v + (0 * 4 + k) * xs + x), b = LDV(VT, v + (1 * 4 + k) * xs + x),                           \
+               c = LDV(VT, v + (2 * 4 + k) * xs + x), d = LDV(VT, v + (3 * 4 + k) * xs + x);                           \
             s[0][k] = a;                                                                                               \
             s[1][k] = b - c + d;                                                                                       \
             s[2][k] = b + c - a;                                                                                       \
             s[3][k] = -d;                                                                                              \
         }                                                                                                              \
         for (int i = 0; i < 4; ++i) {                                                                                  \
-            T a = s[i][0], b = s[i][1], c = s[i][2], d = s[i][3];                                                      \
-            STORE(t + (size_t)(i * 4 + 0) * tw + x, a);                                                                \
-            STORE(t + (size_t)(i * 4 + 1) * tw + x, b - c + d);                                                        \
-            STORE(t + (size_t)(i * 4 + 2) * tw + x, b + c - a);                                                        \
-            STORE(t + (size_t)(i * 4 + 3) * tw + x, -d);                                                               \
+            VT a = s[i][0], b = s[i][1], c = s[i][2], d = s[i][3];                                                     \
+            STV(VT, t + (size_t)(i * 4 + 0) * tw + x, a);                                                              \
+            STV(VT, t + (size_t)(i * 4 + 1) * tw + x, b - c + d);                                                      \
+            STV(VT, t + (size_t)(i * 4 + 2) * tw + x, b + c - a);                                                      \
+            STV(VT, t + (size_t)(i * 4 + 3) * tw + x, -d);                                                             \
         }                                                                                                              \
-    } while (0)
-
-static inline float ld1(const float *p)
-{
-    return *p;
-}
-
-static inline void st1(float *p, float v)
-{
-    *p = v;
-}
+    }
 
 CLONES static void din_row(const float *restrict v, size_t xs, int tw, float *restrict t)
 {
-    int x = 0;
-    for (; x + 16 <= tw; x += 16) DIN_TILE(v16, ld, st);
-    for (; x < tw; ++x) DIN_TILE(float, ld1, st1);
+    ALL_WIDTHS(DIN_TILES);
 }
 
 /* row[2x + k] += t_k[x] for k = 0..3 (the tiles of a row overlap by 2) */
