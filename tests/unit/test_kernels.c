@@ -234,6 +234,55 @@ static void test_conv_inference_and_first_layer(void **state)
     lwf_set_min_work(keep);
 }
 
+/* Inference computes each image on its own, so that a teacher's recorded responses equal
+ * its online ones bit for bit: an image's output does not depend on its batch, on both
+ * ways (im2col and Winograd), on any number of threads. */
+static void test_conv_inference_per_image(void **state)
+{
+    (void)state;
+    static const conv_case cases[] = {
+        {5, 9, 7, 64, 66, 3, 1, 1, 1, LEAKY}, /* Winograd */
+        {5, 9, 7, 24, 66, 3, 1, 1, 1, LEAKY}, /* im2col */
+    };
+    double keep = lwf_min_work();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) {
+        const conv_case *k = &cases[i];
+        layer big = make_conv(k), one;
+        conv_case k1 = *k;
+        k1.batch = 1;
+        one = make_conv(&k1);
+        assert_int_equal(lwf_conv_winograd(&big), i == 0);
+        unsigned st = 4321u + (unsigned)i;
+        size_t nw = (size_t)big.nweights, nf = (size_t)k->filters, nin = (size_t)big.inputs * k->batch;
+        float *w = rnd(nw, &st, -0.5f, 0.5f), *x = rnd(nin, &st, -1, 1), *rv = rnd(nf, &st, 0.5f, 2.0f);
+        layer *ls[2] = {&big, &one};
+        for (int q = 0; q < 2; ++q) {
+            copy_into(ls[q]->weights, w, nw);
+            copy_into(ls[q]->rolling_variance, rv, nf);
+        }
+        size_t ws = lwf_conv_workspace(&big, lwf_threads());
+        network nb = {0}, n1 = {0};
+        nb.workspace = malloc(ws);
+        n1.workspace = malloc(ws);
+        assert_non_null(nb.workspace);
+        assert_non_null(n1.workspace);
+        nb.input = x;
+        for (int split = 0; split < 2; ++split) {
+            lwf_set_min_work(split ? 0 : keep);
+            lwf_conv_forward(big, nb);
+            for (int j = 0; j < k->batch; ++j) {
+                n1.input = x + (size_t)j * big.inputs;
+                lwf_conv_forward(one, n1);
+                assert_memory_equal(one.output, big.output + (size_t)j * big.outputs, (size_t)big.outputs * sizeof(float));
+            }
+        }
+        free(w), free(x), free(rv), free(nb.workspace), free(n1.workspace);
+        free_layer(big);
+        free_layer(one);
+    }
+    lwf_set_min_work(keep);
+}
+
 /* ---- pooling: the same comparisons and tie rules, so results are exactly equal ---- */
 
 typedef struct {
@@ -635,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_reference_switch),
         cmocka_unit_test(test_conv_train),
         cmocka_unit_test(test_conv_inference_and_first_layer),
+        cmocka_unit_test(test_conv_inference_per_image),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_route),
