@@ -61,9 +61,6 @@ size_t lwf_wino_scratch(const lwf_wino *g)
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
-typedef int i16 __attribute__((vector_size(64)));
-typedef int i8 __attribute__((vector_size(32)));
-typedef int i4 __attribute__((vector_size(16)));
 
 #define LDV(VT, p)                                                                                                     \
     ({                                                                                                                 \
@@ -80,12 +77,12 @@ typedef int i4 __attribute__((vector_size(16)));
 #define st(p, v) STV(v16, p, v)
 
 /* EVn, ODn: the even and the odd elements of p[0 .. 2n) */
-#define EV16(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
-#define OD16(p) __builtin_shuffle(ld(p), ld((p) + 16), (i16){1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
-#define EV8(p) __builtin_shuffle(LDV(v8, p), LDV(v8, (p) + 8), (i8){0, 2, 4, 6, 8, 10, 12, 14})
-#define OD8(p) __builtin_shuffle(LDV(v8, p), LDV(v8, (p) + 8), (i8){1, 3, 5, 7, 9, 11, 13, 15})
-#define EV4(p) __builtin_shuffle(LDV(v4, p), LDV(v4, (p) + 4), (i4){0, 2, 4, 6})
-#define OD4(p) __builtin_shuffle(LDV(v4, p), LDV(v4, (p) + 4), (i4){1, 3, 5, 7})
+#define EV16(p) __builtin_shufflevector(ld(p), ld((p) + 16), 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define OD16(p) __builtin_shufflevector(ld(p), ld((p) + 16), 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#define EV8(p) __builtin_shufflevector(LDV(v8, p), LDV(v8, (p) + 8), 0, 2, 4, 6, 8, 10, 12, 14)
+#define OD8(p) __builtin_shufflevector(LDV(v8, p), LDV(v8, (p) + 8), 1, 3, 5, 7, 9, 11, 13, 15)
+#define EV4(p) __builtin_shufflevector(LDV(v4, p), LDV(v4, (p) + 4), 0, 2, 4, 6)
+#define OD4(p) __builtin_shufflevector(LDV(v4, p), LDV(v4, (p) + 4), 1, 3, 5, 7)
 #define EV1(p) (*(p))
 #define OD1(p) ((p)[1])
 
@@ -93,20 +90,20 @@ typedef int i4 __attribute__((vector_size(16)));
 #define IL16(p, a, b)                                                                                                  \
     do {                                                                                                               \
         v16 a_ = (a), b_ = (b);                                                                                        \
-        st((p), __builtin_shuffle(a_, b_, (i16){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}));            \
-        st((p) + 16, __builtin_shuffle(a_, b_, (i16){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})); \
+        st((p), __builtin_shufflevector(a_, b_, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));            \
+        st((p) + 16, __builtin_shufflevector(a_, b_, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)); \
     } while (0)
 #define IL8(p, a, b)                                                                                                   \
     do {                                                                                                               \
         v8 a_ = (a), b_ = (b);                                                                                         \
-        STV(v8, (p), __builtin_shuffle(a_, b_, (i8){0, 8, 1, 9, 2, 10, 3, 11}));                                       \
-        STV(v8, (p) + 8, __builtin_shuffle(a_, b_, (i8){4, 12, 5, 13, 6, 14, 7, 15}));                                 \
+        STV(v8, (p), __builtin_shufflevector(a_, b_, 0, 8, 1, 9, 2, 10, 3, 11));                                       \
+        STV(v8, (p) + 8, __builtin_shufflevector(a_, b_, 4, 12, 5, 13, 6, 14, 7, 15));                                 \
     } while (0)
 #define IL4(p, a, b)                                                                                                   \
     do {                                                                                                               \
         v4 a_ = (a), b_ = (b);                                                                                         \
-        STV(v4, (p), __builtin_shuffle(a_, b_, (i4){0, 4, 1, 5}));                                                     \
-        STV(v4, (p) + 4, __builtin_shuffle(a_, b_, (i4){2, 6, 3, 7}));                                                 \
+        STV(v4, (p), __builtin_shufflevector(a_, b_, 0, 4, 1, 5));                                                     \
+        STV(v4, (p) + 4, __builtin_shufflevector(a_, b_, 2, 6, 3, 7));                                                 \
     } while (0)
 #define IL1(p, a, b)                                                                                                   \
     do {                                                                                                               \
@@ -168,7 +165,7 @@ typedef int i4 __attribute__((vector_size(16)));
         }                                                                                                              \
     } while (0)
 
-CLONES void lwf_wino_filters(const float *w, int F, int C, int f0, int f1, float *U)
+CLONES static void filters_fwd(const float *w, int F, int C, int f0, int f1, float *U)
 {
     size_t xs = lwf_wino_stream((size_t)F * C);
     for (int f = f0; f < f1; ++f) {
@@ -193,7 +190,7 @@ CLONES void lwf_wino_filters(const float *w, int F, int C, int f0, int f1, float
     }
 }
 
-CLONES void lwf_wino_filters_grad(const float *dU, int F, int C, int f0, int f1, float *dw)
+CLONES static void filters_bwd(const float *dU, int F, int C, int f0, int f1, float *dw)
 {
     size_t xs = lwf_wino_stream((size_t)F * C);
     for (int f = f0; f < f1; ++f) {
@@ -217,6 +214,17 @@ CLONES void lwf_wino_filters_grad(const float *dU, int F, int C, int f0, int f1,
             for (int k = 0; k < 9; ++k) d[k] += dg[k];
         }
     }
+}
+
+/* (wrappers: a function with target clones stays inside this file) */
+void lwf_wino_filters(const float *w, int F, int C, int f0, int f1, float *U)
+{
+    filters_fwd(w, F, C, f0, f1, U);
+}
+
+void lwf_wino_filters_grad(const float *dU, int F, int C, int f0, int f1, float *dw)
+{
+    filters_bwd(dU, F, C, f0, f1, dw);
 }
 
 /* ---- input: V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] ---- */
