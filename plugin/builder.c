@@ -43,8 +43,8 @@ static const keyspec net_keys[] = {
     {0, 0, 0, 0}};
 /* keys parse_network_cfg reads for every layer section */
 static const keyspec layer_keys[] = {
-    {"onlyforward", T_INT, 0, 1}, {"stopbackward", T_INT, 0, 1}, {"dontsave", T_INT, 0, 1},
-    {"dontload", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG}, {"smooth", T_FLOAT, 0, 1}, {0, 0, 0, 0}};
+    {"onlyforward", T_INT, 0, 1}, {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
+    {"smooth", T_FLOAT, 0, 1}, {0, 0, 0, 0}};
 static const keyspec conv_keys[] = {
     {"filters", T_INT, 1, 1 << 16}, {"size", T_INT, 1, 64}, {"stride", T_INT, 1, 64}, {"pad", T_INT, 0, 1},
     {"padding", T_INT, 0, 64}, {"groups", T_INT, 1, 1 << 16}, {"activation", T_ACT, 0, 0},
@@ -196,7 +196,10 @@ static int check_keys(const char *file, const lwf_section *s, const secspec *sp,
         const keyspec *k = find_key(sp->keys, o->key);
         if (!k && sp->kind != S_NET && !sp->plugin) k = find_key(layer_keys, o->key);
         if (!k) {
+            /* (dontsave, dontload: our weights, backups and teacher files hold every layer,
+             * or lwf train could not read back what it wrote) */
             if (!sp->plugin && (strcmp(o->key, "numload") == 0 || strcmp(o->key, "dontloadscales") == 0 ||
+                                strcmp(o->key, "dontsave") == 0 || strcmp(o->key, "dontload") == 0 ||
                                 strcmp(o->key, "truth") == 0 || strcmp(o->key, "tree") == 0))
                 return lwf_fail(err, "%s:%d: [%s] %s is not supported in an LwF cfg", file, o->line, s->type, o->key);
             return lwf_fail(err, "%s:%d: [%s] unknown key '%s'", file, o->line, s->type, o->key);
@@ -512,8 +515,6 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     l.clip = net->clip;
     l.onlyforward = option_find_int_quiet(opts, "onlyforward", 0);
     l.stopbackward = option_find_int_quiet(opts, "stopbackward", 0);
-    l.dontsave = option_find_int_quiet(opts, "dontsave", 0);
-    l.dontload = option_find_int_quiet(opts, "dontload", 0);
     l.learning_rate_scale = option_find_float_quiet(opts, "learning_rate", 1);
     l.smooth = option_find_float_quiet(opts, "smooth", 0);
     int rc = check_used(file, s, kvps, err);

@@ -604,7 +604,8 @@ static void forward_part(void *vc, int t, int nt)
     for (int a = lo; a < hi; a += p->nc) {
         int n = hi - a < p->nc ? hi - a : p->nc;
         /* without batch-norm the product lands in the output; with batch statistics, in
-         * l.x (kept for the backward pass); with rolling ones, in this thread's buffer */
+         * l.x (kept for the backward pass); with rolling ones, in this thread's buffer
+         * (Winograd: in l.x) */
         int bn_infer = l->batch_normalize && !c->bn_train;
         float *base = l->batch_normalize ? l->x : l->output;
         size_t fs, js;

@@ -289,8 +289,8 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
 int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
                lwf_err *err);
 
-/* Writes layers layers[0..n) of net, in that order, as Darknet .weights (version 0.2.0,
- * `seen` in the header), atomically (plugin/weights.c). */
+/* Writes layers layers[0..n) of net (layers 0..n-1 when layers is NULL), in that order,
+ * as Darknet .weights (version 0.2.0, `seen` in the header), atomically (plugin/weights.c). */
 int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
                             lwf_err *err);
 

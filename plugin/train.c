@@ -517,6 +517,17 @@ static int setup(trainer *t, lwf_err *err)
     char teacher_w[4200];
     snprintf(teacher_w, sizeof teacher_w, "%s", bpath(t, ".teacher.weights"));
     if (o->weights && lwf_weights_load_model(m, o->weights, &whole, &seen, err)) return -1;
+    if (o->weights && !whole) {
+        /* our backups have a .state beside them: one that holds only the old network's
+         * floats is a cut-off backup, not an old network to start a new run from */
+        char sp[4200];
+        snprintf(sp, sizeof sp, "%s.state", o->weights);
+        if (access(sp, F_OK) == 0)
+            return lwf_fail(err, "%s: holds only the old network's floats, but %s beside it says it is a whole-model "
+                                 "backup: cut off? (resume from an intact backup, or start from the old network's "
+                                 "weights)",
+                            o->weights, sp);
+    }
     int resume = whole && !o->clear;
     if (resume) {
         char sp[4200];
@@ -540,7 +551,7 @@ static int setup(trainer *t, lwf_err *err)
             fprintf(stderr, "resume: no matching %s: momentum starts from zero\n", sp);
         }
         *net->seen = seen;
-        if (nold > 0 && access(teacher_w, R_OK) != 0)
+        if (t->distill && access(teacher_w, R_OK) != 0)
             return lwf_fail(err, "resume: the original old network %s is missing (it is written at the start of a "
                                  "run); start again from the old weights",
                             teacher_w);
@@ -565,7 +576,7 @@ static int setup(trainer *t, lwf_err *err)
      * refused run leaves it as it was. */
     if (ensure_dir(t->data.backup, 1, err)) return -1;
     if (lock_folder(t, err)) return -1;
-    if (!resume && nold > 0 && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
+    if (!resume && t->distill && lwf_weights_save(net, teacher_w, lwf_old_layers(m), 0, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
             o->cfg, lwf_method_name(o->method),
             t->distill ? (o->teacher == LWF_TEACHER_RECORD ? "record" : "online") : "none", t->seed, t->src[0].paths.n,

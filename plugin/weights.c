@@ -64,7 +64,7 @@ size_t lwf_weights_count(const network *net, int upto)
 {
     size_t total = 0;
     for (int i = 0; i < upto && i < net->n; ++i)
-        if (!net->layers[i].dontload) total += layer_floats(&net->layers[i]);
+        total += layer_floats(&net->layers[i]);
     return total;
 }
 
@@ -165,7 +165,6 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
      * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
     size_t at = 0, bad = first_nonfinite(buf, want);
     for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
-        if (net->layers[i].dontload) continue;
         size_t len = layer_floats(&net->layers[i]);
         if (bad < at + len) {
             lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
@@ -177,7 +176,6 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
     }
     at = 0;
     for (int i = 0; i < upto && i < net->n; ++i) {
-        if (net->layers[i].dontload) continue;
         span sp[5];
         int n = layer_spans(&net->layers[i], sp);
         for (int k = 0; k < n; ++k) {
@@ -225,9 +223,10 @@ int lwf_weights_save_layers(const network *net, const int *layers, int nl, const
 {
     size_t floats = 0;
     for (int i = 0; i < nl; ++i) {
-        if (layers[i] < 0 || layers[i] >= net->n)
-            return lwf_fail(err, "%s: layer %d is not in the network (%d layers)", path, layers[i], net->n);
-        if (!net->layers[layers[i]].dontsave) floats += layer_floats(&net->layers[layers[i]]);
+        int li = layers ? layers[i] : i;
+        if (li < 0 || li >= net->n)
+            return lwf_fail(err, "%s: layer %d is not in the network (%d layers)", path, li, net->n);
+        floats += layer_floats(&net->layers[li]);
     }
     size_t len = 20 + floats * sizeof(float);
     unsigned char *buf = malloc(len);
@@ -238,8 +237,7 @@ int lwf_weights_save_layers(const network *net, const int *layers, int nl, const
     memcpy(buf + 12, &s, 8);
     size_t at = 20;
     for (int i = 0; i < nl; ++i) {
-        const layer *l = &net->layers[layers[i]];
-        if (l->dontsave) continue;
+        const layer *l = &net->layers[layers ? layers[i] : i];
         span sp[5];
         int n = layer_spans(l, sp);
         for (int k = 0; k < n; ++k) {
@@ -255,11 +253,5 @@ int lwf_weights_save_layers(const network *net, const int *layers, int nl, const
 int lwf_weights_save(const network *net, const char *path, int upto, size_t seen, lwf_err *err)
 {
     int n = upto < net->n ? upto : net->n;
-    if (n < 0) n = 0;
-    int *layers = malloc((size_t)(n > 0 ? n : 1) * sizeof *layers);
-    if (!layers) return lwf_fail(err, "%s: out of memory", path);
-    for (int i = 0; i < n; ++i) layers[i] = i;
-    int rc = lwf_weights_save_layers(net, layers, n, path, seen, err);
-    free(layers);
-    return rc;
+    return lwf_weights_save_layers(net, NULL, n < 0 ? 0 : n, path, seen, err);
 }

@@ -23,9 +23,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* floats a padded plane is read past its end (in_row) */
-#define SLACK 32
-
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -48,8 +45,8 @@ void lwf_wino_geometry(const layer *l, lwf_wino *g)
 
 size_t lwf_wino_scratch(const lwf_wino *g)
 {
-    /* a padded plane with slack, and 16 rows of tw */
-    return (size_t)g->H2 * g->W2 + SLACK + 16 * (size_t)g->tw + 16;
+    /* a padded plane (the transforms read exactly its rows and columns), and 16 rows of tw */
+    return (size_t)g->H2 * g->W2 + 16 * (size_t)g->tw;
 }
 
 /* ---- several tiles at a time: GCC vector extensions of 16, 8 and 4 floats (one
@@ -90,8 +87,8 @@ typedef float v4 __attribute__((vector_size(16)));
 #define IL16(p, a, b)                                                                                                  \
     do {                                                                                                               \
         v16 a_ = (a), b_ = (b);                                                                                        \
-        st((p), __builtin_shufflevector(a_, b_, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));            \
-        st((p) + 16, __builtin_shufflevector(a_, b_, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)); \
+        st((p), __builtin_shufflevector(a_, b_, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));              \
+        st((p) + 16, __builtin_shufflevector(a_, b_, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));   \
     } while (0)
 #define IL8(p, a, b)                                                                                                   \
     do {                                                                                                               \
@@ -132,18 +129,18 @@ typedef float v4 __attribute__((vector_size(16)));
     do {                                                                                                               \
         T t_[4][3];                                                                                                    \
         for (int k = 0; k < 3; ++k) {                                                                                  \
-            T a_ = g[k], b_ = g[3 + k], c_ = g[6 + k];                                                                    \
-            t_[0][k] = a_;                                                                                              \
-            t_[1][k] = .5f * (a_ + b_ + c_);                                                                              \
-            t_[2][k] = .5f * (a_ - b_ + c_);                                                                              \
-            t_[3][k] = c_;                                                                                              \
+            T a_ = g[k], b_ = g[3 + k], c_ = g[6 + k];                                                                 \
+            t_[0][k] = a_;                                                                                             \
+            t_[1][k] = .5f * (a_ + b_ + c_);                                                                           \
+            t_[2][k] = .5f * (a_ - b_ + c_);                                                                           \
+            t_[3][k] = c_;                                                                                             \
         }                                                                                                              \
         for (int i = 0; i < 4; ++i) {                                                                                  \
-            T a_ = t_[i][0], b_ = t_[i][1], c_ = t_[i][2];                                                                \
-            u[i * 4 + 0] = a_;                                                                                          \
-            u[i * 4 + 1] = .5f * (a_ + b_ + c_);                                                                          \
-            u[i * 4 + 2] = .5f * (a_ - b_ + c_);                                                                          \
-            u[i * 4 + 3] = c_;                                                                                          \
+            T a_ = t_[i][0], b_ = t_[i][1], c_ = t_[i][2];                                                             \
+            u[i * 4 + 0] = a_;                                                                                         \
+            u[i * 4 + 1] = .5f * (a_ + b_ + c_);                                                                       \
+            u[i * 4 + 2] = .5f * (a_ - b_ + c_);                                                                       \
+            u[i * 4 + 3] = c_;                                                                                         \
         }                                                                                                              \
     } while (0)
 
@@ -152,16 +149,16 @@ typedef float v4 __attribute__((vector_size(16)));
     do {                                                                                                               \
         T t_[3][4];                                                                                                    \
         for (int k = 0; k < 4; ++k) {                                                                                  \
-            T a_ = du[k], b_ = du[4 + k], c_ = du[8 + k], d_ = du[12 + k];                                                 \
-            t_[0][k] = a_ + .5f * (b_ + c_);                                                                              \
-            t_[1][k] = .5f * (b_ - c_);                                                                                  \
-            t_[2][k] = .5f * (b_ + c_) + d_;                                                                              \
+            T a_ = du[k], b_ = du[4 + k], c_ = du[8 + k], d_ = du[12 + k];                                             \
+            t_[0][k] = a_ + .5f * (b_ + c_);                                                                           \
+            t_[1][k] = .5f * (b_ - c_);                                                                                \
+            t_[2][k] = .5f * (b_ + c_) + d_;                                                                           \
         }                                                                                                              \
         for (int i = 0; i < 3; ++i) {                                                                                  \
-            T a_ = t_[i][0], b_ = t_[i][1], c_ = t_[i][2], d_ = t_[i][3];                                                  \
-            dg[i * 3 + 0] = a_ + .5f * (b_ + c_);                                                                         \
-            dg[i * 3 + 1] = .5f * (b_ - c_);                                                                             \
-            dg[i * 3 + 2] = .5f * (b_ + c_) + d_;                                                                         \
+            T a_ = t_[i][0], b_ = t_[i][1], c_ = t_[i][2], d_ = t_[i][3];                                              \
+            dg[i * 3 + 0] = a_ + .5f * (b_ + c_);                                                                      \
+            dg[i * 3 + 1] = .5f * (b_ - c_);                                                                           \
+            dg[i * 3 + 2] = .5f * (b_ + c_) + d_;                                                                      \
         }                                                                                                              \
     } while (0)
 
@@ -258,7 +255,7 @@ CLONES static void in_row(const float *const r[4], int tw, float *restrict v, si
 void lwf_wino_in(const float *in, int n, int C, const lwf_wino *g, float *V, size_t P, float *scratch)
 {
     float *pl = scratch;
-    size_t plane = (size_t)g->H2 * g->W2 + SLACK, xs = lwf_wino_stream((size_t)C * P);
+    size_t plane = (size_t)g->H2 * g->W2, xs = lwf_wino_stream((size_t)C * P);
     for (size_t i = 0; i < plane; ++i) pl[i] = 0;
     for (int j = 0; j < n; ++j)
         for (int c = 0; c < C; ++c) {

@@ -330,6 +330,17 @@ load helpers
     assert_error_at "$n" "[yolo]" "not supported"
 }
 
+@test "dontsave= and dontload= are errors at their line (our weights files hold every layer)" {
+    local key n
+    for key in dontsave dontload; do
+        derive "$key"
+        n=$(line_of '^filters=5')
+        insert_after "$n" "$key=1"
+        run_info
+        assert_error_at $((n + 1)) "$key" "not supported" || return 1
+    done
+}
+
 @test "an error found while the layer table prints starts its own line (file:line: at line start)" {
     # editors and grep look for ^file:line:; the table's "    5 " prefix must not precede it
     derive own-line

@@ -791,6 +791,14 @@ fashion_weights_cut() {
     assert_rejected "$st" - "not finite"
 }
 
+@test "weights: lwf train from a backup cut to the old network's size (its .state beside it) fails before anything is written" {
+    # the size alone would pass for an old network: a fresh run would overwrite the backup
+    head -c "$(stat -c %s "$OLDW")" "$T/backup/small.backup" > "$T/cut"
+    cp "$T/cut" "$T/backup/small.backup"
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.backup" - "small.backup.state" "cut off"
+}
+
 @test "weights: lwf train resuming without the original old network fails before anything is written" {
     rm "$T/backup/small.teacher.weights"
     train "$T/new.data" "$SMALL" "$T/backup/small.backup"
@@ -932,6 +940,18 @@ fashion_weights_cut() {
     run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
     assert_ok
     [ -s "$T/backup/small.weights" ]
+}
+
+@test "not an error: -method finetune keeps no original old network, and resumes without it" {
+    # only -method lwf reads <cfg>.teacher.weights; a fine-tuning run in its own folder
+    sed "s|^backup=.*|backup=$T/ft|" "$T/new.data" > "$T/ft.data"
+    run "$DARKNET" lwf train "$T/ft.data" "$SMALL" "$OLDW" -method finetune -seed 1 -quiet -stop 2 -backup 1
+    assert_ok
+    [ -s "$T/ft/small.backup" ] && [ ! -e "$T/ft/small.teacher.weights" ]
+    run "$DARKNET" lwf train "$T/ft.data" "$SMALL" "$T/ft/small.backup" -method finetune -seed 1 -quiet
+    assert_ok
+    assert_contains "resume: from $T/ft/small.backup at iteration 2"
+    [ -s "$T/ft/small.weights" ]
 }
 
 @test "not an error: an image path with spaces trains (list lines keep their inner blanks)" {
