@@ -37,7 +37,17 @@ for t in "$BUILD"/tests/test_*; do
 done
 rm -f "$log.one" "$log.err"
 if [ -d tests/cli ] && ls tests/cli/*.bats >/dev/null 2>&1; then
-    bats --tap tests/cli | tee -a "$log"
+    # a bats that is missing, crashes or stops early must not pass for an empty success:
+    # its status, its plan line (1..N) and N results are all checked
+    bats --tap tests/cli | tee "$log.bats"
+    brc=${PIPESTATUS[0]}
+    cat "$log.bats" >> "$log"
+    plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$log.bats" | head -1)
+    ran=$(grep -c -e "^ok " -e "^not ok " "$log.bats")
+    if { [ "$brc" -ne 0 ] && ! grep -q "^not ok" "$log.bats"; } || [ -z "$plan" ] || [ "$ran" -ne "$plan" ]; then
+        echo "not ok - bats exited with status $brc, planned ${plan:-no} tests, reported $ran" | tee -a "$log"
+    fi
+    rm -f "$log.bats"
 fi
 passed=$(grep -c "^ok " "$log")
 failed=$(grep -c "^not ok " "$log")

@@ -41,7 +41,7 @@ load helpers
     local out=$BATS_TEST_TMPDIR/out.cfg
     run "$DARKNET" lwf init cfg/fashion.cfg cfg/fashion-b.data "$out" -split x
     assert_failed
-    assert_contains "-split" "x"
+    assert_contains "-split needs an integer" "got 'x'"
     run "$DARKNET" lwf init cfg/fashion.cfg cfg/fashion-b.data "$out" -split 99
     assert_failed
     assert_contains "-split 99" "out of range"

@@ -158,6 +158,38 @@ static void test_distill_closed_form(void **state)
     }
 }
 
+/* Targets mode (-method joint: the old head learns from its labels): the labels are the
+ * probabilities, T = 1 whatever the layer's temperature and no T^2, and a row whose slice
+ * is all zero (an image of another task) gives no delta and is not counted. */
+static void test_distill_targets_mode(void **state)
+{
+    (void)state;
+    const float T = 4, lambda = 0.5f;
+    layer l = distill(T, lambda, 1);
+    lwf_loss_params_of(&l)->targets = 1;
+    float z[B * N], truth[B * TRUTHS], nd[B * N] = {0};
+    fill_case(z, truth, 5, 1);
+    for (int i = 0; i < N; ++i) truth[1 * TRUTHS + OFF + i] = 0; /* row 1: another task's image */
+    run_forward(&l, z, truth, nd);
+    double worst = 0, with_t = 0, cost = 0;
+    for (int b = 0; b < B; ++b) {
+        float ys[N];
+        softmax(z + b * N, N, 1, 1, ys);
+        for (int i = 0; i < N; ++i) {
+            float t = truth[b * TRUTHS + OFF + i];
+            double want = b == 1 ? 0 : lambda * (t - ys[i]);
+            worst = fmax(worst, fabs(l.delta[b * N + i] - want));
+            with_t = fmax(with_t, fabs(l.delta[b * N + i] - want / T));
+            if (b != 1 && t > 0) cost -= log(ys[i]);
+        }
+    }
+    assert_true(worst < 1e-6);
+    assert_true(with_t > 1e-3); /* guard: a 1/T factor would be caught */
+    assert_int_equal(lwf_loss_params_of(&l)->rows, B - 1);
+    assert_true(fabs(lwf_layer_loss(&l) - cost / (B - 1)) < 1e-5);
+    lwf_layer_free(l);
+}
+
 /* Hand-computed values: equal logits give log(n); p = (3/4, 1/4) gives
  * -(0.75 ln 0.75 + 0.25 ln 0.25) = 0.5623351446. */
 static void test_distill_loss_values(void **state)
@@ -263,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_distill_gradients),
         cmocka_unit_test(test_distill_closed_form),
         cmocka_unit_test(test_distill_loss_values),
+        cmocka_unit_test(test_distill_targets_mode),
         cmocka_unit_test(test_distill_reads_its_slice),
         cmocka_unit_test(test_softmax_head_gradient),
         cmocka_unit_test(test_softmax_head_matches_stock),

@@ -53,6 +53,7 @@ static void test_two_task_sequence(void **state)
         fail_msg("sequence.sh failed (%d)", rc);
     }
     const char *methods[2] = {"lwf", "joint"};
+    double R[2][3]; /* per method: bands after step 1, bands and tints after step 2 */
     for (int k = 0; k < 2; ++k) {
         char m[4200], cfg[4200], w[4200], out[4200];
         snprintf(m, sizeof m, "%s/seq/%s/matrix.csv", dir, methods[k]);
@@ -65,8 +66,11 @@ static void test_two_task_sequence(void **state)
         assert_string_equal(f[0], "bands");
         assert_string_equal(f[2], ""); /* not seen yet */
         assert_true(atof(f[1]) > 0.9); /* the first task was learned */
+        R[k][0] = atof(f[1]);
         assert_int_equal(csv_row(m, 2, f, 4), 3);
         assert_string_equal(f[0], "tints");
+        R[k][1] = atof(f[1]);
+        R[k][2] = atof(f[2]);
         /* the last row is what lwf valid says of the last step's weights */
         snprintf(cfg, sizeof cfg, "%s/seq/%s/step2.cfg", dir, methods[k]);
         snprintf(w, sizeof w, "%s/seq/%s/step2/step2.weights", dir, methods[k]);
@@ -86,6 +90,18 @@ static void test_two_task_sequence(void **state)
     assert_string_equal(f[0], "method");
     assert_int_equal(csv_row(sum, 1, f, 5), 4);
     assert_string_equal(f[0], "lwf");
+    /* each method's figures from its matrix: average accuracy after the last step,
+     * forgetting (best earlier accuracy minus the last) and backward transfer (the last
+     * minus the accuracy just after learning) of the first task; printed to 4 places */
+    for (int row = 1; row <= 2; ++row) {
+        assert_int_equal(csv_row(sum, row, f, 5), 4);
+        int k = strcmp(f[0], "lwf") == 0 ? 0 : 1;
+        assert_string_equal(f[0], methods[k]);
+        double want[3] = {(R[k][1] + R[k][2]) / 2, R[k][0] - R[k][1], R[k][1] - R[k][0]};
+        for (int q = 0; q < 3; ++q)
+            if (fabs(atof(f[q + 1]) - want[q]) > 1e-4)
+                fail_msg("summary.csv %s column %d: %s, the matrix gives %.4f", f[0], q + 1, f[q + 1], want[q]);
+    }
     /* the pictures: each a PNG file (signature checked) */
     const char *plots[3][2] = {{"matrix", "seq/lwf/matrix.csv"}, {"sequence", "seq"},
                                {"log", "seq/lwf/step2/step2.log.csv"}};

@@ -95,8 +95,20 @@ static void test_warmup_freezes_old_network(void **state)
     assert_true(nnew > nold);
     /* same header layout (20 bytes), then the old network's floats first */
     assert_memory_equal(old + 20, after + 20, nold - 20);
-    /* the new head did learn: it is not the seeded initialisation any more (checked by
-     * the joint phase changing the old part, and the loss log) */
+    /* the new head did learn during the warm-up: after 20 iterations it is not what it was
+     * after 1 (same seed, so the same seeded initialisation) */
+    char *cfg1 = lwf_cfg(f, "freeze1", 20, 20, 0.05f, "");
+    assert_int_equal(train(f->new_data, cfg1, f->old_weights, "-seed 3 -stop 1"), 0);
+    char backup1[4096];
+    snprintf(backup1, sizeof backup1, "%s/backup-tint/freeze1.backup", f->dir);
+    size_t n1;
+    unsigned char *one = tu_slurp(backup1, &n1);
+    assert_int_equal(n1, nnew);
+    assert_memory_equal(one + 20, after + 20, nold - 20);
+    assert_memory_not_equal(one + nold, after + nold, nnew - nold);
+    free(one);
+    free(cfg1);
+    /* and the joint phase changes the old part */
     assert_int_equal(train(f->new_data, cfg, backup, "-seed 3"), 0);
     snprintf(backup, sizeof backup, "%s/backup-tint/freeze.weights", f->dir);
     free(after);
@@ -243,6 +255,7 @@ static void test_lwf_keeps_old_task_finetune_forgets(void **state)
     double fq = valid_top1(t, wt, "quad"), ft = valid_top1(t, wt, "tint");
     print_message("# old model quad %.3f; lwf quad %.3f tint %.3f; finetune quad %.3f tint %.3f\n", old0, lq, lt, fq, ft);
     assert_true(old0 > 0.9);
+    assert_true(lq > 0.9); /* LwF keeps the old task (1.00 seen) */
     assert_true(lt > 0.9); /* LwF learns the new task */
     assert_true(ft > 0.7); /* fine-tuning too (0.81-1.00 seen: it trades the old task's features away) */
     assert_true(lq - fq > 0.15);
