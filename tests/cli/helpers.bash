@@ -7,13 +7,18 @@ LWF_ROOT=${LWF_ROOT:-"$BATS_TEST_DIRNAME/../.."}
 STOCK_DARKNET=/usr/bin/darknet
 BASE_CFG="$LWF_ROOT/cfg/fashion-lwf.cfg"
 
-setup() {
-    # data= paths in the cfgs are relative to the repository root, as in Darknet
+# base_setup: every test runs from the repository root (data= paths in the cfgs are
+# relative to it, as in Darknet) with a built binary.
+base_setup() {
     cd "$LWF_ROOT" || return 1
     [ -x "$DARKNET" ] || {
         echo "no binary at $DARKNET: run make" >&2
         return 1
     }
+}
+
+setup() {
+    base_setup
 }
 
 # derive NAME: copies cfg/fashion-lwf.cfg to $BATS_TEST_TMPDIR/NAME.cfg and sets CFG to it.
@@ -142,11 +147,26 @@ assert_ok() {
     fi
 }
 
-# weights_file PATH FLOATS [EXTRA_BYTES]: a Darknet 0.2.0 .weights file (int32 0, 2, 0,
-# uint64 seen = 0: 20 bytes) followed by FLOATS zero floats and EXTRA_BYTES more bytes.
-weights_file() {
+# floats_file PATH N HEX8: a Darknet 0.2.0 .weights file with N floats, each the 4 bytes
+# given as 8 hex digits in file order (little-endian), e.g. 0000803e = 0.25.
+floats_file() {
+    local esc
+    esc=$(sed 's/\(..\)/\\x\1/g' <<< "$3")
+    printf "$esc" > "$1.pattern"
+    # double the pattern until it holds N floats: a few cats instead of N printfs
+    while [ "$(stat -c %s "$1.pattern")" -lt $((4 * $2)) ]; do
+        cat "$1.pattern" "$1.pattern" > "$1.pattern2" && mv "$1.pattern2" "$1.pattern"
+    done
     printf '\000\000\000\000\002\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > "$1"
-    head -c $((4 * $2 + ${3:-0})) /dev/zero >> "$1"
+    head -c $((4 * $2)) "$1.pattern" >> "$1"
+    rm -f "$1.pattern"
+}
+
+# weights_file PATH FLOATS [EXTRA_BYTES]: FLOATS zero floats (floats_file), then
+# EXTRA_BYTES more zero bytes.
+weights_file() {
+    floats_file "$1" "$2" 00000000
+    head -c "${3:-0}" /dev/zero >> "$1"
 }
 
 # weight_counts: sets OLD_FLOATS and ALL_FLOATS from `lwf info $CFG`'s

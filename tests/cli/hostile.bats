@@ -26,22 +26,17 @@ setup() {
     hostile_setup
 }
 
-# fashion_cfg NAME: CFG = a copy of cfg/fashion-lwf.cfg (see helpers.bash: derive).
-fashion_cfg() {
-    derive "$1"
-}
-
 # ---- cfg files ---------------------------------------------------------------------------
 
 @test "cfg: truncated in the middle of the new head (after filters=) is an error at its [task]" {
-    fashion_cfg trunc-head
+    derive trunc-head
     head -n "$(line_of '^filters=5' 2)" "$BASE_CFG" > "$CFG"
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^\[task\]' 2)" "fashion-b" "no loss layer"
 }
 
 @test "cfg: truncated in the middle of a line (no newline, 'temper') is an error at that line" {
-    fashion_cfg trunc-line
+    derive trunc-line
     local n
     n=$(line_of '^temperature=')
     { head -n $((n - 1)) "$BASE_CFG"; printf 'temper'; } > "$CFG"
@@ -64,7 +59,7 @@ fashion_cfg() {
 }
 
 @test "cfg: binary garbage appended after a valid cfg is an error at the first garbage line" {
-    fashion_cfg garbage-tail
+    derive garbage-tail
     local n
     n=$(($(last_line) + 1))
     head -c 512 /usr/lib/darknet/libdarknet.so >> "$CFG"
@@ -87,7 +82,7 @@ fashion_cfg() {
 }
 
 @test "cfg: unterminated section header '[convolutional' is an error at its line" {
-    fashion_cfg unterminated
+    derive unterminated
     local n
     n=$(line_of '^\[maxpool\]')
     set_line "$n" "[convolutional"
@@ -96,42 +91,42 @@ fashion_cfg() {
 }
 
 @test "cfg: filters=99999999 is an error at its line" {
-    fashion_cfg filters-huge
+    derive filters-huge
     set_key filters 99999999
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^filters=')" "filters" "99999999"
 }
 
 @test "cfg: filters=0 is an error at its line" {
-    fashion_cfg filters-zero
+    derive filters-zero
     set_key filters 0
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^filters=')" "filters" "'0'"
 }
 
 @test "cfg: size=-3 is an error at its line" {
-    fashion_cfg size-neg
+    derive size-neg
     set_key size -3
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^size=')" "size" "-3"
 }
 
 @test "cfg: batch=2147483647 is an error at its line" {
-    fashion_cfg batch-huge
+    derive batch-huge
     set_key batch 2147483647
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^batch=')" "batch" "2147483647"
 }
 
 @test "cfg: height=100000 is an error at its line" {
-    fashion_cfg height-huge
+    derive height-huge
     set_key height 100000
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^height=')" "height" "100000"
 }
 
 @test "cfg: height=width=60000 (each in range, together too large) is an error at [net]" {
-    fashion_cfg input-huge
+    derive input-huge
     set_key height 60000
     set_key width 60000
     hostile lwf info "$CFG"
@@ -139,7 +134,7 @@ fashion_cfg() {
 }
 
 @test "cfg: height=width=16384 (an input that fits, a first layer that does not) is an error at the layer" {
-    fashion_cfg layer-huge
+    derive layer-huge
     set_key height 16384
     set_key width 16384
     set_key min_crop 16384
@@ -149,7 +144,7 @@ fashion_cfg() {
 }
 
 @test "cfg: stride=0 in [maxpool] is an error at its line" {
-    fashion_cfg stride-zero
+    derive stride-zero
     local n
     n=$(line_of '^stride=2')
     set_line "$n" "stride=0"
@@ -158,7 +153,7 @@ fashion_cfg() {
 }
 
 @test "cfg: groups=3 that does not divide the filters is an error at the layer" {
-    fashion_cfg groups3
+    derive groups3
     local n
     n=$(line_of '^filters=16')
     insert_after "$n" "groups=3"
@@ -167,21 +162,21 @@ fashion_cfg() {
 }
 
 @test "cfg: learning_rate=nan is an error at its line" {
-    fashion_cfg lr-nan
+    derive lr-nan
     set_key learning_rate nan
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^learning_rate=')" "learning_rate" "nan"
 }
 
 @test "cfg: temperature=1e999 (overflows a double) is an error at its line" {
-    fashion_cfg t-overflow
+    derive t-overflow
     set_key temperature 1e999
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^temperature=')" "temperature" "1e999"
 }
 
 @test "cfg: [route] layers=-999 is an error at its line" {
-    fashion_cfg route-far
+    derive route-far
     local n
     n=$(line_of '^\[task\]')
     insert_after $((n - 1)) "[route]\nlayers=-999\n"
@@ -190,7 +185,7 @@ fashion_cfg() {
 }
 
 @test "cfg: [shortcut] from=abc is an error at its line" {
-    fashion_cfg shortcut-abc
+    derive shortcut-abc
     local n
     n=$(line_of '^\[task\]')
     insert_after $((n - 1)) "[shortcut]\nfrom=abc\n"
@@ -199,7 +194,7 @@ fashion_cfg() {
 }
 
 @test "cfg: the new head outputs 7 values for a task with classes=5 is an error at its [task]" {
-    fashion_cfg head-7
+    derive head-7
     set_key filters 7 5 # the new head's convolution: the 5th filters= line
     hostile lwf info "$CFG"
     assert_rejected "$CFG" "$(line_of '^\[task\]' 2)" "fashion-b" "classes=5" "7"
@@ -214,7 +209,7 @@ fashion_cfg() {
 }
 
 @test "cfg: 10,000 sections, the last one wrong, is an error at the last one's line" {
-    fashion_cfg ten-thousand
+    derive ten-thousand
     local n
     n=$(line_of '^\[softmax\]')
     delete_lines "$n"
@@ -225,7 +220,7 @@ fashion_cfg() {
 }
 
 @test "cfg: a 100 KB line is an error at its line" {
-    fashion_cfg long-line
+    derive long-line
     local n
     n=$(line_of '^\[maxpool\]')
     head -c 100000 /dev/zero | tr '\0' 'x' | sed 's/^/# /' > "$T/long"
@@ -235,7 +230,7 @@ fashion_cfg() {
 }
 
 @test "cfg: a [net] key repeated (batch twice) is an error at the second, naming the first" {
-    fashion_cfg net-twice
+    derive net-twice
     local n
     n=$(line_of '^batch=')
     insert_after "$n" "batch=64"
@@ -244,7 +239,7 @@ fashion_cfg() {
 }
 
 @test "cfg: a [task] key repeated (name twice) is an error at the second" {
-    fashion_cfg name-twice
+    derive name-twice
     local n
     n=$(line_of '^name=fashion-b')
     insert_after "$n" "name=fashion-c"
@@ -253,7 +248,7 @@ fashion_cfg() {
 }
 
 @test "cfg: [net] given twice is an error at the second" {
-    fashion_cfg net-section-twice
+    derive net-section-twice
     local n
     n=$(line_of '^\[maxpool\]')
     insert_after $((n - 1)) "[net]"
@@ -262,7 +257,7 @@ fashion_cfg() {
 }
 
 @test "cfg: [dropout] as the first layer is an error at its line" {
-    fashion_cfg dropout-first
+    derive dropout-first
     local n
     n=$(line_of '^\[convolutional\]')
     insert_after $((n - 1)) "[dropout]\nprobability=0.5\n"
@@ -271,7 +266,7 @@ fashion_cfg() {
 }
 
 @test "cfg: [route] with an empty layers= is an error at its line" {
-    fashion_cfg route-empty
+    derive route-empty
     local n
     n=$(line_of '^\[task\]')
     insert_after $((n - 1)) "[route]\nlayers=\n"

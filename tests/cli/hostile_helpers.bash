@@ -18,21 +18,6 @@
 MKIMG=${MKIMG:-"$LWF_ROOT/build/tests/tools/mkimg"}
 FIX="$BATS_FILE_TMPDIR"
 
-# floats_file PATH N HEX8: a Darknet 0.2.0 .weights file with N floats, each the 4 bytes
-# given as 8 hex digits in file order (little-endian), e.g. 0000803e = 0.25.
-floats_file() {
-    local esc
-    esc=$(sed 's/\(..\)/\\x\1/g' <<< "$3")
-    printf "$esc" > "$1.pattern"
-    # double the pattern until it holds N floats: a few cats instead of N printfs
-    while [ "$(stat -c %s "$1.pattern")" -lt $((4 * $2)) ]; do
-        cat "$1.pattern" "$1.pattern" > "$1.pattern2" && mv "$1.pattern2" "$1.pattern"
-    done
-    printf '\000\000\000\000\002\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > "$1"
-    head -c $((4 * $2)) "$1.pattern" >> "$1"
-    rm -f "$1.pattern"
-}
-
 # build_fixture: writes the fixture (see above) and runs the reference training.
 build_fixture() {
     [ -x "$MKIMG" ] || {
@@ -134,11 +119,7 @@ EOF
 
 # per-test setup: $T, $T/backup (a copy of the reference backup), $T/new.data, WATCH.
 hostile_setup() {
-    cd "$LWF_ROOT" || return 1
-    [ -x "$DARKNET" ] || {
-        echo "no binary at $DARKNET: run make" >&2
-        return 1
-    }
+    base_setup || return 1
     T="$BATS_TEST_TMPDIR"
     cp -r "$FIX/backup.ref" "$T/backup"
     WATCH="$T/backup"

@@ -30,12 +30,6 @@ float rand_uniform(float min, float max) { return 0.5f * (min + max); }
 /* Same layers, same weights, same input: logits agree up to float rounding. */
 #define LOGIT_RTOL 1e-5
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 static char *path_in(const char *dir, const char *name)
 {
     char *p = malloc(4096);
@@ -297,7 +291,7 @@ static void test_stock(void **state)
     double t0 = tu_now();
     char src[4096], file[256], out[4096];
     snprintf(src, sizeof src, "%s/%s.cfg", STOCK_DIR, c->name);
-    if (!exists(src)) skip();
+    if (tu_file_size(src) < 0) skip();
     snprintf(file, sizeof file, "%s.cfg", c->name);
     char *small = small_copy(G.dir, src, file, c->side, c->error == NULL);
     snprintf(out, sizeof out, "%s/%s-lwf.cfg", G.dir, c->name);
@@ -308,7 +302,7 @@ static void test_stock(void **state)
         if (rc == 0) fail_msg("%s: lwf init succeeded, want an error '%s'", c->name, c->error);
         if (!strstr(err.msg, c->error) || !strstr(err.msg, small))
             fail_msg("%s: error '%s' should name the cfg and say '%s'", c->name, err.msg, c->error);
-        if (exists(out)) fail_msg("%s: a failed init wrote %s", c->name, out);
+        if (tu_file_size(out) >= 0) fail_msg("%s: a failed init wrote %s", c->name, out);
         free(small);
         return;
     }
@@ -640,7 +634,7 @@ static void test_split(void **state)
             fail_msg("-split %d accepted", bad[i].n);
         if (!strstr(err.msg, bad[i].msg) || !strstr(err.msg, "-split"))
             fail_msg("-split %d: '%s' should say '%s'", bad[i].n, err.msg, bad[i].msg);
-        if (exists(out)) fail_msg("-split %d: wrote %s", bad[i].n, out);
+        if (tu_file_size(out) >= 0) fail_msg("-split %d: wrote %s", bad[i].n, out);
     }
     /* -split on an LwF cfg */
     if (lwf_init_cfg("cfg/fashion-lwf.cfg", "cfg/fashion-t3.data", out, 3, &info, &err) == 0)
@@ -677,7 +671,7 @@ static void test_init_errors(void **state)
         if (lwf_init_cfg(cfg, G.newdata, out, -1, NULL, &err) == 0) fail_msg("%s accepted", bad[i].name);
         if (!strstr(err.msg, bad[i].msg) || !strstr(err.msg, cfg))
             fail_msg("%s: '%s' should name the cfg and say '%s'", bad[i].name, err.msg, bad[i].msg);
-        if (exists(out)) fail_msg("%s: wrote %s", bad[i].name, out);
+        if (tu_file_size(out) >= 0) fail_msg("%s: wrote %s", bad[i].name, out);
         free(cfg);
     }
     /* unreadable inputs, invalid .data, output = input */
@@ -693,7 +687,7 @@ static void test_init_errors(void **state)
     assert_int_equal(tu_sh("cp cfg/fashion.cfg '%s'", copy), 0);
     assert_int_not_equal(lwf_init_cfg(copy, G.newdata, copy, -1, NULL, &err), 0);
     assert_non_null(strstr(err.msg, "input"));
-    if (exists(out)) fail_msg("a failed init wrote %s", out);
+    if (tu_file_size(out) >= 0) fail_msg("a failed init wrote %s", out);
     /* an existing output is replaced */
     char *old = tu_write(G.dir, "replace.cfg", "old text\n");
     if (lwf_init_cfg("cfg/fashion.cfg", G.newdata, old, -1, NULL, &err)) fail_msg("%s", err.msg);

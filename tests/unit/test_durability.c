@@ -101,12 +101,6 @@ static int wait_exit(pid_t pid)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 /* Every file in the backup folder is complete: weights of the right size that load,
  * states that load, whole log lines.  Temporary files (a killed write) are allowed
  * here; the next run removes them. */
@@ -125,12 +119,12 @@ static void check_backup_folder(fixture *f, lwf_model *m)
         lwf_err err = {{0}};
         if (n[0] == '.' || strstr(n, ".tmp.")) continue;
         if (strstr(n, ".teacher.weights")) {
-            assert_int_equal(file_size(p), old);
+            assert_int_equal(tu_file_size(p), old);
         } else if (len > 6 && strcmp(n + len - 6, ".state") == 0) {
             lwf_state st;
             if (lwf_state_load(m->net, &st, p, &err) != 0) fail_msg("%s", err.msg);
         } else if (strstr(n, ".weights") || (len > 7 && strcmp(n + len - 7, ".backup") == 0)) {
-            if (file_size(p) != whole) fail_msg("%s has %ld bytes, a complete file %ld", p, file_size(p), whole);
+            if (tu_file_size(p) != whole) fail_msg("%s has %lld bytes, a complete file %ld", p, tu_file_size(p), whole);
             if (lwf_weights_load(m->net, p, m->net->n, NULL, &err)) fail_msg("%s", err.msg);
         } else if (strstr(n, ".log.csv")) {
             size_t sz;
@@ -157,7 +151,7 @@ static void test_sigkill_leaves_whole_files_and_resumes(void **state)
     unsigned st = 12345;
     int kills = 0;
     for (int i = 0; i < 12; ++i) {
-        const char *w = file_size(backup) > 0 ? backup : f->old_weights;
+        const char *w = tu_file_size(backup) > 0 ? backup : f->old_weights;
         pid_t pid = start_train(f, w, NULL, NULL, 0);
         float ms;
         tu_fill(&ms, 1, &st, 150, 900);
@@ -170,7 +164,7 @@ static void test_sigkill_leaves_whole_files_and_resumes(void **state)
     print_message("# %d of 12 runs killed while running\n", kills);
     assert_true(kills >= 10);
     /* resume from the newest backup and finish */
-    pid_t pid = start_train(f, file_size(backup) > 0 ? backup : f->old_weights, NULL, NULL, 0);
+    pid_t pid = start_train(f, tu_file_size(backup) > 0 ? backup : f->old_weights, NULL, NULL, 0);
     assert_int_equal(wait_exit(pid), 0);
     check_backup_folder(f, m);
     char final[4200];
@@ -191,7 +185,7 @@ static void test_full_disk_keeps_previous_backup(void **state)
     /* a complete backup to resume from */
     pid_t pid = start_train(f, f->old_weights, "-stop", "5", 0);
     assert_int_equal(wait_exit(pid), 0);
-    long size = file_size(backup);
+    long size = tu_file_size(backup);
     assert_true(size > 0);
     char copy[4300];
     snprintf(copy, sizeof copy, "%s/before.bin", f->dir);
@@ -251,11 +245,11 @@ static void test_nan_loss_stops_the_run(void **state)
     assert_int_equal(tu_sh("grep -q 'iteration [0-9]*: .*task .*last good backup is .*nan.backup' '%s'", out), 0);
     char final[4200];
     snprintf(final, sizeof final, "%s/nan.weights", f->backup);
-    assert_int_equal(file_size(final), -1);
+    assert_int_equal(tu_file_size(final), -1);
     /* every backup it left holds finite numbers */
     char bk[4200];
     snprintf(bk, sizeof bk, "%s/nan.backup", f->backup);
-    if (file_size(bk) > 0) {
+    if (tu_file_size(bk) > 0) {
         size_t n;
         FILE *fp = fopen(bk, "rb");
         fseek(fp, 20, SEEK_SET);

@@ -16,7 +16,6 @@
 #define N_VALID 64
 
 /* tu_make_task's labels: kind 0 (bands), kind 1 (tints) */
-static const char *labels[2][4] = {{"top", "high", "low", "bottom"}, {"red", "green", "blue", "grey"}};
 
 typedef struct {
     char *dir;
@@ -80,28 +79,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs a shell command; its exit status, and its stdout in out (stderr dropped). */
-static int capture(char *out, size_t cap, const char *cmd)
-{
-    char file[] = "/tmp/lwf-out-XXXXXX";
-    int fd = mkstemp(file);
-    assert_true(fd >= 0);
-    close(fd);
-    int rc = tu_sh("%s > '%s' 2>/dev/null", cmd, file);
-    FILE *fp = fopen(file, "r");
-    size_t n = fread(out, 1, cap - 1, fp);
-    out[n] = 0;
-    fclose(fp);
-    unlink(file);
-    return rc;
-}
-
 /* top-1 of `task` from `lwf valid -task NAME -csv`. */
 static double lwf_top1(const fixture *f, const char *task)
 {
     char cmd[16384], out[4096], name[256];
     snprintf(cmd, sizeof cmd, "'%s' lwf valid '%s' '%s' -task %s -csv", darknet(), f->lwf_cfg, f->lwf_weights, task);
-    if (capture(out, sizeof out, cmd)) fail_msg("lwf valid -task %s failed", task);
+    if (tu_capture(out, sizeof out, 0, "%s", cmd)) fail_msg("lwf valid -task %s failed", task);
     int images;
     double top1, topk;
     const char *row = strchr(out, '\n');
@@ -117,7 +100,7 @@ static double stock_top1(const char *datafile, const char *cfg, const char *weig
 {
     char cmd[8192], out[65536];
     snprintf(cmd, sizeof cmd, "/usr/bin/darknet classifier valid '%s' '%s' '%s'", datafile, cfg, weights);
-    if (capture(out, sizeof out, cmd)) fail_msg("stock classifier valid failed on %s", cfg);
+    if (tu_capture(out, sizeof out, 0, "%s", cmd)) fail_msg("stock classifier valid failed on %s", cfg);
     const char *last = out, *p = out;
     while ((p = strstr(p, ": top 1: "))) {
         last = p;
@@ -179,13 +162,13 @@ static void test_export_agrees_with_stock(void **state)
         for (int i = 0; i < 3; ++i) {
             char img[4200], cmd[16384], a[65536], b[65536];
             int v = 5 * i + 1; /* valid image v has class v % 4 (tu_make_task) */
-            snprintf(img, sizeof img, "%s/img/%sv%04d_%s.png", f->dir, tasks[k], v, labels[k][v % 4]);
+            snprintf(img, sizeof img, "%s/img/%sv%04d_%s.png", f->dir, tasks[k], v, tu_labels[k][v % 4]);
             snprintf(cmd, sizeof cmd, "'%s' lwf predict '%s' '%s' '%s' -task %s -top 2", darknet(), f->lwf_cfg,
                      f->lwf_weights, img, tasks[k]);
-            if (capture(a, sizeof a, cmd)) fail_msg("lwf predict failed on %s", img);
+            if (tu_capture(a, sizeof a, 0, "%s", cmd)) fail_msg("lwf predict failed on %s", img);
             snprintf(cmd, sizeof cmd, "/usr/bin/darknet classifier predict '%s' '%s' '%s' '%s' -top 2", datas[k], cfg,
                      w, img);
-            if (capture(b, sizeof b, cmd)) fail_msg("stock predict failed on %s", img);
+            if (tu_capture(b, sizeof b, 0, "%s", cmd)) fail_msg("stock predict failed on %s", img);
             double pa[2], pb[2];
             char la[2][64], lb[2][64];
             char head[64];
@@ -249,12 +232,6 @@ static void test_export_of_old_weights_is_the_stock_model(void **state)
     free(cfg);
 }
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 /* Errors: unknown task (the message lists the tasks), the new task from old-only weights,
  * a weights file of the wrong size, an output that is an input; nothing written. */
 static void test_export_errors(void **state)
@@ -285,7 +262,7 @@ static void test_export_errors(void **state)
     assert_int_not_equal(lwf_export(f->lwf_cfg, f->lwf_weights, "quad", oc, f->lwf_weights, &err), 0);
     assert_non_null(strstr(err.msg, "input"));
     assert_int_not_equal(lwf_export(f->lwf_cfg, f->lwf_weights, "quad", f->lwf_cfg, ow, &err), 0);
-    if (exists(oc) || exists(ow)) fail_msg("a failed export wrote %s or %s", oc, ow);
+    if (tu_file_size(oc) >= 0 || tu_file_size(ow) >= 0) fail_msg("a failed export wrote %s or %s", oc, ow);
 }
 
 int main(void)

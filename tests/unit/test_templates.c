@@ -153,13 +153,6 @@ static void check_probabilities(const float *p, int n, const char *name, const c
         fail_msg("%s: task %s outputs are all ~%g: a flat vector proves nothing", name, task, lo);
 }
 
-static long long file_size(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) fail_msg("cannot stat %s", path);
-    return (long long)st.st_size;
-}
-
 /* What stock libdarknet makes of one stock cfg: its saved weights and its answer. */
 typedef struct {
     const char *name;          /* darknet19, darknet53, tiny */
@@ -195,7 +188,7 @@ static void make_stock_ref(const char *dir, stock_ref *r)
     assert_non_null(r->weights);
     snprintf(r->weights, 4096, "%s/%s.weights", dir, r->name);
     save_weights(net, r->weights);
-    long long size = file_size(r->weights);
+    long long size = tu_file_size(r->weights);
     if (size < 20 || (size - 20) % 4) fail_msg("%s: %lld bytes is not a 0.2 header plus floats", r->weights, size);
     r->floats = (size_t)(size - 20) / 4;
 

@@ -290,23 +290,6 @@ static void test_valid_agrees_with_stock(void **state)
     free(stock);
 }
 
-/* Runs a command; returns its exit status and its combined output in out. */
-static int run_capture(char *out, size_t cap, const char *fmt, const char *a, const char *b, const char *c)
-{
-    char cmd[8192], file[] = "/tmp/lwf-out-XXXXXX";
-    int fd = mkstemp(file);
-    assert_true(fd >= 0);
-    close(fd);
-    snprintf(cmd, sizeof cmd, fmt, a, b, c);
-    int rc = tu_sh("%s > '%s' 2>&1", cmd, file);
-    FILE *fp = fopen(file, "r");
-    size_t n = fread(out, 1, cap - 1, fp);
-    out[n] = 0;
-    fclose(fp);
-    unlink(file);
-    return rc;
-}
-
 /* lwf predict prints each task's top-K labels in stock `classifier predict`'s format;
  * on a single-task cfg with stock weights it prints what the stock predictor prints. */
 static void test_predict_matches_stock(void **state)
@@ -322,9 +305,9 @@ static void test_predict_matches_stock(void **state)
     char ours[8192], theirs[8192];
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%%s' lwf predict '%%s' '%%s' '%s' -top 2", img);
-    assert_int_equal(run_capture(ours, sizeof ours, cmd, getenv("DARKNET"), one, f->old_weights), 0);
+    assert_int_equal(tu_capture(ours, sizeof ours, 1, cmd, getenv("DARKNET"), one, f->old_weights), 0);
     snprintf(cmd, sizeof cmd, "/usr/bin/darknet classifier predict '%%s' '%%s' '%%s' '%s' -top 2 2>/dev/null", img);
-    assert_int_equal(run_capture(theirs, sizeof theirs, cmd, f->old_data, stock, f->old_weights), 0);
+    assert_int_equal(tu_capture(theirs, sizeof theirs, 1, cmd, f->old_data, stock, f->old_weights), 0);
     /* ours: "quad:\n" then the two lines; stock: the same two lines after its layer table */
     char *body = strstr(ours, "quad:\n");
     assert_non_null(body);
@@ -342,7 +325,7 @@ static void test_train_refuses_bad_requests(void **state)
     char out[8192];
     char *cfg = lwf_cfg(f, "refuse", 2, 2, 0.05f, "");
     /* old heads but no old weights */
-    assert_int_not_equal(run_capture(out, sizeof out, "'%s' lwf train '%s' '%s'", getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, "'%s' lwf train '%s' '%s'", getenv("DARKNET"), f->new_data, cfg), 0);
     assert_non_null(strstr(out, "old head"));
     /* recorded responses with random augmentation */
     snprintf(out, sizeof out, "sed 's/^flip=0/flip=1/' '%s' > '%s/aug.cfg'", cfg, f->dir);
@@ -351,21 +334,21 @@ static void test_train_refuses_bad_requests(void **state)
     snprintf(augcfg, sizeof augcfg, "%s/aug.cfg", f->dir);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -teacher record", f->old_weights);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, augcfg), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, augcfg), 0);
     assert_non_null(strstr(out, "augmentation"));
     /* a new .data whose classes do not match the new head */
     assert_int_equal(tu_sh("sed 's/^classes=4/classes=3/' '%s' > '%s/three.data'", f->new_data, f->dir), 0);
     char three[4200];
     snprintf(three, sizeof three, "%s/three.data", f->dir);
     snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s'", f->old_weights);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), three, cfg), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), three, cfg), 0);
     assert_non_null(strstr(out, "classes=3"));
     /* unknown -method and a non-numeric -seed */
     snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -method jointly", f->old_weights);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
     assert_non_null(strstr(out, "-method"));
     snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -seed x1", f->old_weights);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
     assert_non_null(strstr(out, "-seed"));
     free(cfg);
 }
@@ -390,14 +373,14 @@ static void test_joint_training(void **state)
              "[task]\nname=tint\ndata=%s\n%s[softmax]\n", net_head, trunk, f->dir, head, f->new_data, head);
     char *bad = tu_write(f->dir, "jbad.cfg", text);
     snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -method joint", f->old_weights);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, bad), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, bad), 0);
     if (!strstr(out, "notrain.data") || !strstr(out, "'quad'")) fail_msg("unexpected message: %s", out);
     /* no data= at all */
     snprintf(text, sizeof text,
              "%slearning_rate=0.1\nmax_batches=2\n%s[task]\nname=quad\n%s[lwf_distill]\n"
              "[task]\nname=tint\ndata=%s\n%s[softmax]\n", net_head, trunk, head, f->new_data, head);
     char *bad2 = tu_write(f->dir, "jbad2.cfg", text);
-    assert_int_not_equal(run_capture(out, sizeof out, cmd, getenv("DARKNET"), f->new_data, bad2), 0);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, bad2), 0);
     if (!strstr(out, "task 'quad' has no data=")) fail_msg("unexpected message: %s", out);
     free(cfg);
     free(bad);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 char *tu_tmpdir(void)
 {
@@ -54,6 +55,36 @@ int tu_sh(const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
+int tu_capture(char *out, size_t cap, int with_stderr, const char *fmt, ...)
+{
+    char cmd[8192], file[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(file, sizeof file, "%s/lwf-out-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(file);
+    if (fd < 0) fail_msg("cannot create a temporary file in %s", file);
+    close(fd);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = tu_sh("%s > '%s' %s", cmd, file, with_stderr ? "2>&1" : "2>/dev/null");
+    FILE *fp = fopen(file, "r");
+    if (!fp) fail_msg("cannot read back %s", file);
+    size_t n = fread(out, 1, cap - 1, fp);
+    out[n] = 0;
+    fclose(fp);
+    unlink(file);
+    return rc;
+}
+
+const char *const tu_labels[2][4] = {{"top", "high", "low", "bottom"}, {"red", "green", "blue", "grey"}};
+
+long long tu_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
 lwf_model *tu_load(const char *cfg, int batch)
 {
     lwf_err err = {{0}};
@@ -91,7 +122,6 @@ static void draw(image im, int kind, int cls, unsigned *st)
 
 char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int n_valid, int size, unsigned seed)
 {
-    static const char *labels[2][4] = {{"top", "high", "low", "bottom"}, {"red", "green", "blue", "grey"}};
     char path[4096];
     snprintf(path, sizeof path, "%s/img", dir);
     mkdir(path, 0755);
@@ -108,7 +138,7 @@ char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int
             image im = make_image(size, size, 3);
             draw(im, kind, cls, &st);
             char base[4096];
-            snprintf(base, sizeof base, "%s/img/%s%c%04d_%s", dir, name, part ? 'v' : 't', i, labels[kind][cls]);
+            snprintf(base, sizeof base, "%s/img/%s%c%04d_%s", dir, name, part ? 'v' : 't', i, tu_labels[kind][cls]);
             save_image_options(im, base, PNG, 0);
             free_image(im);
             fprintf(fp, "%s.png\n", base);
@@ -118,7 +148,7 @@ char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int
     snprintf(path, sizeof path, "%s/%s.labels", dir, name);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    for (int c = 0; c < 4; ++c) fprintf(fp, "%s\n", labels[kind][c]);
+    for (int c = 0; c < 4; ++c) fprintf(fp, "%s\n", tu_labels[kind][c]);
     assert_int_equal(fclose(fp), 0);
     char text[8192];
     snprintf(text, sizeof text, "classes=4\ntrain=%s/%s.train.list\nvalid=%s/%s.valid.list\nlabels=%s/%s.labels\n"

@@ -19,6 +19,11 @@ char *tu_write(const char *dir, const char *name, const char *text);
 const char *tu_root(void);
 /* Runs a shell command; returns its exit status (-1 if it did not exit). */
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs a shell command; returns its exit status, with its stdout (and its stderr if
+ * with_stderr) in out (cap bytes, NUL-terminated). */
+int tu_capture(char *out, size_t cap, int with_stderr, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A file's size in bytes, or -1 if it does not exist. */
+long long tu_file_size(const char *path);
 /* Loads a cfg that must parse; fails the test with the error otherwise. */
 lwf_model *tu_load(const char *cfg, int batch);
 /* A whole file, NUL-terminated (malloc'd); *len (may be NULL) gets its size.  Fails the
@@ -35,6 +40,7 @@ void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi);
  * dir/backup-<name>).  Every image has a bright band across one quarter of the rows and
  * a tint; kind 0 is labelled by the band (top, high, low, bottom), kind 1 by the tint
  * (red, green, blue, grey). */
+extern const char *const tu_labels[2][4]; /* [kind][label]: the names above */
 char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int n_valid, int size, unsigned seed);
 
 #endif
