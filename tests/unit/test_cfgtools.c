@@ -38,63 +38,6 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
-/* The key of a cfg line ("  height = 256" -> "height"), into key; 0 if not key=value. */
-static int line_key(const char *line, size_t n, char *key, size_t cap)
-{
-    const char *eq = memchr(line, '=', n);
-    if (!eq) return 0;
-    size_t k = 0;
-    for (const char *p = line; p < eq && k + 1 < cap; ++p)
-        if (*p != ' ' && *p != '\t') key[k++] = *p;
-    key[k] = 0;
-    return k > 0 && key[0] != '#' && key[0] != ';';
-}
-
-/* A copy of a stock cfg at side x side, batch 1: [net] height/width/batch/subdivisions and
- * [crop] crop_height/crop_width rewritten.  Written to dir/name; returns the path.  With
- * must_shrink, a cfg without [net] height= and width= fails the test. */
-static char *small_copy(const char *dir, const char *src, const char *name, int side, int must_shrink)
-{
-    char *text = (char *)tu_slurp(src, NULL);
-    size_t len = strlen(text);
-    char *out = malloc(len + 1024);
-    assert_non_null(out);
-    size_t at = 0;
-    int section = 0, crop = 0, seen_h = 0, seen_w = 0;
-    for (const char *p = text; *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t n = eol ? (size_t)(eol - p) + 1 : strlen(p);
-        const char *s = p;
-        while (s < p + n && (*s == ' ' || *s == '\t')) ++s;
-        if (*s == '[') {
-            ++section;
-            crop = strncmp(s, "[crop]", 6) == 0;
-        }
-        char key[64], repl[128] = "";
-        if (line_key(p, n, key, sizeof key)) {
-            if (section == 1 && (strcmp(key, "height") == 0 || strcmp(key, "width") == 0)) {
-                snprintf(repl, sizeof repl, "%s=%d\n", key, side);
-                seen_h |= key[0] == 'h';
-                seen_w |= key[0] == 'w';
-            } else if (section == 1 && (strcmp(key, "batch") == 0 || strcmp(key, "subdivisions") == 0)) {
-                snprintf(repl, sizeof repl, "%s=1\n", key);
-            } else if (crop && (strcmp(key, "crop_height") == 0 || strcmp(key, "crop_width") == 0)) {
-                snprintf(repl, sizeof repl, "%s=%d\n", key, side);
-            }
-        }
-        size_t rl = repl[0] ? strlen(repl) : n;
-        memcpy(out + at, repl[0] ? repl : p, rl);
-        at += rl;
-        p += n;
-    }
-    out[at] = 0;
-    if (must_shrink && (!seen_h || !seen_w)) fail_msg("%s: no height= or width= in [net]", src);
-    char *path = tu_write(dir, name, out);
-    free(text);
-    free(out);
-    return path;
-}
-
 /* ---- the written cfg mirrors the stock one ---- */
 
 static void same_section(const lwf_section *a, const lwf_section *b, const char *what)
@@ -293,7 +236,7 @@ static void test_stock(void **state)
     snprintf(src, sizeof src, "%s/%s.cfg", STOCK_DIR, c->name);
     if (tu_file_size(src) < 0) skip();
     snprintf(file, sizeof file, "%s.cfg", c->name);
-    char *small = small_copy(G.dir, src, file, c->side, c->error == NULL);
+    char *small = tu_small_cfg(G.dir, src, file, c->side, c->error == NULL);
     snprintf(out, sizeof out, "%s/%s-lwf.cfg", G.dir, c->name);
     lwf_err err = {{0}};
     lwf_init_info info;
@@ -386,24 +329,6 @@ static void test_all_listed(void **state)
 }
 
 /* ---- cfg/fashion.cfg, -split, round trips ---- */
-
-/* Fills every convolutional layer of net deterministically (batch-norm statistics too). */
-static void fill_convs(network *net, unsigned seed)
-{
-    unsigned st = seed;
-    for (int i = 0; i < net->n; ++i) {
-        layer *l = &net->layers[i];
-        if (l->type != CONVOLUTIONAL) continue;
-        float s = sqrtf(6.0f / (float)(l->size * l->size * l->c / l->groups));
-        tu_fill(l->biases, (size_t)l->n, &st, -0.1f, 0.1f);
-        if (l->batch_normalize) {
-            tu_fill(l->scales, (size_t)l->n, &st, 0.5f, 1.5f);
-            tu_fill(l->rolling_mean, (size_t)l->n, &st, -0.1f, 0.1f);
-            tu_fill(l->rolling_variance, (size_t)l->n, &st, 0.5f, 2.0f);
-        }
-        tu_fill(l->weights, (size_t)l->nweights, &st, -s, s);
-    }
-}
 
 static void test_fashion(void **state)
 {
@@ -498,7 +423,7 @@ static void test_init_on_lwf_cfg(void **state)
     lwf_cfg_free(&cc);
     /* a whole-model file of b2 (as lwf train writes) is c's old part */
     lwf_model *mb = tu_load(b2, 1);
-    fill_convs(mb->net, 3u);
+    tu_fill_convs(mb->net, 0, 6, 3u);
     char *w = path_in(G.dir, "rt-b2.weights");
     if (lwf_weights_save(mb->net, w, mb->net->n, 0, &err)) fail_msg("%s", err.msg);
     lwf_model *mc = tu_load(c, 1);
@@ -559,7 +484,7 @@ static void test_split_with_references(void **state)
     assert_int_equal(m->tasks[1].classes, NEW_CLASSES);
 
     network *net = parse_network_cfg(stock);
-    fill_convs(net, 11u);
+    tu_fill_convs(net, 0, 6, 11u);
     save_weights(net, w);
     int whole = -1;
     if (lwf_weights_load_model(m, w, &whole, NULL, &err)) fail_msg("%s", err.msg);

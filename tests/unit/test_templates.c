@@ -21,83 +21,6 @@
 /* Logits come from the same libdarknet layers on the same weights: equal up to float rounding. */
 #define LOGIT_RTOL 1e-4
 
-/* Copy of a cfg's text with [net] height/width set to SIDE and batch/subdivisions to 1
- * (commented-out lines are left alone); fails if height or width is missing. */
-static char *shrink_cfg(const char *text, const char *path)
-{
-    size_t len = strlen(text);
-    char *out = malloc(len + 64 * 4 + 1);
-    assert_non_null(out);
-    size_t at = 0;
-    int section = 0, seen_h = 0, seen_w = 0;
-    for (const char *p = text; *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t n = eol ? (size_t)(eol - p) + 1 : strlen(p);
-        const char *s = p;
-        while (s < p + n && (*s == ' ' || *s == '\t')) ++s;
-        if (*s == '[') ++section;
-        char repl[64] = "";
-        if (section == 1) {
-            if (strncmp(s, "height=", 7) == 0) {
-                snprintf(repl, sizeof repl, "height=%d\n", SIDE);
-                seen_h = 1;
-            } else if (strncmp(s, "width=", 6) == 0) {
-                snprintf(repl, sizeof repl, "width=%d\n", SIDE);
-                seen_w = 1;
-            } else if (strncmp(s, "batch=", 6) == 0) {
-                snprintf(repl, sizeof repl, "batch=1\n");
-            } else if (strncmp(s, "subdivisions=", 13) == 0) {
-                snprintf(repl, sizeof repl, "subdivisions=1\n");
-            }
-        }
-        if (repl[0]) {
-            memcpy(out + at, repl, strlen(repl));
-            at += strlen(repl);
-        } else {
-            memcpy(out + at, p, n);
-            at += n;
-        }
-        p += n;
-    }
-    out[at] = 0;
-    if (!seen_h || !seen_w) fail_msg("%s: no height= or width= line in [net] to shrink", path);
-    return out;
-}
-
-/* Writes a SIDE x SIDE, batch-1 copy of cfg `src` into dir; returns its path (malloc'd). */
-static char *small_copy(const char *dir, const char *src, const char *name)
-{
-    char *text = (char *)tu_slurp(src, NULL);
-    char *small = shrink_cfg(text, src);
-    char *path = tu_write(dir, name, small);
-    free(text);
-    free(small);
-    return path;
-}
-
-/* Deterministic values for the convolutional layers [from, net->n) of net: biases,
- * batch-norm scales, rolling mean and (positive) rolling variance, and weights uniform in
- * +-sqrt(gain / fan_in) (gain 6: He's; darknet53 needs 3, else its 23 residual sums grow the
- * logits to ~1e4).  Fails on a layer type with weights that this does not fill. */
-static void fill_convs(network *net, int from, float gain, unsigned seed)
-{
-    unsigned st = seed;
-    for (int i = from; i < net->n; ++i) {
-        layer *l = &net->layers[i];
-        if (l->type == CONNECTED || l->type == BATCHNORM)
-            fail_msg("layer %d: type %d has weights the test does not fill", i, (int)l->type);
-        if (l->type != CONVOLUTIONAL) continue;
-        float s = sqrtf(gain / (float)(l->size * l->size * l->c / l->groups));
-        tu_fill(l->biases, (size_t)l->n, &st, -0.1f, 0.1f);
-        if (l->batch_normalize) {
-            tu_fill(l->scales, (size_t)l->n, &st, 0.5f, 1.5f);
-            tu_fill(l->rolling_mean, (size_t)l->n, &st, -0.1f, 0.1f);
-            tu_fill(l->rolling_variance, (size_t)l->n, &st, 0.5f, 2.0f);
-        }
-        tu_fill(l->weights, (size_t)l->nweights, &st, -s, s);
-    }
-}
-
 /* One image (SIDE, SIDE, 3) in Darknet's planar layout, values in [0, 1). */
 static float *make_input(int inputs)
 {
@@ -156,7 +79,7 @@ static void check_probabilities(const float *p, int n, const char *name, const c
 /* What stock libdarknet makes of one stock cfg: its saved weights and its answer. */
 typedef struct {
     const char *name;          /* darknet19, darknet53, tiny */
-    float gain;                /* fill_convs gain */
+    float gain;                /* tu_fill_convs gain */
     char *weights;             /* dir/<name>.weights, saved by libdarknet's save_weights; owned */
     size_t floats;             /* floats after its 20-byte header */
     float p[OLD_CLASSES];      /* stock network_predict: softmax probabilities */
@@ -178,12 +101,12 @@ static void make_stock_ref(const char *dir, stock_ref *r)
     char src[4096], file[256];
     snprintf(src, sizeof src, "%s/%s.cfg", STOCK_DIR, r->name);
     snprintf(file, sizeof file, "%s-stock.cfg", r->name);
-    char *cfg = small_copy(dir, src, file);
+    char *cfg = tu_small_cfg(dir, src, file, SIDE, 1);
     network *net = parse_network_cfg(cfg);
     if (!net || net->w != SIDE || net->h != SIDE || net->batch != 1)
         fail_msg("libdarknet did not build %s at %dx%d batch 1", cfg, SIDE, SIDE);
     free(cfg);
-    fill_convs(net, 0, r->gain, 99u);
+    tu_fill_convs(net, 0, r->gain, 99u);
     r->weights = malloc(4096);
     assert_non_null(r->weights);
     snprintf(r->weights, 4096, "%s/%s.weights", dir, r->name);
@@ -239,7 +162,7 @@ static void check_template(const group *g, int which)
     const char *name = r->name;
     char *src = template_path(name), file[256];
     snprintf(file, sizeof file, "%s-lwf.cfg", name);
-    char *cfg = small_copy(g->dir, src, file);
+    char *cfg = tu_small_cfg(g->dir, src, file, SIDE, 1);
     lwf_model *m = tu_load(cfg, 1);
     check_structure(m, name);
 
@@ -252,7 +175,7 @@ static void check_template(const group *g, int which)
     if (lwf_weights_load_model(m, r->weights, &whole, NULL, &err) != 0)
         fail_msg("%s: stock weights rejected: %s", name, err.msg);
     if (whole != 0) fail_msg("%s: stock weights taken as the whole model (whole=%d), want the old part", name, whole);
-    fill_convs(m->net, lwf_old_layers(m), 6, 7u); /* the new head: deterministic too */
+    tu_fill_convs(m->net, lwf_old_layers(m), 6, 7u); /* the new head: deterministic too */
 
     float *x = make_input(m->net->inputs);
     network_predict(m->net, x);
@@ -293,9 +216,9 @@ static void test_wrong_stock_weights(void **state)
     const group *g = *state;
     const stock_ref *r = &g->ref[DARKNET19];
     char *src = template_path("tiny");
-    char *cfg = small_copy(g->dir, src, "wrong-tiny-lwf.cfg");
+    char *cfg = tu_small_cfg(g->dir, src, "wrong-tiny-lwf.cfg", SIDE, 1);
     lwf_model *m = tu_load(cfg, 1);
-    fill_convs(m->net, 0, 6, 5u);
+    tu_fill_convs(m->net, 0, 6, 5u);
     const layer *l0 = &m->net->layers[0];
     float *before = malloc((size_t)l0->nweights * sizeof(float));
     assert_non_null(before);

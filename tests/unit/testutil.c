@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,4 +180,84 @@ double tu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The key of a cfg line ("  height = 256" -> "height"), into key; 0 if not key=value. */
+static int line_key(const char *line, size_t n, char *key, size_t cap)
+{
+    const char *eq = memchr(line, '=', n);
+    if (!eq) return 0;
+    size_t k = 0;
+    for (const char *p = line; p < eq && k + 1 < cap; ++p)
+        if (*p != ' ' && *p != '\t') key[k++] = *p;
+    key[k] = 0;
+    return k > 0 && key[0] != '#' && key[0] != ';';
+}
+
+/* A copy of a stock cfg at side x side, batch 1: [net] height/width/batch/subdivisions and
+ * [crop] crop_height/crop_width rewritten.  Written to dir/name; returns the path.  With
+ * must_shrink, a cfg without [net] height= and width= fails the test. */
+char *tu_small_cfg(const char *dir, const char *src, const char *name, int side, int must_shrink)
+{
+    char *text = (char *)tu_slurp(src, NULL);
+    size_t len = strlen(text);
+    char *out = malloc(len + 1024);
+    assert_non_null(out);
+    size_t at = 0;
+    int section = 0, crop = 0, seen_h = 0, seen_w = 0;
+    for (const char *p = text; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) + 1 : strlen(p);
+        const char *s = p;
+        while (s < p + n && (*s == ' ' || *s == '\t')) ++s;
+        if (*s == '[') {
+            ++section;
+            crop = strncmp(s, "[crop]", 6) == 0;
+        }
+        char key[64], repl[128] = "";
+        if (line_key(p, n, key, sizeof key)) {
+            if (section == 1 && (strcmp(key, "height") == 0 || strcmp(key, "width") == 0)) {
+                snprintf(repl, sizeof repl, "%s=%d\n", key, side);
+                seen_h |= key[0] == 'h';
+                seen_w |= key[0] == 'w';
+            } else if (section == 1 && (strcmp(key, "batch") == 0 || strcmp(key, "subdivisions") == 0)) {
+                snprintf(repl, sizeof repl, "%s=1\n", key);
+            } else if (crop && (strcmp(key, "crop_height") == 0 || strcmp(key, "crop_width") == 0)) {
+                snprintf(repl, sizeof repl, "%s=%d\n", key, side);
+            }
+        }
+        size_t rl = repl[0] ? strlen(repl) : n;
+        memcpy(out + at, repl[0] ? repl : p, rl);
+        at += rl;
+        p += n;
+    }
+    out[at] = 0;
+    if (must_shrink && (!seen_h || !seen_w)) fail_msg("%s: no height= or width= in [net]", src);
+    char *path = tu_write(dir, name, out);
+    free(text);
+    free(out);
+    return path;
+}
+
+/* Deterministic values for the convolutional layers [from, net->n) of net: biases,
+ * batch-norm scales, rolling mean and (positive) rolling variance, and weights uniform in
+ * +-sqrt(gain / fan_in) (gain 6: He's; darknet53 needs 3, else its 23 residual sums grow the
+ * logits to ~1e4).  Fails on a layer type with weights that this does not fill. */
+void tu_fill_convs(network *net, int from, float gain, unsigned seed)
+{
+    unsigned st = seed;
+    for (int i = from; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (l->type == CONNECTED || l->type == BATCHNORM)
+            fail_msg("layer %d: type %d has weights the test does not fill", i, (int)l->type);
+        if (l->type != CONVOLUTIONAL) continue;
+        float s = sqrtf(gain / (float)(l->size * l->size * l->c / l->groups));
+        tu_fill(l->biases, (size_t)l->n, &st, -0.1f, 0.1f);
+        if (l->batch_normalize) {
+            tu_fill(l->scales, (size_t)l->n, &st, 0.5f, 1.5f);
+            tu_fill(l->rolling_mean, (size_t)l->n, &st, -0.1f, 0.1f);
+            tu_fill(l->rolling_variance, (size_t)l->n, &st, 0.5f, 2.0f);
+        }
+        tu_fill(l->weights, (size_t)l->nweights, &st, -s, s);
+    }
 }

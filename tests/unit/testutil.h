@@ -43,4 +43,13 @@ void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi);
 extern const char *const tu_labels[2][4]; /* [kind][label]: the names above */
 char *tu_make_task(const char *dir, const char *name, int kind, int n_train, int n_valid, int size, unsigned seed);
 
+/* A copy of a stock cfg at side x side, batch 1: [net] height/width/batch/subdivisions and
+ * [crop] crop_height/crop_width rewritten, written to dir/name (path returned, malloc'd).
+ * With must_shrink, a cfg without [net] height= and width= fails the test. */
+char *tu_small_cfg(const char *dir, const char *src, const char *name, int side, int must_shrink);
+/* Deterministic values for the convolutional layers [from, net->n): biases, batch-norm
+ * scales and statistics, weights uniform in +-sqrt(gain / fan_in) (6: He's).  Fails on a
+ * layer with weights of another type (it would be left unfilled). */
+void tu_fill_convs(network *net, int from, float gain, unsigned seed);
+
 #endif
