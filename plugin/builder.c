@@ -330,6 +330,12 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         int filters = opt_int(s, "filters", 1), size = opt_int(s, "size", 1), stride = opt_int(s, "stride", 1);
         int groups = opt_int(s, "groups", 1), pad = opt_int(s, "pad", 0), padding = opt_int(s, "padding", 0);
         if (pad) padding = size / 2;
+        /* libdarknet's make_convolutional_layer gives a binary layer scales but their
+         * updates only with batch_normalize, and update_convolutional_layer then adds
+         * through a NULL scale_updates: the first training step crashed */
+        const lwf_opt *bin = lwf_cfg_opt(s, "binary");
+        if (opt_int(s, "binary", 0) && !opt_int(s, "batch_normalize", 0))
+            return lwf_fail(err, "%s:%d: [%s] binary=1 needs batch_normalize=1", file, bin->line, s->type);
         if (c % groups || filters % groups)
             return lwf_fail(err, "%s:%d: [%s] groups=%d must divide the input channels (%d) and filters (%d)", file,
                             s->line, s->type, groups, c, filters);

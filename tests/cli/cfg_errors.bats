@@ -353,3 +353,16 @@ load helpers
         return 1
     }
 }
+
+@test "binary=1 without batch_normalize=1 in [convolutional] is an error at its line (libdarknet's update crashed)" {
+    derive binary-no-bn
+    local n
+    n=$(line_of '^filters=5' 2)
+    insert_after "$n" "binary=1"
+    run_info
+    assert_error_at $((n + 1)) "[convolutional]" "binary=1 needs batch_normalize=1"
+    # with batch_normalize=1 libdarknet allocates the scale updates: accepted
+    insert_after "$n" "batch_normalize=1"
+    run_info
+    assert_ok
+}
