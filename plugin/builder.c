@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { T_INT, T_FLOAT, T_POS, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY } ktype;
+/* T_UNSUPPORTED: a key stock Darknet reads that an LwF cfg refuses (see check_value) */
+typedef enum { T_INT, T_FLOAT, T_POS, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY, T_UNSUPPORTED } ktype;
 
 typedef struct {
     const char *key;
@@ -44,7 +45,11 @@ static const keyspec net_keys[] = {
 /* keys parse_network_cfg reads for every layer section */
 static const keyspec layer_keys[] = {
     {"onlyforward", T_INT, 0, 1}, {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
-    {"smooth", T_FLOAT, 0, 1}, {0, 0, 0, 0}};
+    {"smooth", T_FLOAT, 0, 1},
+    /* our weights, backups and teacher files hold every layer, or lwf train could not read
+     * back what it wrote; truth= feeds a detector's truth to a layer */
+    {"numload", T_UNSUPPORTED, 0, 0}, {"dontloadscales", T_UNSUPPORTED, 0, 0}, {"dontsave", T_UNSUPPORTED, 0, 0},
+    {"dontload", T_UNSUPPORTED, 0, 0}, {"truth", T_UNSUPPORTED, 0, 0}, {0, 0, 0, 0}};
 static const keyspec conv_keys[] = {
     {"filters", T_INT, 1, 1 << 16}, {"size", T_INT, 1, 64}, {"stride", T_INT, 1, 64}, {"pad", T_INT, 0, 1},
     {"padding", T_INT, 0, 64}, {"groups", T_INT, 1, 1 << 16}, {"activation", T_ACT, 0, 0},
@@ -58,7 +63,7 @@ static const keyspec none_keys[] = {{0, 0, 0, 0}};
 static const keyspec dropout_keys[] = {{"probability", T_FLOAT, 0, 0.999999}, {0, 0, 0, 0}};
 static const keyspec softmax_keys[] = {
     {"groups", T_INT, 1, 1 << 24}, {"temperature", T_FLOAT, 1e-6, BIG}, {"spatial", T_FLOAT, 0, 0},
-    {"noloss", T_INT, 0, 0}, {0, 0, 0, 0}};
+    {"noloss", T_INT, 0, 0}, {"tree", T_UNSUPPORTED, 0, 0} /* a hierarchical softmax */, {0, 0, 0, 0}};
 static const keyspec act_keys[] = {{"activation", T_ACT, 0, 0}, {0, 0, 0, 0}};
 static const keyspec crop_keys[] = {
     {"crop_height", T_INT, 1, 1 << 16}, {"crop_width", T_INT, 1, 1 << 16}, {"flip", T_INT, 0, 1},
@@ -184,6 +189,8 @@ static int check_value(const char *file, const lwf_section *s, const lwf_opt *o,
             return lwf_fail(err, "%s:%d: [%s] %s must be a comma-separated list of %s, got '%s'", file, o->line,
                             s->type, o->key, k->type == T_FLOATLIST ? "numbers" : "integers", o->val);
         break;
+    case T_UNSUPPORTED:
+        return lwf_fail(err, "%s:%d: [%s] %s is not supported in an LwF cfg", file, o->line, s->type, o->key);
     }
     return 0;
 }
@@ -195,15 +202,7 @@ static int check_keys(const char *file, const lwf_section *s, const secspec *sp,
         const lwf_opt *o = &s->opts[i];
         const keyspec *k = find_key(sp->keys, o->key);
         if (!k && sp->kind != S_NET && !sp->plugin) k = find_key(layer_keys, o->key);
-        if (!k) {
-            /* (dontsave, dontload: our weights, backups and teacher files hold every layer,
-             * or lwf train could not read back what it wrote) */
-            if (!sp->plugin && (strcmp(o->key, "numload") == 0 || strcmp(o->key, "dontloadscales") == 0 ||
-                                strcmp(o->key, "dontsave") == 0 || strcmp(o->key, "dontload") == 0 ||
-                                strcmp(o->key, "truth") == 0 || strcmp(o->key, "tree") == 0))
-                return lwf_fail(err, "%s:%d: [%s] %s is not supported in an LwF cfg", file, o->line, s->type, o->key);
-            return lwf_fail(err, "%s:%d: [%s] unknown key '%s'", file, o->line, s->type, o->key);
-        }
+        if (!k) return lwf_fail(err, "%s:%d: [%s] unknown key '%s'", file, o->line, s->type, o->key);
         if (check_value(file, s, o, k, err)) return -1;
     }
     return 0;

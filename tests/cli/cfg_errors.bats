@@ -366,3 +366,19 @@ load helpers
     run_info
     assert_ok
 }
+
+@test "numload=, dontloadscales=, truth= in a layer and tree= in [softmax] are errors at their line" {
+    local key n
+    for key in numload dontloadscales truth; do
+        derive "$key"
+        n=$(line_of '^filters=5')
+        insert_after "$n" "$key=1"
+        run_info
+        assert_error_at $((n + 1)) "[convolutional]" "$key" "not supported" || return 1
+    done
+    derive tree
+    n=$(line_of '^\[softmax\]')
+    insert_after "$n" "tree=data/9k.tree"
+    run_info
+    assert_error_at $((n + 1)) "[softmax]" "tree" "not supported"
+}
