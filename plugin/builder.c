@@ -32,20 +32,24 @@ static const keyspec net_keys[] = {
     {"momentum", T_FLOAT, 0, 0.9999999}, {"decay", T_FLOAT, 0, BIG}, {"time_steps", T_INT, 1, 1},
     {"notruth", T_INT, 0, 0}, {"random", T_INT, 0, 0}, {"adam", T_INT, 0, 1}, {"B1", T_FLOAT, 0, 1},
     {"B2", T_FLOAT, 0, 1}, {"eps", T_FLOAT, 0, 1}, {"height", T_INT, 1, 1 << 16}, {"width", T_INT, 1, 1 << 16},
-    {"channels", T_INT, 1, 1 << 16}, {"inputs", T_INT, 1, INT_MAX}, {"max_crop", T_INT, 1, 1 << 16},
+    {"channels", T_INT, 1, 1 << 16}, {"max_crop", T_INT, 1, 1 << 16},
     {"min_crop", T_INT, 1, 1 << 16}, {"max_ratio", T_FLOAT, 0.01, 100}, {"min_ratio", T_FLOAT, 0.01, 100},
-    {"center", T_INT, 0, 1}, {"clip", T_FLOAT, 0, BIG}, {"angle", T_FLOAT, 0, 360}, {"aspect", T_FLOAT, 0.01, 100},
+    {"center", T_INT, 0, 1}, {"angle", T_FLOAT, 0, 360}, {"aspect", T_FLOAT, 0.01, 100},
     {"saturation", T_FLOAT, 0.01, 100}, {"exposure", T_FLOAT, 0.01, 100}, {"hue", T_FLOAT, 0, 1},
     {"policy", T_POLICY, 0, 0}, {"burn_in", T_INT, 0, INT_MAX}, {"power", T_FLOAT, -BIG, BIG},
     {"step", T_INT, 1, INT_MAX}, {"scale", T_FLOAT, -BIG, BIG}, {"steps", T_INTLIST, 0, INT_MAX},
     {"scales", T_FLOATLIST, -BIG, BIG}, {"gamma", T_FLOAT, -BIG, BIG}, {"max_batches", T_INT, 0, INT_MAX},
     /* ours */
     {"warmup_batches", T_INT, 0, INT_MAX}, {"warmup_learning_rate", T_FLOAT, 0, BIG}, {"flip", T_INT, 0, 1},
+    /* no effect here: the input size is height x width x channels (all three required),
+     * and only libdarknet's GPU updates clip weights */
+    {"inputs", T_UNSUPPORTED, 0, 0}, {"clip", T_UNSUPPORTED, 0, 0},
     {0, 0, 0, 0}};
 /* keys parse_network_cfg reads for every layer section */
 static const keyspec layer_keys[] = {
-    {"onlyforward", T_INT, 0, 1}, {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
-    {"smooth", T_FLOAT, 0, 1},
+    {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
+    /* no effect in the CPU build: no forward, backward or update reads them */
+    {"onlyforward", T_UNSUPPORTED, 0, 0}, {"smooth", T_UNSUPPORTED, 0, 0},
     /* our weights, backups and teacher files hold every layer, or lwf train could not read
      * back what it wrote; truth= feeds a detector's truth to a layer */
     {"numload", T_UNSUPPORTED, 0, 0}, {"dontloadscales", T_UNSUPPORTED, 0, 0}, {"dontsave", T_UNSUPPORTED, 0, 0},
@@ -516,12 +520,9 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     case S_UPSAMPLE: l = parse_upsample(opts, p, net); break;
     default: break;
     }
-    /* the per-layer keys parse_network_cfg reads */
-    l.clip = net->clip;
-    l.onlyforward = option_find_int_quiet(opts, "onlyforward", 0);
+    /* the per-layer keys parse_network_cfg reads (those with an effect: see layer_keys) */
     l.stopbackward = option_find_int_quiet(opts, "stopbackward", 0);
     l.learning_rate_scale = option_find_float_quiet(opts, "learning_rate", 1);
-    l.smooth = option_find_float_quiet(opts, "smooth", 0);
     int rc = check_used(file, s, kvps, err);
     free_opts(opts, kvps);
     *out = l;

@@ -382,3 +382,21 @@ load helpers
     run_info
     assert_error_at $((n + 1)) "[softmax]" "tree" "not supported"
 }
+
+@test "keys with no effect in this build ([net] clip, inputs; a layer's onlyforward, smooth) are errors at their line" {
+    local key n
+    for key in clip=0.5 inputs=2352; do
+        derive "net-${key%%=*}"
+        n=$(line_of '^decay=')
+        insert_after "$n" "$key"
+        run_info
+        assert_error_at $((n + 1)) "[net]" "${key%%=*}" "not supported" || return 1
+    done
+    for key in onlyforward=1 smooth=0.1; do
+        derive "layer-${key%%=*}"
+        n=$(line_of '^filters=16')
+        insert_after "$n" "$key"
+        run_info
+        assert_error_at $((n + 1)) "[convolutional]" "${key%%=*}" "not supported" || return 1
+    done
+}
