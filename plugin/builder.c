@@ -139,14 +139,14 @@ static const keyspec *find_key(const keyspec *ks, const char *key)
 /* Number of comma-separated items, each checked; -1 on a malformed one. */
 static int check_list(const char *v, int is_float, double lo, double hi)
 {
-    if (!*v) return -1; /* "layers=": v[strlen(v) - 1] below would read before the string */
+    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] below read before
+     * it (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
+    if (!*v) return -1;
     char *copy = lwf_strdup(v);
     if (!copy) return -1;
     int n = 0, bad = 0;
     char *save = NULL;
-    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] read before it
-     * (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
-    if (!v[0] || v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
+    if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
     for (char *tok = strtok_r(copy, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
         int iv;
         float fv;
@@ -274,6 +274,8 @@ typedef struct {
     lwf_err *err;
     size_t floats;       /* running estimate of the floats allocated */
     size_t budget;       /* refuse networks larger than this */
+    int other_lo, other_hi; /* [other_lo, other_hi): the other heads' layers, which a head's
+                             * [route] and [shortcut] may not read (empty in the trunk) */
 } build_ctx;
 
 /* Adds `floats` the network will allocate for section s to the running estimate and
@@ -320,8 +322,7 @@ static void backward_maxpool_checked(layer l, network net)
         if (l.indexes[i] >= 0) net.delta[l.indexes[i]] += l.delta[i];
 }
 
-static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net,
-                       int lo_ok, layer *out)
+static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net, layer *out)
 {
     const char *file = bc->file;
     lwf_err *err = bc->err;
@@ -423,10 +424,14 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
             int v = 0;
             lwf_parse_int(tok, -INT_MAX, INT_MAX, &v);
             int idx = resolve_ref(v, p.index);
-            if (idx < lo_ok || idx >= p.index) {
+            if (idx < 0 || idx >= p.index) {
                 free(copy);
                 return lwf_fail(err, "%s:%d: [route] layer %d is not an earlier layer of the trunk or this head",
                                 file, o->line, v);
+            }
+            if (idx >= bc->other_lo && idx < bc->other_hi) {
+                free(copy);
+                return lwf_fail(err, "%s:%d: [route] reads layer %d of another head", file, o->line, idx);
             }
             layer *src = &net->layers[idx];
             if (rw >= 0 && (src->out_w != rw || src->out_h != rh)) {
@@ -448,9 +453,11 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         int v = 0;
         lwf_parse_int(o->val, -INT_MAX, INT_MAX, &v);
         int idx = resolve_ref(v, p.index);
-        if (idx < lo_ok || idx >= p.index)
+        if (idx < 0 || idx >= p.index)
             return lwf_fail(err, "%s:%d: [shortcut] from=%d is not an earlier layer of the trunk or this head", file,
                             o->line, v);
+        if (idx >= bc->other_lo && idx < bc->other_hi)
+            return lwf_fail(err, "%s:%d: [shortcut] reads layer %d of another head", file, o->line, idx);
         layer *src = &net->layers[idx];
         int fw = src->out_w, fh = src->out_h;
         if (fw < 1 || fh < 1 || (fw / w != fh / h) || (w / fw != h / fh))
@@ -575,7 +582,7 @@ static size_t memory_budget(void)
 static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts, lwf_err *err)
 {
     const char *file = cf->path;
-    build_ctx bc = {file, err, 0, memory_budget()};
+    build_ctx bc = {file, err, 0, memory_budget(), 0, 0};
     const lwf_section *ns = &cf->sections[0];
     const secspec *nsp = find_section(ns->type);
     if (!nsp || nsp->kind != S_NET)
@@ -710,12 +717,9 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             truths += p.inputs;
             closed = 1;
             if (sp->kind == S_DISTILL) {
-                t->temperature = opt_float(s, "temperature", 2);
+                t->temperature = opt_float(s, "temperature", 2); /* > 0: checked as T_POS */
                 t->lambda = opt_float(s, "lambda", 1);
                 t->t2_scaling = opt_int(s, "t2_scaling", 0);
-                const lwf_opt *to = lwf_cfg_opt(s, "temperature");
-                if (t->temperature <= 0)
-                    return lwf_fail(err, "%s:%d: [lwf_distill] temperature must be > 0, got %s", file, to->line, to->val);
                 if (account(&bc, s, 5LL * p.inputs * net->batch)) return -1; /* its five arrays */
                 l = lwf_make_distill_layer(net->batch, p.inputs, t->temperature, t->lambda, t->t2_scaling);
                 if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights) {
@@ -730,7 +734,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                                          "is new, old tasks end in [lwf_distill]",
                                     file, s->line, t->name);
                 m->new_task = cur;
-                if (build_stock(&bc, s, sp->kind, p, net, 0, &l)) {
+                if (build_stock(&bc, s, sp->kind, p, net, &l)) {
                     net->layers[net->n++] = l;
                     return -1;
                 }
@@ -740,21 +744,12 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                 }
             }
         } else {
-            int lo_ok = cur < 0 ? 0 : m->tasks[cur].first;
-            /* any earlier layer here; a head reading another head's layer is refused below */
-            if (build_stock(&bc, s, sp->kind, p, net, 0, &l)) {
+            /* a head may read the trunk or its own layers, never another head's */
+            bc.other_lo = cur < 0 ? 0 : m->trunk;
+            bc.other_hi = cur < 0 ? 0 : m->tasks[cur].first;
+            if (build_stock(&bc, s, sp->kind, p, net, &l)) {
                 net->layers[net->n++] = l;
                 return -1;
-            }
-            if (cur >= 0 && (sp->kind == S_ROUTE || sp->kind == S_SHORTCUT)) {
-                /* a head may read the trunk or its own layers, never another head's */
-                int ref = sp->kind == S_SHORTCUT ? l.index : l.input_layers[0];
-                for (int k = 0; sp->kind == S_ROUTE && k < l.n; ++k)
-                    if (l.input_layers[k] >= m->trunk && l.input_layers[k] < lo_ok) ref = l.input_layers[k];
-                if (ref >= m->trunk && ref < lo_ok) {
-                    net->layers[net->n++] = l;
-                    return lwf_fail(err, "%s:%d: [%s] reads layer %d of another head", file, s->line, s->type, ref);
-                }
             }
         }
         net->layers[net->n++] = l;
@@ -763,7 +758,6 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         p.w = l.out_w;
         p.c = l.out_c;
         p.inputs = l.outputs;
-        if (sp->kind == S_TASK || cur < 0) continue;
     }
     if (cur >= 0 && !closed)
         return lwf_fail(err, "%s:%d: the head of task '%s' has no loss layer ([lwf_distill] or [softmax])", file,

@@ -400,3 +400,28 @@ load helpers
         assert_error_at $((n + 1)) "[convolutional]" "${key%%=*}" "not supported" || return 1
     done
 }
+
+@test "a head's [route] or [shortcut] reading another head's layer is an error at its layers=/from= line" {
+    local text n
+    for text in 'layers=6' 'layers=4,-4' 'from=6'; do
+        derive other-head
+        n=$(line_of '^data=cfg/fashion-b.data')
+        if [[ $text == from=* ]]; then
+            insert_after "$n" "[shortcut]\n$text\nactivation=linear"
+            run_info
+            assert_error_at $((n + 2)) "[shortcut]" "reads layer 6 of another head" || return 1
+        else
+            insert_after "$n" "[route]\n$text"
+            run_info
+            assert_error_at $((n + 2)) "[route]" "reads layer 6 of another head" || return 1
+        fi
+    done
+    # the trunk and the head's own [task] are fine
+    for text in 'layers=4' 'layers=9'; do
+        derive own-head
+        n=$(line_of '^data=cfg/fashion-b.data')
+        insert_after "$n" "[route]\n$text"
+        run_info
+        assert_ok || return 1
+    done
+}
