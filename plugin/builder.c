@@ -249,14 +249,7 @@ static list *make_opts(const lwf_section *s, dn_kvp **kvps)
 
 static void free_opts(list *l, dn_kvp *kvps)
 {
-    if (!l) return;
-    node *n = l->front;
-    while (n) {
-        node *next = n->next;
-        free(n);
-        n = next;
-    }
-    free(l);
+    free_list(l); /* libdarknet's: the nodes and the list, not what they point to */
     free(kvps);
 }
 

@@ -14,24 +14,6 @@
 static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
                                         "tree", "leaves", "eval", "results", "map", "tag", "train_list", 0};
 
-static void strip_all(char *s)
-{
-    char *d = s;
-    for (char *p = s; *p; ++p)
-        if (!isspace((unsigned char)*p)) *d++ = *p;
-    *d = '\0';
-}
-
-/* Reads the next line into *buf (NUL bytes refused); returns its length or -1 at EOF, -2 on error. */
-static long next_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, lwf_err *err)
-{
-    ssize_t got = getline(buf, cap, fp);
-    if (got < 0) return ferror(fp) ? (lwf_fail(err, "%s: read error: %s", path, strerror(errno)), -2) : -1;
-    if (memchr(*buf, '\0', (size_t)got)) return lwf_fail(err, "%s:%d: NUL byte: not a text file", path, line), -2;
-    if (got > 65536) return lwf_fail(err, "%s:%d: line longer than 65536 characters", path, line), -2;
-    return (long)got;
-}
-
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
 {
     memset(d, 0, sizeof *d);
@@ -44,11 +26,11 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
     size_t cap = 0;
     int line = 0, rc = 0;
     long got;
-    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+    while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "file", err)) >= 0) {
         ++line;
         char *hash = strchr(buf, '#');
         if (hash) *hash = '\0';
-        strip_all(buf);
+        strip(buf); /* libdarknet's: removes every blank, as Darknet's read_data_cfg does */
         if (!buf[0]) continue;
         char *eq = strchr(buf, '=');
         if (!eq || eq == buf) {
@@ -114,10 +96,9 @@ int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
     size_t cap = 0;
     int line = 0, rc = 0, room = 0;
     long got;
-    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+    while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "file", err)) >= 0) {
         ++line;
         size_t n = (size_t)got;
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
         size_t s = 0;
         while (s < n && isspace((unsigned char)buf[s])) ++s;
         while (n > s && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';

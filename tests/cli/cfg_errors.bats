@@ -425,3 +425,17 @@ load helpers
         assert_ok || return 1
     done
 }
+
+@test "valid: the cfg with CRLF line ends passes; a CR inside a line is an error at its line" {
+    derive crlf
+    sed -i 's/$/\r/' "$CFG"
+    run_info
+    assert_ok
+    assert_contains "trunk = layers 0-4"
+    derive inner-cr
+    local n
+    n=$(line_of '^filters=16')
+    set_line "$n" $'filters=1\r6'
+    run_info
+    assert_error_at "$n" "control character 0x0d"
+}
