@@ -13,6 +13,16 @@
 /* Keys stock Darknet reads from .data files; ours use a subset. */
 static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
                                         "tree", "leaves", "eval", "results", "map", "tag", "train_list", 0};
+#define NDATA_KEYS (sizeof known_data_keys / sizeof known_data_keys[0] - 1)
+
+/* Index of key in known_data_keys, names counted as labels (its alias), or -1. */
+static int data_key_index(const char *key)
+{
+    if (strcmp(key, "names") == 0) key = "labels";
+    for (int i = 0; known_data_keys[i]; ++i)
+        if (strcmp(key, known_data_keys[i]) == 0) return i;
+    return -1;
+}
 
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
 {
@@ -25,6 +35,8 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
     char *buf = NULL;
     size_t cap = 0;
     int line = 0, rc = 0;
+    int seen_at[NDATA_KEYS] = {0};          /* line of each key given so far, 0 if none */
+    const char *seen_as[NDATA_KEYS] = {0};  /* its spelling there (labels or names) */
     long got;
     while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "file", err)) >= 0) {
         ++line;
@@ -39,12 +51,22 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
         }
         *eq = '\0';
         const char *key = buf, *val = eq + 1;
-        int known = 0;
-        for (int i = 0; known_data_keys[i]; ++i) known |= strcmp(key, known_data_keys[i]) == 0;
-        if (!known) {
+        int ki = data_key_index(key);
+        if (ki < 0) {
             rc = lwf_fail(err, "%s:%d: unknown key '%s'", path, line, key);
             break;
         }
+        /* a repeated key is an error, not "the last one wins" */
+        if (seen_at[ki]) {
+            if (strcmp(seen_as[ki], key) == 0)
+                rc = lwf_fail(err, "%s:%d: key '%s' given twice (first at line %d)", path, line, key, seen_at[ki]);
+            else
+                rc = lwf_fail(err, "%s:%d: key '%s' given twice (first at line %d as '%s', its alias)", path, line,
+                              key, seen_at[ki], seen_as[ki]);
+            break;
+        }
+        seen_at[ki] = line;
+        seen_as[ki] = strcmp(key, "names") == 0 ? "names" : known_data_keys[ki];
         char **slot = NULL;
         if (strcmp(key, "classes") == 0) {
             if (lwf_parse_int(val, 1, 1 << 20, &d->classes)) {
