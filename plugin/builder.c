@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { T_INT, T_FLOAT, T_POS, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY } ktype;
+/* T_UNSUPPORTED: a key stock Darknet reads that an LwF cfg refuses (see check_value) */
+typedef enum { T_INT, T_FLOAT, T_POS, T_STR, T_ACT, T_INTLIST, T_FLOATLIST, T_POLICY, T_UNSUPPORTED } ktype;
 
 typedef struct {
     const char *key;
@@ -31,20 +32,28 @@ static const keyspec net_keys[] = {
     {"momentum", T_FLOAT, 0, 0.9999999}, {"decay", T_FLOAT, 0, BIG}, {"time_steps", T_INT, 1, 1},
     {"notruth", T_INT, 0, 0}, {"random", T_INT, 0, 0}, {"adam", T_INT, 0, 1}, {"B1", T_FLOAT, 0, 1},
     {"B2", T_FLOAT, 0, 1}, {"eps", T_FLOAT, 0, 1}, {"height", T_INT, 1, 1 << 16}, {"width", T_INT, 1, 1 << 16},
-    {"channels", T_INT, 1, 1 << 16}, {"inputs", T_INT, 1, INT_MAX}, {"max_crop", T_INT, 1, 1 << 16},
+    {"channels", T_INT, 1, 1 << 16}, {"max_crop", T_INT, 1, 1 << 16},
     {"min_crop", T_INT, 1, 1 << 16}, {"max_ratio", T_FLOAT, 0.01, 100}, {"min_ratio", T_FLOAT, 0.01, 100},
-    {"center", T_INT, 0, 1}, {"clip", T_FLOAT, 0, BIG}, {"angle", T_FLOAT, 0, 360}, {"aspect", T_FLOAT, 0.01, 100},
+    {"center", T_INT, 0, 1}, {"angle", T_FLOAT, 0, 360}, {"aspect", T_FLOAT, 0.01, 100},
     {"saturation", T_FLOAT, 0.01, 100}, {"exposure", T_FLOAT, 0.01, 100}, {"hue", T_FLOAT, 0, 1},
     {"policy", T_POLICY, 0, 0}, {"burn_in", T_INT, 0, INT_MAX}, {"power", T_FLOAT, -BIG, BIG},
     {"step", T_INT, 1, INT_MAX}, {"scale", T_FLOAT, -BIG, BIG}, {"steps", T_INTLIST, 0, INT_MAX},
     {"scales", T_FLOATLIST, -BIG, BIG}, {"gamma", T_FLOAT, -BIG, BIG}, {"max_batches", T_INT, 0, INT_MAX},
     /* ours */
     {"warmup_batches", T_INT, 0, INT_MAX}, {"warmup_learning_rate", T_FLOAT, 0, BIG}, {"flip", T_INT, 0, 1},
+    /* no effect here: the input size is height x width x channels (all three required),
+     * and only libdarknet's GPU updates clip weights */
+    {"inputs", T_UNSUPPORTED, 0, 0}, {"clip", T_UNSUPPORTED, 0, 0},
     {0, 0, 0, 0}};
 /* keys parse_network_cfg reads for every layer section */
 static const keyspec layer_keys[] = {
-    {"onlyforward", T_INT, 0, 1}, {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
-    {"smooth", T_FLOAT, 0, 1}, {0, 0, 0, 0}};
+    {"stopbackward", T_INT, 0, 1}, {"learning_rate", T_FLOAT, 0, BIG},
+    /* no effect in the CPU build: no forward, backward or update reads them */
+    {"onlyforward", T_UNSUPPORTED, 0, 0}, {"smooth", T_UNSUPPORTED, 0, 0},
+    /* our weights, backups and teacher files hold every layer, or lwf train could not read
+     * back what it wrote; truth= feeds a detector's truth to a layer */
+    {"numload", T_UNSUPPORTED, 0, 0}, {"dontloadscales", T_UNSUPPORTED, 0, 0}, {"dontsave", T_UNSUPPORTED, 0, 0},
+    {"dontload", T_UNSUPPORTED, 0, 0}, {"truth", T_UNSUPPORTED, 0, 0}, {0, 0, 0, 0}};
 static const keyspec conv_keys[] = {
     {"filters", T_INT, 1, 1 << 16}, {"size", T_INT, 1, 64}, {"stride", T_INT, 1, 64}, {"pad", T_INT, 0, 1},
     {"padding", T_INT, 0, 64}, {"groups", T_INT, 1, 1 << 16}, {"activation", T_ACT, 0, 0},
@@ -58,7 +67,7 @@ static const keyspec none_keys[] = {{0, 0, 0, 0}};
 static const keyspec dropout_keys[] = {{"probability", T_FLOAT, 0, 0.999999}, {0, 0, 0, 0}};
 static const keyspec softmax_keys[] = {
     {"groups", T_INT, 1, 1 << 24}, {"temperature", T_FLOAT, 1e-6, BIG}, {"spatial", T_FLOAT, 0, 0},
-    {"noloss", T_INT, 0, 0}, {0, 0, 0, 0}};
+    {"noloss", T_INT, 0, 0}, {"tree", T_UNSUPPORTED, 0, 0} /* a hierarchical softmax */, {0, 0, 0, 0}};
 static const keyspec act_keys[] = {{"activation", T_ACT, 0, 0}, {0, 0, 0, 0}};
 static const keyspec crop_keys[] = {
     {"crop_height", T_INT, 1, 1 << 16}, {"crop_width", T_INT, 1, 1 << 16}, {"flip", T_INT, 0, 1},
@@ -130,14 +139,14 @@ static const keyspec *find_key(const keyspec *ks, const char *key)
 /* Number of comma-separated items, each checked; -1 on a malformed one. */
 static int check_list(const char *v, int is_float, double lo, double hi)
 {
-    if (!*v) return -1; /* "layers=": v[strlen(v) - 1] below would read before the string */
+    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] below read before
+     * it (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
+    if (!*v) return -1;
     char *copy = lwf_strdup(v);
     if (!copy) return -1;
     int n = 0, bad = 0;
     char *save = NULL;
-    /* an empty value (e.g. `steps=`) is malformed too; v[strlen(v) - 1] read before it
-     * (tests/fuzz/regressions/cfg/empty-list-value.cfg) */
-    if (!v[0] || v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
+    if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,")) bad = 1;
     for (char *tok = strtok_r(copy, ",", &save); tok && !bad; tok = strtok_r(NULL, ",", &save)) {
         int iv;
         float fv;
@@ -184,6 +193,8 @@ static int check_value(const char *file, const lwf_section *s, const lwf_opt *o,
             return lwf_fail(err, "%s:%d: [%s] %s must be a comma-separated list of %s, got '%s'", file, o->line,
                             s->type, o->key, k->type == T_FLOATLIST ? "numbers" : "integers", o->val);
         break;
+    case T_UNSUPPORTED:
+        return lwf_fail(err, "%s:%d: [%s] %s is not supported in an LwF cfg", file, o->line, s->type, o->key);
     }
     return 0;
 }
@@ -195,15 +206,7 @@ static int check_keys(const char *file, const lwf_section *s, const secspec *sp,
         const lwf_opt *o = &s->opts[i];
         const keyspec *k = find_key(sp->keys, o->key);
         if (!k && sp->kind != S_NET && !sp->plugin) k = find_key(layer_keys, o->key);
-        if (!k) {
-            /* (dontsave, dontload: our weights, backups and teacher files hold every layer,
-             * or lwf train could not read back what it wrote) */
-            if (!sp->plugin && (strcmp(o->key, "numload") == 0 || strcmp(o->key, "dontloadscales") == 0 ||
-                                strcmp(o->key, "dontsave") == 0 || strcmp(o->key, "dontload") == 0 ||
-                                strcmp(o->key, "truth") == 0 || strcmp(o->key, "tree") == 0))
-                return lwf_fail(err, "%s:%d: [%s] %s is not supported in an LwF cfg", file, o->line, s->type, o->key);
-            return lwf_fail(err, "%s:%d: [%s] unknown key '%s'", file, o->line, s->type, o->key);
-        }
+        if (!k) return lwf_fail(err, "%s:%d: [%s] unknown key '%s'", file, o->line, s->type, o->key);
         if (check_value(file, s, o, k, err)) return -1;
     }
     return 0;
@@ -246,14 +249,7 @@ static list *make_opts(const lwf_section *s, dn_kvp **kvps)
 
 static void free_opts(list *l, dn_kvp *kvps)
 {
-    if (!l) return;
-    node *n = l->front;
-    while (n) {
-        node *next = n->next;
-        free(n);
-        n = next;
-    }
-    free(l);
+    free_list(l); /* libdarknet's: the nodes and the list, not what they point to */
     free(kvps);
 }
 
@@ -271,6 +267,8 @@ typedef struct {
     lwf_err *err;
     size_t floats;       /* running estimate of the floats allocated */
     size_t budget;       /* refuse networks larger than this */
+    int other_lo, other_hi; /* [other_lo, other_hi): the other heads' layers, which a head's
+                             * [route] and [shortcut] may not read (empty in the trunk) */
 } build_ctx;
 
 /* Adds `floats` the network will allocate for section s to the running estimate and
@@ -317,8 +315,7 @@ static void backward_maxpool_checked(layer l, network net)
         if (l.indexes[i] >= 0) net.delta[l.indexes[i]] += l.delta[i];
 }
 
-static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net,
-                       int lo_ok, layer *out)
+static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_params p, network *net, layer *out)
 {
     const char *file = bc->file;
     lwf_err *err = bc->err;
@@ -330,6 +327,12 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         int filters = opt_int(s, "filters", 1), size = opt_int(s, "size", 1), stride = opt_int(s, "stride", 1);
         int groups = opt_int(s, "groups", 1), pad = opt_int(s, "pad", 0), padding = opt_int(s, "padding", 0);
         if (pad) padding = size / 2;
+        /* libdarknet's make_convolutional_layer gives a binary layer scales but their
+         * updates only with batch_normalize, and update_convolutional_layer then adds
+         * through a NULL scale_updates: the first training step crashed */
+        const lwf_opt *bin = lwf_cfg_opt(s, "binary");
+        if (opt_int(s, "binary", 0) && !opt_int(s, "batch_normalize", 0))
+            return lwf_fail(err, "%s:%d: [%s] binary=1 needs batch_normalize=1", file, bin->line, s->type);
         if (c % groups || filters % groups)
             return lwf_fail(err, "%s:%d: [%s] groups=%d must divide the input channels (%d) and filters (%d)", file,
                             s->line, s->type, groups, c, filters);
@@ -414,10 +417,14 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
             int v = 0;
             lwf_parse_int(tok, -INT_MAX, INT_MAX, &v);
             int idx = resolve_ref(v, p.index);
-            if (idx < lo_ok || idx >= p.index) {
+            if (idx < 0 || idx >= p.index) {
                 free(copy);
                 return lwf_fail(err, "%s:%d: [route] layer %d is not an earlier layer of the trunk or this head",
                                 file, o->line, v);
+            }
+            if (idx >= bc->other_lo && idx < bc->other_hi) {
+                free(copy);
+                return lwf_fail(err, "%s:%d: [route] reads layer %d of another head", file, o->line, idx);
             }
             layer *src = &net->layers[idx];
             if (rw >= 0 && (src->out_w != rw || src->out_h != rh)) {
@@ -439,9 +446,11 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
         int v = 0;
         lwf_parse_int(o->val, -INT_MAX, INT_MAX, &v);
         int idx = resolve_ref(v, p.index);
-        if (idx < lo_ok || idx >= p.index)
+        if (idx < 0 || idx >= p.index)
             return lwf_fail(err, "%s:%d: [shortcut] from=%d is not an earlier layer of the trunk or this head", file,
                             o->line, v);
+        if (idx >= bc->other_lo && idx < bc->other_hi)
+            return lwf_fail(err, "%s:%d: [shortcut] reads layer %d of another head", file, o->line, idx);
         layer *src = &net->layers[idx];
         int fw = src->out_w, fh = src->out_h;
         if (fw < 1 || fh < 1 || (fw / w != fh / h) || (w / fw != h / fh))
@@ -511,12 +520,9 @@ static int build_stock(build_ctx *bc, const lwf_section *s, skind kind, dn_size_
     case S_UPSAMPLE: l = parse_upsample(opts, p, net); break;
     default: break;
     }
-    /* the per-layer keys parse_network_cfg reads */
-    l.clip = net->clip;
-    l.onlyforward = option_find_int_quiet(opts, "onlyforward", 0);
+    /* the per-layer keys parse_network_cfg reads (those with an effect: see layer_keys) */
     l.stopbackward = option_find_int_quiet(opts, "stopbackward", 0);
     l.learning_rate_scale = option_find_float_quiet(opts, "learning_rate", 1);
-    l.smooth = option_find_float_quiet(opts, "smooth", 0);
     int rc = check_used(file, s, kvps, err);
     free_opts(opts, kvps);
     *out = l;
@@ -569,7 +575,7 @@ static size_t memory_budget(void)
 static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts, lwf_err *err)
 {
     const char *file = cf->path;
-    build_ctx bc = {file, err, 0, memory_budget()};
+    build_ctx bc = {file, err, 0, memory_budget(), 0, 0};
     const lwf_section *ns = &cf->sections[0];
     const secspec *nsp = find_section(ns->type);
     if (!nsp || nsp->kind != S_NET)
@@ -704,12 +710,9 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
             truths += p.inputs;
             closed = 1;
             if (sp->kind == S_DISTILL) {
-                t->temperature = opt_float(s, "temperature", 2);
+                t->temperature = opt_float(s, "temperature", 2); /* > 0: checked as T_POS */
                 t->lambda = opt_float(s, "lambda", 1);
                 t->t2_scaling = opt_int(s, "t2_scaling", 0);
-                const lwf_opt *to = lwf_cfg_opt(s, "temperature");
-                if (t->temperature <= 0)
-                    return lwf_fail(err, "%s:%d: [lwf_distill] temperature must be > 0, got %s", file, to->line, to->val);
                 if (account(&bc, s, 5LL * p.inputs * net->batch)) return -1; /* its five arrays */
                 l = lwf_make_distill_layer(net->batch, p.inputs, t->temperature, t->lambda, t->t2_scaling);
                 if (!l.output || !l.delta || !l.loss || !l.x || !l.x_norm || !l.cweights) {
@@ -724,7 +727,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                                          "is new, old tasks end in [lwf_distill]",
                                     file, s->line, t->name);
                 m->new_task = cur;
-                if (build_stock(&bc, s, sp->kind, p, net, 0, &l)) {
+                if (build_stock(&bc, s, sp->kind, p, net, &l)) {
                     net->layers[net->n++] = l;
                     return -1;
                 }
@@ -734,21 +737,12 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
                 }
             }
         } else {
-            int lo_ok = cur < 0 ? 0 : m->tasks[cur].first;
-            /* any earlier layer here; a head reading another head's layer is refused below */
-            if (build_stock(&bc, s, sp->kind, p, net, 0, &l)) {
+            /* a head may read the trunk or its own layers, never another head's */
+            bc.other_lo = cur < 0 ? 0 : m->trunk;
+            bc.other_hi = cur < 0 ? 0 : m->tasks[cur].first;
+            if (build_stock(&bc, s, sp->kind, p, net, &l)) {
                 net->layers[net->n++] = l;
                 return -1;
-            }
-            if (cur >= 0 && (sp->kind == S_ROUTE || sp->kind == S_SHORTCUT)) {
-                /* a head may read the trunk or its own layers, never another head's */
-                int ref = sp->kind == S_SHORTCUT ? l.index : l.input_layers[0];
-                for (int k = 0; sp->kind == S_ROUTE && k < l.n; ++k)
-                    if (l.input_layers[k] >= m->trunk && l.input_layers[k] < lo_ok) ref = l.input_layers[k];
-                if (ref >= m->trunk && ref < lo_ok) {
-                    net->layers[net->n++] = l;
-                    return lwf_fail(err, "%s:%d: [%s] reads layer %d of another head", file, s->line, s->type, ref);
-                }
             }
         }
         net->layers[net->n++] = l;
@@ -757,7 +751,6 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
         p.w = l.out_w;
         p.c = l.out_c;
         p.inputs = l.outputs;
-        if (sp->kind == S_TASK || cur < 0) continue;
     }
     if (cur >= 0 && !closed)
         return lwf_fail(err, "%s:%d: the head of task '%s' has no loss layer ([lwf_distill] or [softmax])", file,

@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Longest line accepted; longer ones are an error, not a silent split. */
-#define LWF_MAX_LINE 65536
-
 static void trim(char *s)
 {
     char *hash = strchr(s, '#');
@@ -21,15 +18,6 @@ static void trim(char *s)
     size_t i = 0;
     while (s[i] && isspace((unsigned char)s[i])) ++i;
     if (i) memmove(s, s + i, n - i + 1);
-}
-
-/* Removes every blank inside s, as Darknet's own reader does for options. */
-static void squeeze(char *s)
-{
-    char *d = s;
-    for (; *s; ++s)
-        if (!isspace((unsigned char)*s)) *d++ = *s;
-    *d = '\0';
 }
 
 static int add_section(lwf_cfgfile *cf, const char *type, int line, lwf_err *err)
@@ -53,8 +41,8 @@ static int add_option(lwf_cfgfile *cf, char *text, int line, lwf_err *err)
     if (!eq) return lwf_fail(err, "%s:%d: expected key=value, got '%s'", cf->path, line, text);
     *eq = '\0';
     char *key = text, *val = eq + 1;
-    squeeze(key);
-    squeeze(val);
+    strip(key); /* libdarknet's: removes every blank, as Darknet's own reader does */
+    strip(val);
     if (!*key) return lwf_fail(err, "%s:%d: option with an empty key", cf->path, line);
     if (lwf_cfg_opt(s, key))
         return lwf_fail(err, "%s:%d: [%s] key '%s' given twice (first at line %d)", cf->path, line,
@@ -84,27 +72,10 @@ int lwf_cfg_read(const char *path, lwf_cfgfile *cf, lwf_err *err)
     }
     char *buf = NULL;
     size_t cap = 0;
-    ssize_t got;
+    long got;
     int line = 0, rc = 0;
-    while ((got = getline(&buf, &cap, fp)) >= 0) {
+    while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "cfg", err)) >= 0) {
         ++line;
-        size_t n = (size_t)got;
-        if (n > LWF_MAX_LINE) {
-            rc = lwf_fail(err, "%s:%d: line longer than %d characters", path, line, LWF_MAX_LINE);
-            break;
-        }
-        if (memchr(buf, '\0', n)) {
-            rc = lwf_fail(err, "%s:%d: NUL byte: not a text cfg", path, line);
-            break;
-        }
-        for (size_t i = 0; i < n; ++i) {
-            unsigned char ch = (unsigned char)buf[i];
-            if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') {
-                rc = lwf_fail(err, "%s:%d: control character 0x%02x: not a text cfg", path, line, ch);
-                break;
-            }
-        }
-        if (rc) break;
         trim(buf);
         if (buf[0] == '\0' || buf[0] == ';') continue;
         if (buf[0] == '[') {
@@ -115,7 +86,7 @@ int lwf_cfg_read(const char *path, lwf_cfgfile *cf, lwf_err *err)
             }
             buf[m - 1] = '\0';
             char *type = buf + 1;
-            squeeze(type);
+            strip(type);
             if (!*type || strchr(type, '[') || strchr(type, ']')) {
                 rc = lwf_fail(err, "%s:%d: malformed section header", path, line);
                 break;
@@ -129,7 +100,7 @@ int lwf_cfg_read(const char *path, lwf_cfgfile *cf, lwf_err *err)
             if ((rc = add_option(cf, buf, line, err))) break;
         }
     }
-    if (!rc && ferror(fp)) rc = lwf_fail(err, "%s: read error: %s", path, strerror(errno));
+    if (got == -2) rc = -1;
     free(buf);
     fclose(fp);
     if (!rc && cf->nsections == 0) rc = lwf_fail(err, "%s: empty cfg: no [net] section", path);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- a growing text buffer ---- */
 
@@ -547,8 +548,12 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
         lwf_fail(err, "%s: out of memory", outcfg);
         goto done;
     }
-    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) goto done;
+    /* the cfg first: a cfg without its weights is removed, weights without a cfg were left */
     if (lwf_write_file_atomic(outcfg, out.p, out.n, err)) goto done;
+    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) {
+        unlink(outcfg);
+        goto done;
+    }
     rc = 0;
 done:
     free(out.p);

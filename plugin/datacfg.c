@@ -13,23 +13,15 @@
 /* Keys stock Darknet reads from .data files; ours use a subset. */
 static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
                                         "tree", "leaves", "eval", "results", "map", "tag", "train_list", 0};
+#define NDATA_KEYS (sizeof known_data_keys / sizeof known_data_keys[0] - 1)
 
-static void strip_all(char *s)
+/* Index of key in known_data_keys, names counted as labels (its alias), or -1. */
+static int data_key_index(const char *key)
 {
-    char *d = s;
-    for (char *p = s; *p; ++p)
-        if (!isspace((unsigned char)*p)) *d++ = *p;
-    *d = '\0';
-}
-
-/* Reads the next line into *buf (NUL bytes refused); returns its length or -1 at EOF, -2 on error. */
-static long next_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, lwf_err *err)
-{
-    ssize_t got = getline(buf, cap, fp);
-    if (got < 0) return ferror(fp) ? (lwf_fail(err, "%s: read error: %s", path, strerror(errno)), -2) : -1;
-    if (memchr(*buf, '\0', (size_t)got)) return lwf_fail(err, "%s:%d: NUL byte: not a text file", path, line), -2;
-    if (got > 65536) return lwf_fail(err, "%s:%d: line longer than 65536 characters", path, line), -2;
-    return (long)got;
+    if (strcmp(key, "names") == 0) key = "labels";
+    for (int i = 0; known_data_keys[i]; ++i)
+        if (strcmp(key, known_data_keys[i]) == 0) return i;
+    return -1;
 }
 
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
@@ -43,12 +35,14 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
     char *buf = NULL;
     size_t cap = 0;
     int line = 0, rc = 0;
+    int seen_at[NDATA_KEYS] = {0};          /* line of each key given so far, 0 if none */
+    const char *seen_as[NDATA_KEYS] = {0};  /* its spelling there (labels or names) */
     long got;
-    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+    while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "file", err)) >= 0) {
         ++line;
         char *hash = strchr(buf, '#');
         if (hash) *hash = '\0';
-        strip_all(buf);
+        strip(buf); /* libdarknet's: removes every blank, as Darknet's read_data_cfg does */
         if (!buf[0]) continue;
         char *eq = strchr(buf, '=');
         if (!eq || eq == buf) {
@@ -57,12 +51,22 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
         }
         *eq = '\0';
         const char *key = buf, *val = eq + 1;
-        int known = 0;
-        for (int i = 0; known_data_keys[i]; ++i) known |= strcmp(key, known_data_keys[i]) == 0;
-        if (!known) {
+        int ki = data_key_index(key);
+        if (ki < 0) {
             rc = lwf_fail(err, "%s:%d: unknown key '%s'", path, line, key);
             break;
         }
+        /* a repeated key is an error, not "the last one wins" */
+        if (seen_at[ki]) {
+            if (strcmp(seen_as[ki], key) == 0)
+                rc = lwf_fail(err, "%s:%d: key '%s' given twice (first at line %d)", path, line, key, seen_at[ki]);
+            else
+                rc = lwf_fail(err, "%s:%d: key '%s' given twice (first at line %d as '%s', its alias)", path, line,
+                              key, seen_at[ki], seen_as[ki]);
+            break;
+        }
+        seen_at[ki] = line;
+        seen_as[ki] = strcmp(key, "names") == 0 ? "names" : known_data_keys[ki];
         char **slot = NULL;
         if (strcmp(key, "classes") == 0) {
             if (lwf_parse_int(val, 1, 1 << 20, &d->classes)) {
@@ -114,10 +118,9 @@ int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
     size_t cap = 0;
     int line = 0, rc = 0, room = 0;
     long got;
-    while ((got = next_line(fp, &buf, &cap, path, line + 1, err)) >= 0) {
+    while ((got = lwf_read_text_line(fp, &buf, &cap, path, line + 1, "file", err)) >= 0) {
         ++line;
         size_t n = (size_t)got;
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
         size_t s = 0;
         while (s < n && isspace((unsigned char)buf[s])) ++s;
         while (n > s && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';

@@ -90,4 +90,11 @@ void lwf_layer_free(layer l);
 /* Loss of one loss layer per scored image (its l.cost / rows scored). */
 float lwf_layer_loss(const layer *l);
 
+/* Reads the next line of a text file (a cfg, .data, list or labels file) into *buf, getline's
+ * buffer, without its line end ("\n" or "\r\n"): returns its length, -1 at the end of the
+ * file, or -2 with err set ("path:line: ...", `what` naming the kind of file) on a read error,
+ * a line longer than 65536 characters, a NUL byte or another control character but tab. */
+long lwf_read_text_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, const char *what,
+                        lwf_err *err);
+
 #endif

@@ -1,5 +1,5 @@
-/* Small checked helpers: error formatting, strict number parsing, atomic file writes.
- * No Darknet calls here. */
+/* Small checked helpers: error formatting, strict number parsing, the text-line reader,
+ * atomic file writes.  No Darknet calls here. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -100,4 +100,27 @@ fail:
     unlink(tmp);
     free(tmp);
     return -1;
+}
+
+/* Longest line accepted; longer ones are an error, not a silent split. */
+#define LWF_MAX_LINE 65536
+
+long lwf_read_text_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, const char *what,
+                        lwf_err *err)
+{
+    ssize_t got = getline(buf, cap, fp);
+    if (got < 0) return ferror(fp) ? (lwf_fail(err, "%s: read error: %s", path, strerror(errno)), -2) : -1;
+    size_t n = (size_t)got;
+    if (n > LWF_MAX_LINE)
+        return lwf_fail(err, "%s:%d: line longer than %d characters", path, line, LWF_MAX_LINE), -2;
+    if (memchr(*buf, '\0', n)) return lwf_fail(err, "%s:%d: NUL byte: not a text %s", path, line, what), -2;
+    /* the line end ("\n", "\r\n", or none on the last line) is not part of the line */
+    if (n > 0 && (*buf)[n - 1] == '\n') (*buf)[--n] = '\0';
+    if (n > 0 && (*buf)[n - 1] == '\r') (*buf)[--n] = '\0';
+    for (size_t i = 0; i < n; ++i) {
+        unsigned char ch = (unsigned char)(*buf)[i];
+        if (ch < 0x20 && ch != '\t')
+            return lwf_fail(err, "%s:%d: control character 0x%02x: not a text %s", path, line, ch, what), -2;
+    }
+    return (long)n;
 }

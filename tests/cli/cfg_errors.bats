@@ -353,3 +353,89 @@ load helpers
         return 1
     }
 }
+
+@test "binary=1 without batch_normalize=1 in [convolutional] is an error at its line (libdarknet's update crashed)" {
+    derive binary-no-bn
+    local n
+    n=$(line_of '^filters=5' 2)
+    insert_after "$n" "binary=1"
+    run_info
+    assert_error_at $((n + 1)) "[convolutional]" "binary=1 needs batch_normalize=1"
+    # with batch_normalize=1 libdarknet allocates the scale updates: accepted
+    insert_after "$n" "batch_normalize=1"
+    run_info
+    assert_ok
+}
+
+@test "numload=, dontloadscales=, truth= in a layer and tree= in [softmax] are errors at their line" {
+    local key n
+    for key in numload dontloadscales truth; do
+        derive "$key"
+        n=$(line_of '^filters=5')
+        insert_after "$n" "$key=1"
+        run_info
+        assert_error_at $((n + 1)) "[convolutional]" "$key" "not supported" || return 1
+    done
+    derive tree
+    n=$(line_of '^\[softmax\]')
+    insert_after "$n" "tree=data/9k.tree"
+    run_info
+    assert_error_at $((n + 1)) "[softmax]" "tree" "not supported"
+}
+
+@test "keys with no effect in this build ([net] clip, inputs; a layer's onlyforward, smooth) are errors at their line" {
+    local key n
+    for key in clip=0.5 inputs=2352; do
+        derive "net-${key%%=*}"
+        n=$(line_of '^decay=')
+        insert_after "$n" "$key"
+        run_info
+        assert_error_at $((n + 1)) "[net]" "${key%%=*}" "not supported" || return 1
+    done
+    for key in onlyforward=1 smooth=0.1; do
+        derive "layer-${key%%=*}"
+        n=$(line_of '^filters=16')
+        insert_after "$n" "$key"
+        run_info
+        assert_error_at $((n + 1)) "[convolutional]" "${key%%=*}" "not supported" || return 1
+    done
+}
+
+@test "a head's [route] or [shortcut] reading another head's layer is an error at its layers=/from= line" {
+    local text n
+    for text in 'layers=6' 'layers=4,-4' 'from=6'; do
+        derive other-head
+        n=$(line_of '^data=cfg/fashion-b.data')
+        if [[ $text == from=* ]]; then
+            insert_after "$n" "[shortcut]\n$text\nactivation=linear"
+            run_info
+            assert_error_at $((n + 2)) "[shortcut]" "reads layer 6 of another head" || return 1
+        else
+            insert_after "$n" "[route]\n$text"
+            run_info
+            assert_error_at $((n + 2)) "[route]" "reads layer 6 of another head" || return 1
+        fi
+    done
+    # the trunk and the head's own [task] are fine
+    for text in 'layers=4' 'layers=9'; do
+        derive own-head
+        n=$(line_of '^data=cfg/fashion-b.data')
+        insert_after "$n" "[route]\n$text"
+        run_info
+        assert_ok || return 1
+    done
+}
+
+@test "valid: the cfg with CRLF line ends passes; a CR inside a line is an error at its line" {
+    derive crlf
+    sed -i 's/$/\r/' "$CFG"
+    run_info
+    assert_ok
+    assert_contains "trunk = layers 0-4"
+    derive inner-cr
+    local n
+    n=$(line_of '^filters=16')
+    set_line "$n" $'filters=1\r6'
+    run_info
+    assert_error_at "$n" "control character 0x0d"
+}

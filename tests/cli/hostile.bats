@@ -974,3 +974,32 @@ fashion_weights_cut() {
     assert_ok
     assert_contains "momentum starts from zero" "resume: from $T/backup/small.backup at iteration 2"
 }
+
+@test "data: a key given twice (classes=2, then classes=3) is an error at the second, naming the first" {
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup" classes=3
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 5 "key 'classes' given twice (first at line 1)"
+}
+
+@test "data: labels= and names= both given is an error at the second (names is an alias of labels)" {
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "names=$FIX/labels" \
+        "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 4 "key 'names' given twice (first at line 3 as 'labels'"
+}
+
+@test "data: a control character in a value is an error at its line" {
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" $'labels=lab\x1bels' "backup=$T/backup"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/new.data" 3 "control character 0x1b"
+}
+
+@test "not an error: a .data with CRLF line ends trains" {
+    sed -i 's/$/\r/' "$T/new.data"
+    local before
+    before=$(sha256sum < "$T/backup/small.weights")
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    # the reference run's weights (from zeros) replaced by this run's (from 0.25s)
+    [ "$(sha256sum < "$T/backup/small.weights")" != "$before" ]
+}

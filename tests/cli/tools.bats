@@ -121,3 +121,19 @@ load helpers
     [ "$(grep -c '^\[' "$o.cfg")" -eq 9 ]   # [net], 5 trunk layers, conv, avgpool, softmax
     [ "$(tail -2 "$o.cfg" | head -1)" = "[softmax]" ]
 }
+
+@test "lwf export: a cfg or weights path in a missing folder is an error naming it; neither file is written" {
+    CFG=$BASE_CFG
+    weight_counts
+    local w=$BATS_TEST_TMPDIR/old.weights o=$BATS_TEST_TMPDIR/o
+    weights_file "$w" "$OLD_FLOATS"
+    run "$DARKNET" lwf export "$CFG" "$w" fashion-a "$BATS_TEST_TMPDIR/nosuch/o.cfg" "$o.weights"
+    assert_failed
+    assert_contains "$BATS_TEST_TMPDIR/nosuch/o.cfg"
+    [ ! -e "$o.weights" ]
+    run "$DARKNET" lwf export "$CFG" "$w" fashion-a "$o.cfg" "$BATS_TEST_TMPDIR/nosuch/o.weights"
+    assert_failed
+    assert_contains "$BATS_TEST_TMPDIR/nosuch/o.weights"
+    [ ! -e "$o.cfg" ]
+    [ -z "$(find "$BATS_TEST_TMPDIR" -name '*.tmp.*')" ]
+}
