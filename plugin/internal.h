@@ -90,4 +90,14 @@ void lwf_layer_free(layer l);
 /* Loss of one loss layer per scored image (its l.cost / rows scored). */
 float lwf_layer_loss(const layer *l);
 
+/* splitmix64's output function (Steele, Lea and Flood, 2014): a well-mixed 64-bit value
+ * of z, a bijection.  The one mixer of the plugin: rng.c's streams (z = state plus the
+ * golden-ratio increment) and dropout_kernels.c's per-value uniforms. */
+static inline unsigned long long lwf_mix64(unsigned long long z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 #endif
