@@ -100,4 +100,15 @@ static inline unsigned long long lwf_mix64(unsigned long long z)
     return z ^ (z >> 31);
 }
 
+/* Softmax cross-entropy, the loss of both heads (softmax_head.c).  lwf_softmax_sum: the
+ * largest of z (n) into *mx, returns sum_k exp((z_k - mx) / T), in double. */
+double lwf_softmax_sum(const float *z, int n, float T, double *mx);
+/* One image: loss_i = -t_i log p_i with log p_i = (z_i - mx) / T - lse (in double: no log
+ * of a tiny probability; 0 where t_i = 0), delta_i = scale (t_i - p_i) (Darknet's sign:
+ * -dL/dz_i = (t_i - p_i) / T; the caller's scale holds 1/T and lambda).  z, t, p, loss, delta (n): logits, target probabilities, the
+ * probabilities softmax(z / T) the delta uses, per-class loss terms and delta (written);
+ * mx and lse = log of lwf_softmax_sum's sum.  Returns sum_i loss_i. */
+double lwf_xent_row(int n, const float *z, double mx, double lse, float T, const float *t, const float *p,
+                    float scale, float *loss, float *delta);
+
 #endif
