@@ -295,23 +295,30 @@ static float rand_scale(lwf_rng *r, float s)
 
 image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng)
 {
-    if (!on || aug->center) {
-        image crop = center_crop_image(im, w, h); /* what stock `classifier valid` does */
-        if (on && aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
-        return crop;
+    if (!on) return center_crop_image(im, w, h); /* what stock `classifier valid` does */
+    /* Darknet's load_image_augment_paths: the centre crop (center=1) or a random crop, then
+     * a random flip, then random_distort_image, in that order */
+    image crop;
+    if (aug->center) {
+        crop = center_crop_image(im, w, h);
+    } else {
+        /* the formulas of Darknet's random_augment_args, with our randoms */
+        float aspect = rand_scale(rng, aug->aspect);
+        int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
+        int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
+        float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
+        float scale = (float)r / side;
+        float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
+        float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
+        /* drawn whatever dx's sign, as Darknet does: a scaled image smaller than the
+         * crop (dx < 0) lands anywhere in it, not in one corner (lwf_rng_uniform takes
+         * lo > hi: a value between them) */
+        dx = lwf_rng_uniform(rng, -dx, dx);
+        dy = lwf_rng_uniform(rng, -dy, dy);
+        crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
     }
-    /* the formulas of Darknet's random_augment_args, with our randoms */
-    float aspect = rand_scale(rng, aug->aspect);
-    int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
-    int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
-    float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
-    float scale = (float)r / side;
-    float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
-    float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
-    dx = dx > 0 ? lwf_rng_uniform(rng, -dx, dx) : dx;
-    dy = dy > 0 ? lwf_rng_uniform(rng, -dy, dy) : dy;
-    image crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
     if (aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
+    /* (Darknet distorts with neutral factors too: no change but rounding, skipped here) */
     if (aug->hue != 0 || aug->saturation != 1 || aug->exposure != 1) {
         float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
         float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);

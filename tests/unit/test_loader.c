@@ -1,10 +1,12 @@
 /* Training images (plugin/loader.c): BMP and JPEG files whose headers claim more pixels
- * than the file holds are refused, and top-down BMPs decode.  The images are written
+ * than the file holds are refused, top-down BMPs decode, and the augmentation places,
+ * flips and distorts crops as Darknet's classifier loader does.  The images are written
  * here, byte by byte or through stb_image_write; the command-line cases are in
  * tests/cli/hostile.bats. */
 #include "testutil.h"
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,12 +233,129 @@ static void test_jpeg_forged_size(void **state)
     free(m.b);
 }
 
+/* A neutral augmentation: no flip, angle, aspect or colour change, crops of min..max. */
+static lwf_augment neutral(int min, int max, int size)
+{
+    lwf_augment a = {0};
+    a.min = min;
+    a.max = max;
+    a.size = size;
+    a.aspect = a.saturation = a.exposure = 1;
+    return a;
+}
+
+/* Centroid (x, y) of the non-black pixels of channel 0. */
+static void centroid(image im, double *cx, double *cy)
+{
+    double s = 0, sx = 0, sy = 0;
+    for (int y = 0; y < im.h; ++y)
+        for (int x = 0; x < im.w; ++x) {
+            double v = im.data[y * im.w + x];
+            s += v;
+            sx += v * x;
+            sy += v * y;
+        }
+    assert_true(s > 0);
+    *cx = sx / s;
+    *cy = sy / s;
+}
+
+/* A crop smaller than the input (cfg/darknet19-lwf.cfg: min_crop=128 for a 256 input): the
+ * scaled image is placed anywhere in the input, as Darknet's random_augment_args draws
+ * rand_uniform(-dx, dx) whatever dx's sign.  It was pinned to one corner: every seed gave
+ * the same crop. */
+static void test_small_crop_placement_varies(void **state)
+{
+    (void)state;
+    image im = make_image(64, 64, 3);
+    for (int i = 0; i < 64 * 64 * 3; ++i) im.data[i] = 1; /* white: the crop outside it is black */
+    lwf_augment a = neutral(16, 16, 32);                    /* scaled to 16x16 inside a 32x32 input */
+    assert_true(lwf_augment_is_on(&a, 32));
+    double lo_x = 1e9, hi_x = -1e9, lo_y = 1e9, hi_y = -1e9;
+    for (unsigned long long seed = 1; seed <= 16; ++seed) {
+        lwf_rng rng = lwf_rng_make(seed, 1, 2);
+        image c = lwf_image_prepare(im, &a, 1, 32, 32, &rng);
+        double cx, cy;
+        centroid(c, &cx, &cy);
+        lo_x = fmin(lo_x, cx);
+        hi_x = fmax(hi_x, cx);
+        lo_y = fmin(lo_y, cy);
+        hi_y = fmax(hi_y, cy);
+        free_image(c);
+    }
+    printf("# 16 seeds: the 16x16 image's centre spans x %.1f..%.1f, y %.1f..%.1f in the 32x32 input\n", lo_x, hi_x,
+           lo_y, hi_y);
+    /* the centre moves by up to +-8 pixels around 15.5: over 16 seeds it spans well over 4 */
+    assert_true(hi_x - lo_x > 4 && hi_y - lo_y > 4);
+    assert_true(lo_x > 7 - 1e-3 && hi_x < 24 + 1e-3 && lo_y > 7 - 1e-3 && hi_y < 24 + 1e-3);
+    free_image(im);
+}
+
+/* 1 if a and b hold the same floats. */
+static int same(image a, image b)
+{
+    return a.w == b.w && a.h == b.h && a.c == b.c && memcmp(a.data, b.data, (size_t)a.w * a.h * a.c * sizeof(float)) == 0;
+}
+
+/* center=1: Darknet centre-crops, then flips, then distorts hue/saturation/exposure as
+ * with a random crop.  The distortion was skipped: every seed gave the plain centre crop. */
+static void test_center_crop_flips_and_distorts(void **state)
+{
+    (void)state;
+    image im = make_image(40, 30, 3);
+    unsigned st = 3;
+    tu_fill(im.data, (size_t)40 * 30 * 3, &st, 0.1f, 0.9f);
+    image plain = center_crop_image(im, 16, 16);
+    /* off: the plain centre crop, whatever the options */
+    lwf_augment a = neutral(16, 16, 16);
+    a.center = 1;
+    a.exposure = 2;
+    lwf_rng rng = lwf_rng_make(1, 0, 0);
+    image c = lwf_image_prepare(im, &a, 0, 16, 16, &rng);
+    assert_true(same(c, plain));
+    free_image(c);
+    /* exposure=2: distorted for every seed, differently across seeds */
+    assert_true(lwf_augment_is_on(&a, 16));
+    rng = lwf_rng_make(1, 0, 0);
+    image first = lwf_image_prepare(im, &a, 1, 16, 16, &rng);
+    int differ_from_first = 0;
+    for (unsigned long long seed = 1; seed <= 8; ++seed) {
+        rng = lwf_rng_make(seed, 0, 0);
+        c = lwf_image_prepare(im, &a, 1, 16, 16, &rng);
+        if (same(c, plain)) fail_msg("seed %llu: center=1 with exposure=2 gave the undistorted centre crop", seed);
+        differ_from_first += !same(c, first);
+        free_image(c);
+    }
+    assert_true(differ_from_first >= 6);
+    free_image(first);
+    /* flip=1 and no colour change: each crop is the centre crop or its mirror, both occur */
+    a = neutral(16, 16, 16);
+    a.center = a.flip = 1;
+    image mirror = center_crop_image(im, 16, 16);
+    flip_image(mirror);
+    int plain_n = 0, mirror_n = 0;
+    for (unsigned long long seed = 1; seed <= 16; ++seed) {
+        rng = lwf_rng_make(seed, 0, 0);
+        c = lwf_image_prepare(im, &a, 1, 16, 16, &rng);
+        plain_n += same(c, plain);
+        mirror_n += same(c, mirror);
+        free_image(c);
+    }
+    assert_int_equal(plain_n + mirror_n, 16);
+    assert_true(plain_n > 0 && mirror_n > 0);
+    free_image(mirror);
+    free_image(plain);
+    free_image(im);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bmp_top_down),
         cmocka_unit_test(test_bmp_shorter_than_its_header),
         cmocka_unit_test(test_jpeg_forged_size),
+        cmocka_unit_test(test_small_crop_placement_varies),
+        cmocka_unit_test(test_center_crop_flips_and_distorts),
     };
     return cmocka_run_group_tests_name("loader", tests, setup, teardown);
 }
