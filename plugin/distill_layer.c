@@ -10,15 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Softmax of n values at temperature T, computed in double for stability. */
-static void softmax_t(const float *x, int n, float T, float *out)
+/* Softmax of n values at temperature T into out, computed in double for stability;
+ * returns the log of its normaliser, with the largest value in *mx (lwf_xent_row's lse and mx). */
+static double softmax_t(const float *x, int n, float T, float *out, double *mx)
 {
-    double mx = -DBL_MAX;
-    for (int i = 0; i < n; ++i)
-        if (x[i] > mx) mx = x[i];
-    double sum = 0;
-    for (int i = 0; i < n; ++i) sum += exp(((double)x[i] - mx) / T);
-    for (int i = 0; i < n; ++i) out[i] = (float)(exp(((double)x[i] - mx) / T) / sum);
+    double sum = lwf_softmax_sum(x, n, T, mx);
+    for (int i = 0; i < n; ++i) out[i] = (float)(exp(((double)x[i] - *mx) / T) / sum);
+    return log(sum);
 }
 
 static int all_zero(const float *x, int n)
@@ -33,7 +31,8 @@ static void forward_distill(layer l, network net)
     lwf_loss_params *p = lwf_loss_params_of(&l);
     int n = l.inputs;
     /* l.output (batch, n): the old task's answer, softmax(z) at T = 1 */
-    for (int b = 0; b < l.batch; ++b) softmax_t(net.input + b * n, n, 1.0f, l.output + b * n);
+    double mx;
+    for (int b = 0; b < l.batch; ++b) softmax_t(net.input + b * n, n, 1.0f, l.output + b * n, &mx);
     if (!net.truth) return;
     float T = p->targets ? 1.0f : p->temperature;
     float scale = p->lambda / T * (p->t2_scaling && !p->targets ? T * T : 1.0f);
@@ -51,22 +50,11 @@ static void forward_distill(layer l, network net)
             }
             for (int i = 0; i < n; ++i) yt[i] = t[i];
         } else {
-            softmax_t(t, n, T, yt);
+            softmax_t(t, n, T, yt, &mx);
         }
-        softmax_t(z, n, T, ys);
+        double lse = softmax_t(z, n, T, ys, &mx);
         ++p->rows;
-        /* log yhat'_i = (z_i - max z)/T - log sum_k exp((z_k - max z)/T): no log of a tiny probability */
-        double mx = -DBL_MAX, lse = 0;
-        for (int k = 0; k < n; ++k) if (z[k] > mx) mx = z[k];
-        for (int k = 0; k < n; ++k) lse += exp(((double)z[k] - mx) / T);
-        lse = log(lse);
-        for (int i = 0; i < n; ++i) {
-            double term = 0;
-            if (yt[i] > 0) term = -(double)yt[i] * (((double)z[i] - mx) / T - lse);
-            l.loss[b * n + i] = (float)term;
-            cost += term;
-            l.delta[b * n + i] = scale * (yt[i] - ys[i]);
-        }
+        cost += lwf_xent_row(n, z, mx, lse, T, yt, ys, scale, l.loss + b * n, l.delta + b * n);
     }
     l.cost[0] = (float)cost; /* sum over the batch, as Darknet's loss layers report it */
 }

@@ -15,14 +15,6 @@ typedef struct {
     uint64_t seed;
 } dctx;
 
-/* splitmix64's finaliser: a well-mixed 64-bit value of (seed, i) */
-static inline uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static void forward_part(void *vc, int t, int nt)
 {
     const dctx *c = vc;
@@ -31,7 +23,8 @@ static void forward_part(void *vc, int t, int nt)
     lwf_split(l->batch * l->inputs, t, nt, &lo, &hi);
     float *x = c->net->input, p = l->probability, sc = l->scale;
     for (int i = lo; i < hi; ++i) {
-        float r = (float)(mix(c->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1)) >> 40) * (1.0f / 16777216.0f);
+        uint64_t h = lwf_mix64(c->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1));
+        float r = (float)(h >> 40) * (1.0f / 16777216.0f);
         l->rand[i] = r;
         x[i] = r < p ? 0 : x[i] * sc;
     }
@@ -51,7 +44,7 @@ void lwf_dropout_forward(layer l, network net)
 {
     if (!net.train) return;
     dctx c = {&l, &net, 0};
-    c.seed = mix((uint64_t)(unsigned)rand() * 0x2545f4914f6cdd1dULL + (uint64_t)l.batch * l.inputs);
+    c.seed = lwf_mix64((uint64_t)(unsigned)rand() * 0x2545f4914f6cdd1dULL + (uint64_t)l.batch * l.inputs);
     lwf_parallel_if((double)l.batch * l.inputs, forward_part, &c);
 }
 

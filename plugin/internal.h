@@ -97,4 +97,25 @@ float lwf_layer_loss(const layer *l);
 long lwf_read_text_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, const char *what,
                         lwf_err *err);
 
+/* splitmix64's output function (Steele, Lea and Flood, 2014): a well-mixed 64-bit value
+ * of z, a bijection.  The one mixer of the plugin: rng.c's streams (z = state plus the
+ * golden-ratio increment) and dropout_kernels.c's per-value uniforms. */
+static inline unsigned long long lwf_mix64(unsigned long long z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Softmax cross-entropy, the loss of both heads (softmax_head.c).  lwf_softmax_sum: the
+ * largest of z (n) into *mx, returns sum_k exp((z_k - mx) / T), in double. */
+double lwf_softmax_sum(const float *z, int n, float T, double *mx);
+/* One image: loss_i = -t_i log p_i with log p_i = (z_i - mx) / T - lse (in double: no log
+ * of a tiny probability; 0 where t_i = 0), delta_i = scale (t_i - p_i) (Darknet's sign:
+ * -dL/dz_i = (t_i - p_i) / T; the caller's scale holds 1/T and lambda).  z, t, p, loss,
+ * delta (n): logits, target probabilities, the probabilities softmax(z / T) the delta uses, per-class loss terms and delta (written);
+ * mx and lse = log of lwf_softmax_sum's sum.  Returns sum_i loss_i. */
+double lwf_xent_row(int n, const float *z, double mx, double lse, float T, const float *t, const float *p,
+                    float scale, float *loss, float *delta);
+
 #endif

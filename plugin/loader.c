@@ -110,6 +110,61 @@ static int png_chunks_ok(const unsigned char *b, size_t n)
     return 1;
 }
 
+/* little-endian 32-bit fields of a BMP header, unsigned and two's-complement signed */
+static unsigned long le32(const unsigned char *b)
+{
+    return (unsigned long)b[0] | (unsigned long)b[1] << 8 | (unsigned long)b[2] << 16 | (unsigned long)b[3] << 24;
+}
+
+static long long le32s(const unsigned char *b)
+{
+    unsigned long v = le32(b);
+    return v < 0x80000000UL ? (long long)v : (long long)v - 0x100000000LL;
+}
+
+/* stb_image reads zeros past the end of a BMP: a file cut after its header, or inside its
+ * pixels, decodes as a (partly) black image, and a 64-byte file claiming 8000x8000 as a
+ * 192 MB one.  NULL if the BMP's pixel rows fit in the file, else what is wrong.  Only
+ * uncompressed BMPs (the core header, or compression 0 or 3: plain rows, as stb reads
+ * them) are measured: stb refuses the RLE and embedded-JPEG/PNG kinds, and a header it
+ * does not know, itself.  Rows are padded to 4 bytes; the last row's padding holds no
+ * pixel and is not required.  A negative height is a top-down BMP. */
+static const char *bmp_size_problem(const unsigned char *b, size_t n)
+{
+    if (n < 18) return "corrupt BMP (cut inside its header)";
+    unsigned long off = le32(b + 10), hsz = le32(b + 14);
+    if (hsz != 12 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124) return NULL; /* stb: "unknown BMP" */
+    if (n < 14 + hsz) return "corrupt BMP (cut inside its header)";
+    long long w, h;
+    unsigned bpp;
+    if (hsz == 12) {
+        w = b[18] | b[19] << 8;
+        h = b[20] | b[21] << 8;
+        bpp = b[24] | (unsigned)b[25] << 8;
+    } else {
+        unsigned long comp = le32(b + 30);
+        if (comp != 0 && comp != 3) return NULL; /* stb refuses the compressed kinds */
+        w = le32s(b + 18);
+        h = le32s(b + 22);
+        bpp = b[28] | (unsigned)b[29] << 8;
+    }
+    if (h < 0) h = -h;
+    if (w < 1 || h < 1 || w * h > LWF_MAX_PIXELS) return NULL; /* refused by the size check */
+    if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) return NULL; /* stb: bad bpp */
+    unsigned long long row = ((unsigned long long)w * bpp + 7) / 8, stride = (row + 3) / 4 * 4;
+    unsigned long long need = (unsigned long long)off + stride * (unsigned long long)(h - 1) + row;
+    return need > n ? "corrupt BMP (pixel data shorter than the header says)" : NULL;
+}
+
+/* Most pixels a JPEG of n bytes can hold.  Every 8x8 block of the fullest-sampled
+ * component codes at least its DC difference, one Huffman code of at least 1 bit (a
+ * progressive file codes its AC coefficients with end-of-band runs covering up to 32767
+ * blocks, nearly free; stb decodes no arithmetic-coded JPEG): at least 1 bit per 64
+ * pixels, so at most 512 pixels per byte of the file.  Real files need far more
+ * (libjpeg's standard tables: at least 4 bits per luma block).  A larger claim is a
+ * forged or cut file, which stb would decode at full size from zero bits. */
+#define LWF_JPEG_MAX_PIXELS_PER_BYTE 512LL
+
 /* The format of an image file by its first bytes: JPEG, PNG and BMP, the formats image
  * datasets use, or NULL.  stb_image's other decoders (GIF, PSD, PIC, PNM, HDR, TGA, the
  * last one guessed without a signature) have known memory-safety bugs in Debian's
@@ -171,14 +226,18 @@ int lwf_image_load(const char *path, image *out, lwf_err *err)
     size_t len = 0;
     unsigned char *bytes = read_image_file(path, &len, err);
     if (!bytes) return -1;
-    const char *fmt = image_format(bytes, len);
+    const char *fmt = image_format(bytes, len), *bmp_problem = NULL;
     int jpeg = fmt && strcmp(fmt, "JPEG") == 0, png = fmt && strcmp(fmt, "PNG") == 0;
+    int bmp = fmt && strcmp(fmt, "BMP") == 0;
+    size_t file_len = len;
     int w = 0, h = 0, c = 0, rc = 0;
     if (!fmt) rc = lwf_fail(err, "%s: not a JPEG, PNG or BMP image", path);
     else if (jpeg && !jpeg_tables_ok(bytes, len))
         rc = lwf_fail(err, "%s: corrupt JPEG (a Huffman table of more than 256 codes)", path);
     else if (png && !png_chunks_ok(bytes, len))
         rc = lwf_fail(err, "%s: corrupt PNG (an IDAT chunk longer than the file)", path);
+    else if (bmp && (bmp_problem = bmp_size_problem(bytes, len)))
+        rc = lwf_fail(err, "%s: %s", path, bmp_problem);
     else if (jpeg) {
         unsigned char *safe = jpeg_with_default_tables(bytes, len, &len);
         free(bytes);
@@ -187,8 +246,13 @@ int lwf_image_load(const char *path, image *out, lwf_err *err)
     }
     if (!rc && (len > INT_MAX || !stbi_info_from_memory(bytes, (int)len, &w, &h, &c)))
         rc = lwf_fail(err, "%s: not a readable %s image (%s)", path, fmt, stbi_failure_reason());
-    else if (!rc && (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS))
+    /* a top-down BMP: stbi_info gives its header's negative height, stbi_load decodes it */
+    if (!rc && bmp && h < 0 && h > INT_MIN) h = -h;
+    if (!rc && (w < 1 || h < 1 || (long long)w * h > LWF_MAX_PIXELS))
         rc = lwf_fail(err, "%s: image size %dx%d out of range", path, w, h);
+    else if (!rc && jpeg && (long long)w * h > LWF_JPEG_MAX_PIXELS_PER_BYTE * (long long)file_len)
+        rc = lwf_fail(err, "%s: corrupt JPEG (%dx%d pixels cannot be coded in %zu bytes: a forged size or a cut file)",
+                      path, w, h, file_len);
     unsigned char *px = rc ? NULL : stbi_load_from_memory(bytes, (int)len, &w, &h, &c, 3);
     free(bytes);
     if (rc) return -1;
@@ -231,23 +295,30 @@ static float rand_scale(lwf_rng *r, float s)
 
 image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng)
 {
-    if (!on || aug->center) {
-        image crop = center_crop_image(im, w, h); /* what stock `classifier valid` does */
-        if (on && aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
-        return crop;
+    if (!on) return center_crop_image(im, w, h); /* what stock `classifier valid` does */
+    /* Darknet's load_image_augment_paths: the centre crop (center=1) or a random crop, then
+     * a random flip, then random_distort_image, in that order */
+    image crop;
+    if (aug->center) {
+        crop = center_crop_image(im, w, h);
+    } else {
+        /* the formulas of Darknet's random_augment_args, with our randoms */
+        float aspect = rand_scale(rng, aug->aspect);
+        int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
+        int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
+        float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
+        float scale = (float)r / side;
+        float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
+        float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
+        /* drawn whatever dx's sign, as Darknet does: a scaled image smaller than the
+         * crop (dx < 0) lands anywhere in it, not in one corner (lwf_rng_uniform takes
+         * lo > hi: a value between them) */
+        dx = lwf_rng_uniform(rng, -dx, dx);
+        dy = lwf_rng_uniform(rng, -dy, dy);
+        crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
     }
-    /* the formulas of Darknet's random_augment_args, with our randoms */
-    float aspect = rand_scale(rng, aug->aspect);
-    int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
-    int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
-    float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
-    float scale = (float)r / side;
-    float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
-    float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
-    dx = dx > 0 ? lwf_rng_uniform(rng, -dx, dx) : dx;
-    dy = dy > 0 ? lwf_rng_uniform(rng, -dy, dy) : dy;
-    image crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
     if (aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
+    /* (Darknet distorts with neutral factors too: no change but rounding, skipped here) */
     if (aug->hue != 0 || aug->saturation != 1 || aug->exposure != 1) {
         float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
         float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);

@@ -1,15 +1,16 @@
 /* Counter-based random numbers (splitmix64): a stream per (seed, a, b), so every draw
  * is a function of the seed and a position, never of thread timing. */
-#include "lwf.h"
+#include "internal.h"
 
 #include <math.h>
 
+/* splitmix64's golden-ratio increment (2^64 / phi, odd) */
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+
+/* one splitmix64 step from state z */
 static unsigned long long mix(unsigned long long z)
 {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return lwf_mix64(z + GOLDEN);
 }
 
 lwf_rng lwf_rng_make(unsigned long long seed, unsigned long long a, unsigned long long b)
@@ -20,11 +21,8 @@ lwf_rng lwf_rng_make(unsigned long long seed, unsigned long long a, unsigned lon
 
 unsigned long long lwf_rng_next(lwf_rng *r)
 {
-    r->s += 0x9E3779B97F4A7C15ULL;
-    unsigned long long z = r->s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    r->s += GOLDEN;
+    return lwf_mix64(r->s);
 }
 
 float lwf_rng_uniform(lwf_rng *r, float lo, float hi)

@@ -914,7 +914,10 @@ fashion_weights_cut() {
     floats_file "$T/one.weights" 139 0000803f
     hostile lwf train "$T/new.data" "$CFG" "$T/one.weights" -seed 1 -quiet
     assert_failed
-    assert_contains "not finite" "$CFG"
+    # stopped by the loss check (a NaN loss, before the backward pass) or the weights check
+    # ("not finite"), whichever sees it first: both say "stopping before writing".  (The new
+    # head's loss once hid NaN logits as -log(FLT_MIN), so only the weights check fired.)
+    assert_contains "stopping before writing" "$CFG"
     local f
     for f in "$T"/backup/lr*.weights "$T"/backup/lr.backup; do
         [ -e "$f" ] || continue
@@ -1002,4 +1005,67 @@ fashion_weights_cut() {
     assert_ok
     # the reference run's weights (from zeros) replaced by this run's (from 0.25s)
     [ "$(sha256sum < "$T/backup/small.weights")" != "$before" ]
+
+# ---- images whose header claims more than the file holds; a top-down BMP ------------------
+# stb_image reads zeros past the end of a file: a cut BMP decoded as a (partly) black image,
+# a 64-byte BMP or a 1.4 KB JPEG claiming 8000x8000 as a 192 MB one, and each trained.
+
+# patch4 FILE OFFSET HEX8: overwrites 4 bytes at OFFSET (8 hex digits, in file order).
+patch4() {
+    printf "$(sed 's/\(..\)/\\x\1/g' <<< "$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+@test "image: a BMP cut after its header is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -s 8 "$T/full.bmp"
+    head -c 54 "$T/full.bmp" > "$T/img/hdr_lblzero.bmp"
+    bad_image_train hdr_lblzero.bmp
+    assert_rejected "$T/bad.list" 9 "$T/img/hdr_lblzero.bmp" "corrupt BMP (pixel data shorter than the header says)"
+}
+
+@test "image: a BMP cut inside its pixels is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -s 8 "$T/full.bmp"
+    head -c 150 "$T/full.bmp" > "$T/img/cut_lblzero.bmp"
+    bad_image_train cut_lblzero.bmp
+    assert_rejected "$T/bad.list" 9 "$T/img/cut_lblzero.bmp" "corrupt BMP"
+}
+
+@test "image: a 64-byte BMP claiming 8000x8000 is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -s 8 "$T/full.bmp"
+    head -c 64 "$T/full.bmp" > "$T/img/forged_lblone.bmp"
+    patch4 "$T/img/forged_lblone.bmp" 18 401f0000 # width 8000
+    patch4 "$T/img/forged_lblone.bmp" 22 401f0000 # height 8000
+    bad_image_train forged_lblone.bmp
+    assert_rejected "$T/bad.list" 9 "$T/img/forged_lblone.bmp" "corrupt BMP"
+}
+
+@test "image: a JPEG whose frame header claims 8000x8000 is an error at its list line" {
+    mkdir -p "$T/img"
+    "$MKIMG" -s 32 "$T/img/forged_lblone.jpg"
+    # the SOF0 marker (FF C0): length (2 bytes), precision (1), height (2), width (2)
+    local sof
+    sof=$(od -An -v -tx1 -w1 "$T/img/forged_lblone.jpg" | awk '$1 == "c0" && prev == "ff" { print NR - 2; exit } { prev = $1 }')
+    [ -n "$sof" ]
+    patch4 "$T/img/forged_lblone.jpg" $((sof + 5)) 1f401f40
+    bad_image_train forged_lblone.jpg
+    assert_rejected "$T/bad.list" 9 "$T/img/forged_lblone.jpg" "corrupt JPEG" "8000x8000"
+}
+
+@test "not an error: a top-down BMP (negative height in its header) trains, and lwf predict reads it" {
+    # stbi_info reports the header's -8; it was refused as "image size 8x-8 out of range"
+    mkdir -p "$T/img"
+    "$MKIMG" -s 8 "$T/img/down_lblone.bmp"
+    patch4 "$T/img/down_lblone.bmp" 22 f8ffffff # height -8: rows stored top to bottom
+    list_with "$T/down.list" "$T/img/down_lblone.bmp"
+    data_with_list "$T/down.list"
+    rm "$T/backup/small.weights"
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    assert_contains "9 images"
+    [ -s "$T/backup/small.weights" ]
+    run "$DARKNET" lwf predict "$SMALL" "$T/backup/small.weights" "$T/img/down_lblone.bmp"
+    assert_ok
+    assert_contains "lblone"
 }

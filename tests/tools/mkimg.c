@@ -1,9 +1,10 @@
-/* mkimg: writes small synthetic images for the command-line tests (PNG or JPEG through
+/* mkimg: writes small synthetic images for the command-line tests (PNG, JPEG or BMP through
  * stb_image_write), and forged PNG headers that claim any size.  Test data only: what the
  * images look like is deterministic but carries no meaning.
  *
  *   mkimg [-s SIZE] [-q QUALITY] OUT...     one SIZE x SIZE RGB image per OUT (default 8),
- *                                           PNG or JPEG by OUT's extension (.png, .jpg/.jpeg)
+ *                                           PNG, JPEG or BMP by OUT's extension (.png,
+ *                                           .jpg/.jpeg, .bmp: 24-bit, bottom-up rows)
  *   mkimg -forge WIDTH HEIGHT OUT           a PNG signature, an IHDR chunk claiming WIDTH x
  *                                           HEIGHT (8-bit RGB, correct CRC) and IEND: no pixels
  */
@@ -15,7 +16,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: mkimg [-s SIZE] [-q QUALITY] OUT.png|OUT.jpg...\n"
+    fprintf(stderr, "usage: mkimg [-s SIZE] [-q QUALITY] OUT.png|OUT.jpg|OUT.bmp...\n"
                     "       mkimg -forge WIDTH HEIGHT OUT.png\n");
     return 2;
 }
@@ -115,8 +116,10 @@ int main(int argc, char **argv)
         if (has_ext(argv[f], ".png")) ok = stbi_write_png(argv[f], (int)size, (int)size, 3, px, (int)size * 3);
         else if (has_ext(argv[f], ".jpg") || has_ext(argv[f], ".jpeg"))
             ok = stbi_write_jpg(argv[f], (int)size, (int)size, 3, px, (int)quality);
+        else if (has_ext(argv[f], ".bmp"))
+            ok = stbi_write_bmp(argv[f], (int)size, (int)size, 3, px);
         else {
-            fprintf(stderr, "mkimg: %s: use a .png, .jpg or .jpeg name\n", argv[f]);
+            fprintf(stderr, "mkimg: %s: use a .png, .jpg, .jpeg or .bmp name\n", argv[f]);
             free(px);
             return 2;
         }

@@ -289,6 +289,59 @@ static void test_softmax_head_matches_stock(void **state)
     lwf_layer_free(stock);
 }
 
+/* Both heads score with one cross-entropy (lwf_xent_row), log p from the logits in double:
+ * a confident wrong answer costs its full margin (200 here), not -log(FLT_MIN) = 87.3 as a
+ * log of the float probability (0 after underflow, then clamped) would; and with
+ * [softmax] groups=2 each group is its own softmax: the loss of each half equals the
+ * double reference on that half, the delta stays stock Darknet's t - p. */
+static void test_softmax_head_log_from_logits(void **state)
+{
+    (void)state;
+    layer l = make_softmax_layer(1, 4, 1);
+    l.temperature = 1;
+    assert_int_equal(lwf_make_softmax_head(&l), 0);
+    lwf_loss_params_of(&l)->truths = 4;
+    float z[4] = {0, 200, 0, 0}, t[4] = {1, 0, 0, 0}, nd[4] = {0};
+    run_forward(&l, z, t, nd);
+    double want = 200 + log(1 + 2 * exp(-200.0) + exp(-200.0)); /* -log softmax(z)_0 */
+    if (fabs(l.cost[0] - want) > 1e-3) fail_msg("loss %.6f, want %.6f", l.cost[0], want);
+    assert_true(fabsf(l.delta[0] - 1.0f) < 1e-7f); /* t - p with p_0 = 0 */
+    lwf_layer_free(l);
+
+    layer g = make_softmax_layer(B, 2 * N, 2);
+    g.temperature = 1;
+    assert_int_equal(lwf_make_softmax_head(&g), 0);
+    lwf_loss_params *p = lwf_loss_params_of(&g);
+    p->truths = 2 * N;
+    float zg[B * 2 * N], tg[B * 2 * N], ndg[B * 2 * N];
+    unsigned st = 11;
+    tu_fill(zg, B * 2 * N, &st, -3, 3);
+    memset(tg, 0, sizeof tg);
+    for (int b = 0; b < B; ++b) {
+        tg[b * 2 * N + b % N] = 1;          /* a label in the first group */
+        tg[b * 2 * N + N + (b + 2) % N] = 1; /* and one in the second */
+    }
+    memset(ndg, 0, sizeof ndg);
+    run_forward(&g, zg, tg, ndg);
+    double ref = 0, worst = 0;
+    for (int b = 0; b < B; ++b)
+        for (int k = 0; k < 2; ++k) {
+            const float *zz = zg + b * 2 * N + k * N, *tt = tg + b * 2 * N + k * N;
+            double mz = -1e300, sz = 0;
+            for (int i = 0; i < N; ++i) if (zz[i] > mz) mz = zz[i];
+            for (int i = 0; i < N; ++i) sz += exp(zz[i] - mz);
+            for (int i = 0; i < N; ++i) {
+                double pi = exp(zz[i] - mz) / sz;
+                ref -= tt[i] * ((zz[i] - mz) - log(sz));
+                worst = fmax(worst, fabs(g.delta[b * 2 * N + k * N + i] - (tt[i] - pi)));
+            }
+        }
+    if (fabs(g.cost[0] - ref) > 1e-5 * ref) fail_msg("groups=2: loss %.7f, reference %.7f", g.cost[0], ref);
+    assert_true(worst < 1e-6);
+    assert_true(ref > 1); /* guard: a loss that was not computed would not pass */
+    lwf_layer_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_distill_reads_its_slice),
         cmocka_unit_test(test_softmax_head_gradient),
         cmocka_unit_test(test_softmax_head_matches_stock),
+        cmocka_unit_test(test_softmax_head_log_from_logits),
     };
     return cmocka_run_group_tests_name("losses", tests, NULL, NULL);
 }
