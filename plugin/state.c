@@ -38,7 +38,8 @@ static int update_bufs(const layer *l, ubuf out[3])
     return n;
 }
 
-int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
+/* Floats in every layer's update buffers: the body of a .state file. */
+static size_t update_floats(const network *net)
 {
     size_t floats = 0;
     for (int i = 0; i < net->n; ++i) {
@@ -46,6 +47,12 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
         int k = update_bufs(&net->layers[i], b);
         for (int j = 0; j < k; ++j) floats += b[j].n;
     }
+    return floats;
+}
+
+int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
+{
+    size_t floats = update_floats(net);
     size_t len = 8 + 4 + 8 + 8 + 4 * 4 + 8 + floats * sizeof(float);
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return lwf_fail(err, "%s: out of memory", path);
@@ -98,12 +105,7 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
         fclose(fp);
         return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
     }
-    size_t floats = 0;
-    for (int i = 0; i < net->n; ++i) {
-        ubuf b[3];
-        int k = update_bufs(&net->layers[i], b);
-        for (int j = 0; j < k; ++j) floats += b[j].n;
-    }
+    size_t floats = update_floats(net);
     if (nl != net->n || nf != floats || it < 0) {
         fclose(fp);
         return lwf_fail(err, "%s: state for %d layers / %llu floats, the cfg has %d / %zu", path, nl,
