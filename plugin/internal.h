@@ -76,6 +76,9 @@ void lwf_task_unshare_output(network *net, int i);
  * error naming the cfg: a network of c != 3 channels would read past (or misalign) them. */
 int lwf_check_image_input(const lwf_model *m, lwf_err *err);
 
+/* First index in p[0, n) that holds a NaN or an infinity, or n when all are finite. */
+size_t lwf_first_nonfinite(const float *p, size_t n);
+
 /* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
  * contain a NaN or an infinity, or -1. */
 int lwf_weights_nonfinite(const network *net, int upto);

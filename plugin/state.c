@@ -5,7 +5,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,12 +119,12 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     fclose(fp);
     /* momentum from a corrupt file would make the first update NaN, reported later as a
      * diverged run: say what is wrong instead */
-    for (size_t i = 0; i < floats; ++i)
-        if (!isfinite(all[i])) {
-            lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, i, all[i]);
-            free(all);
-            return -1;
-        }
+    size_t bad = lwf_first_nonfinite(all, floats);
+    if (bad < floats) {
+        lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, bad, all[bad]);
+        free(all);
+        return -1;
+    }
     size_t at = 0;
     for (int i = 0; i < net->n; ++i) {
         ubuf b[3];
