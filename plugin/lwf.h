@@ -224,7 +224,7 @@ int lwf_train(const lwf_train_opts *o, lwf_err *err);
 typedef struct lwf_state {
     long long iteration;
     unsigned long long seed;
-    int method, teacher;
+    int method;          /* the run's lwf_method: resuming with another is refused */
 } lwf_state;
 int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err);
 /* Returns 0 and fills st (and the update buffers), 1 if there is no file, -1 on error. */

@@ -11,7 +11,10 @@
 #include <string.h>
 
 #define MAGIC "LWFSTAT1"
-#define VERSION 1u
+/* version 2: the teacher mode is no longer stored (version 1 had it after the method):
+ * -teacher record and online train identically (record is refused with augmentation on),
+ * so a run may resume with either and nothing reads it */
+#define VERSION 2u
 
 typedef struct {
     float *p;
@@ -52,7 +55,7 @@ static size_t update_floats(const network *net)
 int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
 {
     size_t floats = update_floats(net);
-    size_t len = 8 + 4 + 8 + 8 + 4 * 4 + 8 + floats * sizeof(float);
+    size_t len = 8 + 4 + 8 + 8 + 3 * 4 + 8 + floats * sizeof(float); /* a 48-byte header */
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return lwf_fail(err, "%s: out of memory", path);
 #define PUT(v) (memcpy(p, &(v), sizeof(v)), p += sizeof(v))
@@ -61,12 +64,11 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
     uint32_t version = VERSION;
     int64_t it = st->iteration;
     uint64_t seed = st->seed, nf = floats;
-    int32_t method = st->method, teacher = st->teacher, t = *net->t, nl = net->n;
+    int32_t method = st->method, t = *net->t, nl = net->n;
     PUT(version);
     PUT(it);
     PUT(seed);
     PUT(method);
-    PUT(teacher);
     PUT(t);
     PUT(nl);
     PUT(nf);
@@ -95,11 +97,16 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     uint32_t version;
     int64_t it;
     uint64_t seed, nf;
-    int32_t method, teacher, t, nl;
-    int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1 &&
-             version == VERSION && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 &&
-             fread(&method, 4, 1, fp) == 1 && fread(&teacher, 4, 1, fp) == 1 && fread(&t, 4, 1, fp) == 1 &&
-             fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
+    int32_t method, t, nl;
+    int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1;
+    if (ok && version != VERSION) {
+        fclose(fp);
+        return lwf_fail(err, "%s: training-state format version %u, this lwf reads version %u (remove it to resume "
+                             "without momentum)",
+                        path, (unsigned)version, VERSION);
+    }
+    ok = ok && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 && fread(&method, 4, 1, fp) == 1 &&
+         fread(&t, 4, 1, fp) == 1 && fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
     if (!ok) {
         fclose(fp);
         return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
@@ -139,7 +146,6 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     st->iteration = it;
     st->seed = seed;
     st->method = method;
-    st->teacher = teacher;
     return 0;
 }
 

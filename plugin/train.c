@@ -218,7 +218,7 @@ static int save_backup(trainer *t, const char *suffix, long long iteration, int 
     if (with_state) {
         char sp[4200];
         snprintf(sp, sizeof sp, "%s.state", bpath(t, suffix));
-        lwf_state st = {iteration, t->seed, (int)t->o->method, (int)t->o->teacher};
+        lwf_state st = {iteration, t->seed, (int)t->o->method};
         if (lwf_state_save(net, &st, sp, err)) return -1;
     }
     const char *wp = bpath(t, suffix);
@@ -512,7 +512,7 @@ static int setup(trainer *t, lwf_err *err)
     /* weights: old network (fresh run) or a whole-model backup (resume) */
     int whole = 0;
     size_t seen = 0;
-    lwf_state st = {0, 0, 0, 0};
+    lwf_state st = {0, 0, 0};
     int have_state = 0;
     char teacher_w[4200];
     snprintf(teacher_w, sizeof teacher_w, "%s", bpath(t, ".teacher.weights"));

@@ -781,11 +781,11 @@ fashion_weights_cut() {
 }
 
 @test "weights: lwf train resuming with NaN momentum in the .state fails before anything is written" {
-    # the state: a 52-byte header (see plugin/state.c), then the momentum floats
+    # the state: a 48-byte header (see plugin/state.c), then the momentum floats
     local st=$T/backup/small.backup.state size
     size=$(stat -c %s "$st")
-    floats_file "$T/nan.floats" $(((size - 52) / 4)) 0000c07f
-    { head -c 52 "$FIX/backup.ref/small.backup.state"; tail -c +21 "$T/nan.floats"; } > "$st"
+    floats_file "$T/nan.floats" $(((size - 48) / 4)) 0000c07f
+    { head -c 48 "$FIX/backup.ref/small.backup.state"; tail -c +21 "$T/nan.floats"; } > "$st"
     [ "$(stat -c %s "$st")" -eq "$size" ]
     train "$T/new.data" "$SMALL" "$T/backup/small.backup"
     assert_rejected "$st" - "not finite"
@@ -972,4 +972,11 @@ fashion_weights_cut() {
     run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$T/backup/small.backup" -seed 1 -quiet
     assert_ok
     assert_contains "momentum starts from zero" "resume: from $T/backup/small.backup at iteration 2"
+}
+
+@test "weights: lwf train resuming with a .state of another format version fails before anything is written" {
+    # version 1 (before the teacher mode was dropped from the header): named, with the way out
+    printf '\x01\x00\x00\x00' | dd of="$T/backup/small.backup.state" bs=1 seek=8 conv=notrunc status=none
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.backup.state" - "version 1" "reads version 2"
 }

@@ -391,6 +391,28 @@ static void test_joint_training(void **state)
     free(bad2);
 }
 
+/* The .state does not hold the teacher mode: with augmentation off, recorded and online
+ * teachers train identically, so a run stopped with one may resume with the other and
+ * still end with an uninterrupted run's weights, bit for bit. */
+static void test_resume_with_the_other_teacher(void **state)
+{
+    fixture *f = *state;
+    char *a = lwf_cfg(f, "tstraight", 10, 20, 0.05f, ""), *b = lwf_cfg(f, "tswitch", 10, 20, 0.05f, "");
+    assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 6 -teacher online"), 0);
+    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -teacher record -stop 15"), 0);
+    char backup[4096];
+    snprintf(backup, sizeof backup, "%s/backup-tint/tswitch.backup", f->dir);
+    assert_int_equal(train(f->new_data, b, backup, "-teacher online"), 0);
+    size_t na, nb;
+    unsigned char *wa = final_weights(f, "tstraight", &na), *wb = final_weights(f, "tswitch", &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(wa, wb, na);
+    free(wa);
+    free(wb);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_predict_matches_stock),
         cmocka_unit_test(test_train_refuses_bad_requests),
         cmocka_unit_test(test_joint_training),
+        cmocka_unit_test(test_resume_with_the_other_teacher),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
