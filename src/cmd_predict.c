@@ -50,6 +50,12 @@ int lwf_cmd_predict(int argc, char **argv)
         if (topk < 1) topk = 1;
         if (topk > t->classes) topk = t->classes;
         int *idx = calloc((size_t)topk, sizeof(int));
+        if (!idx) {
+            fprintf(stderr, "darknet lwf predict: out of memory for the top %d of task '%s'\n", topk, t->name);
+            lwf_list_free(&names);
+            rc = 1;
+            break;
+        }
         const float *p = m->net->layers[t->loss].output;
         top_k((float *)p, t->classes, topk, idx);
         printf("%s:\n", t->name);
