@@ -156,11 +156,18 @@ static int record_responses(trainer *t, const char *teacher_weights, lwf_err *er
                  fread(&c2, sizeof c2, 1, fp) == 1 && k2 == key && n2 == N && c2 == C &&
                  fread(t->record, sizeof(float), (size_t)N * C, fp) == (size_t)N * C && fgetc(fp) == EOF;
         fclose(fp);
-        if (ok) {
+        /* a finite old network gives finite logits: a NaN or an infinity is a corrupt
+         * cache, which would surface later as a NaN loss blamed on the learning rate */
+        size_t bad = ok ? lwf_first_nonfinite(t->record, (size_t)N * C) : 0;
+        if (ok && bad == (size_t)N * C) {
             fprintf(stderr, "teacher: recorded responses reused from %s\n", cachepath);
             return 0;
         }
-        fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", cachepath);
+        if (ok)
+            fprintf(stderr, "teacher: %s is corrupt (value %zu is %g, not finite): recording again\n", cachepath, bad,
+                    t->record[bad]);
+        else
+            fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", cachepath);
     }
     fprintf(stderr, "teacher: recording the old network's responses on %d images\n", N);
     lwf_plan plan;
@@ -190,6 +197,10 @@ static int record_responses(trainer *t, const char *teacher_weights, lwf_err *er
     free(rows);
     lwf_plan_free(&plan);
     if (rc) return -1;
+    size_t bad = lwf_first_nonfinite(t->record, (size_t)N * C), img = bad / (size_t)C;
+    if (bad < (size_t)N * C)
+        return lwf_fail(err, "%s:%d: the old network (%s) answers image '%s' with %g, not a finite value",
+                        sc->data.train, sc->paths.line[img], teacher_weights, sc->paths.items[img], t->record[bad]);
     size_t len = 16 + (size_t)N * C * sizeof(float);
     unsigned char *buf = malloc(len);
     if (!buf) return lwf_fail(err, "out of memory");
