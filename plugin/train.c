@@ -457,9 +457,6 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
     /* Decode every image now: a bad one met by the loader would stop the run after the
      * backup folder had been written to (teacher weights, log, backups). */
     for (int i = 0; i < sc->paths.n; ++i) {
-        if (access(sc->paths.items[i], R_OK) != 0)
-            return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", sc->data.train, sc->paths.line[i],
-                            sc->paths.items[i], strerror(errno));
         image im;
         lwf_err ierr;
         if (lwf_image_load(sc->paths.items[i], &im, &ierr))

@@ -461,7 +461,7 @@ fashion_cfg() {
     printf '\xff\xfe\xc3\x28lblzero\n\xa0\xa1lblone\n' > "$T/high.list"
     data_with_list "$T/high.list"
     train "$T/new.data" "$SMALL" "$OLDW"
-    assert_rejected "$T/high.list" 1 "cannot be read"
+    assert_rejected "$T/high.list" 1 "cannot open image"
 }
 
 @test "list: a folder listed as an image is an error at its line" {
@@ -979,4 +979,11 @@ fashion_weights_cut() {
     printf '\x01\x00\x00\x00' | dd of="$T/backup/small.backup.state" bs=1 seek=8 conv=notrunc status=none
     train "$T/new.data" "$SMALL" "$T/backup/small.backup"
     assert_rejected "$T/backup/small.backup.state" - "version 1" "reads version 2"
+}
+
+@test "list: a missing image names its list line, the file and why (the image loader's own message)" {
+    list_with "$T/gone.list" "$T/img/gone_lblzero.png"
+    data_with_list "$T/gone.list"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/gone.list" 9 "$T/img/gone_lblzero.png: cannot open image" "No such file"
 }
