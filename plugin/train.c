@@ -481,6 +481,9 @@ static int setup(trainer *t, lwf_err *err)
     lwf_task *nt = &m->tasks[m->new_task];
     t->joint = o->method == LWF_METHOD_JOINT;
     if (m->ntasks > LWF_MAX_TASKS) return lwf_fail(err, "%s: more than %d tasks", o->cfg, LWF_MAX_TASKS);
+    /* both default to 0: such a run would only save the weights it was given */
+    if (net->max_batches == 0 && m->warmup_batches == 0)
+        return lwf_fail(err, "%s: [net] max_batches=0 and warmup_batches=0: nothing to train", o->cfg);
     /* the new task's images; with -method joint, every old task's too, in equal shares */
     for (int k = 0; k < m->ntasks; ++k) {
         if (!t->joint && k != m->new_task) continue;

@@ -987,3 +987,22 @@ fashion_weights_cut() {
     train "$T/new.data" "$SMALL" "$OLDW"
     assert_rejected "$T/gone.list" 9 "$T/img/gone_lblzero.png: cannot open image" "No such file"
 }
+
+@test "cfg: [net] max_batches=0 and warmup_batches=0 (both defaults) is refused by lwf train: nothing to train" {
+    # without the keys (policy=constant: poly has its own check)
+    CFG=$T/zero-iter.cfg
+    sed -e '/^max_batches=/d' -e '/^warmup_batches=/d' -e 's/^policy=poly/policy=constant/' "$SMALL" > "$CFG"
+    train "$T/new.data" "$CFG" "$OLDW"
+    assert_rejected "$CFG" - "[net] max_batches=0 and warmup_batches=0: nothing to train"
+    # written out, with policy=poly: the same message, not poly's
+    sed -e 's/^max_batches=.*/max_batches=0/' -e 's/^warmup_batches=.*/warmup_batches=0/' "$SMALL" > "$CFG"
+    train "$T/new.data" "$CFG" "$OLDW"
+    assert_rejected "$CFG" - "nothing to train"
+    # guard: warm-up alone (max_batches=0, policy=constant) still trains
+    sed -e 's/^max_batches=.*/max_batches=0/' -e 's/^policy=poly/policy=constant/' "$SMALL" > "$CFG"
+    mkdir "$T/b2"
+    new_data "$T/warm.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/b2"
+    run "$DARKNET" lwf train "$T/warm.data" "$CFG" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ -s "$T/b2/zero-iter.weights" ]
+}
