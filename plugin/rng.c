@@ -1,6 +1,6 @@
 /* Counter-based random numbers (splitmix64): a stream per (seed, a, b), so every draw
  * is a function of the seed and a position, never of thread timing. */
-#include "lwf.h"
+#include "internal.h"
 
 #include <math.h>
 
