@@ -33,7 +33,7 @@ typedef struct lwf_task {
 
 /* Augmentation options of [net], as Darknet's classifier loader reads them. */
 typedef struct lwf_augment {
-    int min, max, size;          /* random crop scale range and output side (pixels) */
+    int min, max;                /* random crop scale range (pixels) */
     float angle, aspect, hue, saturation, exposure;
     int flip;                    /* random horizontal flip (stock Darknet: always on) */
     int center;                  /* centre crop instead of random crop */
