@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const char lwf_cmd_predict_usage[] =
+    "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]";
+
 int lwf_cmd_predict(int argc, char **argv)
 {
-    const char *usage = "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]";
     const char *only = NULL;
     int top = 0, reference = 0;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
@@ -18,7 +20,7 @@ int lwf_cmd_predict(int argc, char **argv)
                        {NULL, 0, NULL, 0, 0}};
     char *pos[3];
     int npos;
-    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, lwf_cmd_predict_usage)) return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
