@@ -39,15 +39,16 @@ int lwf_cmd_predict(int argc, char **argv)
         lwf_list names = {0, NULL, NULL};
         int topk = top;
         if (t->data) {
-            lwf_datacfg d;
-            if (lwf_datacfg_read(t->data, &d, &err) ||
-                (d.labels && lwf_list_read(d.labels, &names, &err))) {
+            lwf_datacfg d; /* zeroed by the read, whatever it returns: freed once below */
+            int bad = lwf_datacfg_read(t->data, &d, &err) || (d.labels && lwf_list_read(d.labels, &names, &err));
+            if (!bad && !topk) topk = d.top;
+            lwf_datacfg_free(&d);
+            if (bad) {
                 fprintf(stderr, "darknet lwf predict: %s\n", err.msg);
+                lwf_list_free(&names);
                 rc = 1;
                 break;
             }
-            if (!topk) topk = d.top;
-            lwf_datacfg_free(&d);
         }
         if (topk < 1) topk = 1;
         if (topk > t->classes) topk = t->classes;

@@ -1006,3 +1006,12 @@ fashion_weights_cut() {
     assert_ok
     [ -s "$T/b2/zero-iter.weights" ]
 }
+
+@test "list: lwf predict with a task whose labels= file is missing is an error naming it" {
+    # (the .data read before it is freed on this path too: make check's leak checker sees it)
+    new_data "$T/nolabels.data" classes=2 "labels=$T/nosuch.labels"
+    CFG=$T/nolabels.cfg
+    sed "s|^data=.*ref.data$|data=$T/nolabels.data|" "$SMALL" > "$CFG"
+    hostile lwf predict "$CFG" "$T/backup/small.weights" "$FIX/img/t0_lblzero.png"
+    assert_rejected "$T/nosuch.labels" - "cannot open"
+}
