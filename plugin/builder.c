@@ -640,7 +640,6 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     if (account(&bc, ns, 2LL * net->inputs * net->batch)) return -1; /* input, maybe its delta */
     m->aug.min = (int)(net->min_ratio * net->w);
     m->aug.max = (int)(net->max_ratio * net->w);
-    m->aug.size = net->w;
     m->aug.angle = net->angle;
     m->aug.aspect = net->aspect;
     m->aug.hue = net->hue;

@@ -6,14 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int run_eval(lwf_model *m, const float *x, lwf_err *err)
+/* Every layer forward, inference mode, on one input x (inputs). */
+static void run_eval(lwf_model *m, const lwf_plan *p, const float *x)
 {
-    lwf_plan p;
-    if (lwf_plan_make(m, LWF_PASS_EVAL, &p)) return lwf_fail(err, "out of memory");
     memcpy(m->net->input, x, (size_t)m->net->inputs * sizeof(float));
-    lwf_forward(m->net, &p);
-    lwf_plan_free(&p);
-    return 0;
+    lwf_forward(m->net, p);
 }
 
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
@@ -36,6 +33,8 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     if (topk > t->classes) topk = t->classes;
     int *idx = calloc((size_t)topk, sizeof(int));
     if (!rc && !idx) rc = lwf_fail(err, "out of memory");
+    lwf_plan plan = {0, NULL, NULL, NULL}; /* one for the whole list */
+    if (!rc && lwf_plan_make(m, LWF_PASS_EVAL, &plan)) rc = lwf_fail(err, "out of memory");
     long hit1 = 0, hitk = 0;
     for (int i = 0; !rc && i < paths.n; ++i) {
         image im;
@@ -45,10 +44,9 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
             break;
         }
         image crop = center_crop_image(im, m->net->w, m->net->h);
-        rc = run_eval(m, crop.data, err);
+        run_eval(m, &plan, crop.data);
         free_image(crop);
         free_image(im);
-        if (rc) break;
         float *pred = m->net->layers[t->loss].output; /* (classes) probabilities */
         top_k(pred, t->classes, topk, idx);
         if (idx[0] == label[i]) ++hit1;
@@ -61,6 +59,7 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
         acc->top1 = (double)hit1 / paths.n;
         acc->topK = (double)hitk / paths.n;
     }
+    lwf_plan_free(&plan);
     free(idx);
     free(label);
     lwf_list_free(&paths);
@@ -73,9 +72,15 @@ int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err)
 {
     image im;
     if (lwf_check_image_input(m, err) || lwf_image_load(imagepath, &im, err)) return -1;
+    lwf_plan plan;
+    if (lwf_plan_make(m, LWF_PASS_EVAL, &plan)) {
+        free_image(im);
+        return lwf_fail(err, "out of memory");
+    }
     image r = letterbox_image(im, m->net->w, m->net->h);
-    int rc = run_eval(m, r.data, err);
+    run_eval(m, &plan, r.data);
     free_image(r);
     free_image(im);
-    return rc;
+    lwf_plan_free(&plan);
+    return 0;
 }

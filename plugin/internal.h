@@ -1,5 +1,5 @@
-/* Helpers shared by the plugin's source files (not part of the public API):
- * strict number parsing, the cfg reader's section type, the loss layers' makers. */
+/* Helpers shared by the plugin's source files and its tests (not part of the public API):
+ * strict parsing, files, randoms, the loader, training state, the cfg reader, the loss layers. */
 #ifndef LWF_INTERNAL_H
 #define LWF_INTERNAL_H
 
@@ -12,6 +12,91 @@ int lwf_parse_float(const char *s, double lo, double hi, float *out);
 
 /* strdup that returns NULL on NULL. */
 char *lwf_strdup(const char *s);
+
+/* Writes `len` bytes to path atomically: temporary file, fsync, rename. */
+int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err *err);
+
+/* 64-bit FNV-1a of a file's bytes folded into h; -1 if unreadable. */
+int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err);
+
+/* Label of each path by Darknet's rule (the label string occurs in the path);
+ * a path that matches no label or several is an error naming the list line. */
+int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *labels,
+                  int *out /* (paths->n) */, lwf_err *err);
+
+/* ---- random numbers: every draw comes from a seed and a position, so runs repeat
+ * and background threads need no shared state ---- */
+typedef struct lwf_rng {
+    unsigned long long s;
+} lwf_rng;
+
+/* A stream for (seed, a, b): e.g. (seed, epoch, 0) for an epoch's order. */
+lwf_rng lwf_rng_make(unsigned long long seed, unsigned long long a, unsigned long long b);
+unsigned long long lwf_rng_next(lwf_rng *r);
+float lwf_rng_uniform(lwf_rng *r, float lo, float hi);  /* [lo, hi) */
+float lwf_rng_normal(lwf_rng *r);                         /* N(0, 1) */
+
+/* ---- training images and batches (plugin/loader.c) ---- */
+
+/* Whether aug changes anything (random crop/scale, aspect, angle, colour, flip). */
+int lwf_augment_is_on(const lwf_augment *aug, int w);
+
+/* One network input of w x h from im: with augmentation on, Darknet's classifier
+ * augmentation (random scale/aspect/rotation crop, flip, hue/saturation/exposure) with
+ * randoms from rng; off (or aug->center), Darknet's centre crop to w x h.  Returns a new
+ * image. */
+image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng);
+
+/* A loaded batch. */
+typedef struct lwf_batch {
+    int n;               /* rows */
+    int *index;          /* (n) position of each row's image in the list */
+    float *X;            /* (n, inputs) */
+} lwf_batch;
+
+typedef struct lwf_loader lwf_loader;
+
+/* Loads batches in a background thread.  Batch k holds images
+ * perm_e[(k*n + r) mod N] for rows r, perm_e being epoch e's shuffled order from
+ * (seed, e); augmentation randoms come from (seed, k*n + r).  So a run repeats for a
+ * seed and may start at any batch (resume). */
+lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
+                             unsigned long long seed, long long first, lwf_err *err);
+/* The next batch (owned by the loader until the next call); NULL and err on a bad image. */
+const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err);
+void lwf_loader_stop(lwf_loader *ld);
+
+/* ---- training (plugin/train.c, plugin/state.c) ---- */
+
+/* "lwf", "finetune", "featext", "joint" ("?" for another value). */
+const char *lwf_method_name(lwf_method m);
+
+/* Optimiser state beside a backup (momentum buffers and counters), so a resumed run
+ * continues exactly.  Written atomically. */
+typedef struct lwf_state {
+    long long iteration;
+    unsigned long long seed;
+    int method;          /* the run's lwf_method: resuming with another is refused */
+} lwf_state;
+int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err);
+/* Returns 0 and fills st (and the update buffers), 1 if there is no file, -1 on error. */
+int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err);
+
+/* Writes layers layers[0..n) of net (layers 0..n-1 when layers is NULL), in that order,
+ * as Darknet .weights (version 0.2.0, `seen` in the header), atomically (plugin/weights.c). */
+int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
+                            lwf_err *err);
+
+/* ---- kernels (plugin/kernels.c, plugin/pool.c) ---- */
+
+/* Installs the fast kernels on net (convolutional with batch-norm and activation,
+ * maxpool, avgpool; every gemm already goes to OpenBLAS) and grows net->workspace for
+ * them.  Does nothing in reference mode.  lwf_model_load calls it on every network it
+ * builds.  Returns 0, or -1 with err on out of memory. */
+int lwf_kernels_install(network *net, lwf_err *err);
+
+/* Sets n floats to zero, split over the kernels' threads when large. */
+void lwf_zero(float *x, size_t n);
 
 /* One option of a cfg section, with its line. */
 typedef struct lwf_opt {
@@ -76,6 +161,9 @@ void lwf_task_unshare_output(network *net, int i);
  * error naming the cfg: a network of c != 3 channels would read past (or misalign) them. */
 int lwf_check_image_input(const lwf_model *m, lwf_err *err);
 
+/* First index in p[0, n) that holds a NaN or an infinity, or n when all are finite. */
+size_t lwf_first_nonfinite(const float *p, size_t n);
+
 /* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
  * contain a NaN or an infinity, or -1. */
 int lwf_weights_nonfinite(const network *net, int upto);
@@ -113,7 +201,8 @@ double lwf_softmax_sum(const float *z, int n, float T, double *mx);
 /* One image: loss_i = -t_i log p_i with log p_i = (z_i - mx) / T - lse (in double: no log
  * of a tiny probability; 0 where t_i = 0), delta_i = scale (t_i - p_i) (Darknet's sign:
  * -dL/dz_i = (t_i - p_i) / T; the caller's scale holds 1/T and lambda).  z, t, p, loss,
- * delta (n): logits, target probabilities, the probabilities softmax(z / T) the delta uses, per-class loss terms and delta (written);
+ * delta (n): logits, target probabilities, the probabilities softmax(z / T) the delta
+ * uses, per-class loss terms and delta (written);
  * mx and lse = log of lwf_softmax_sum's sum.  Returns sum_i loss_i. */
 double lwf_xent_row(int n, const float *z, double mx, double lse, float T, const float *t, const float *p,
                     float scale, float *loss, float *delta);

@@ -33,7 +33,7 @@ typedef struct lwf_task {
 
 /* Augmentation options of [net], as Darknet's classifier loader reads them. */
 typedef struct lwf_augment {
-    int min, max, size;          /* random crop scale range and output side (pixels) */
+    int min, max;                /* random crop scale range (pixels) */
     float angle, aspect, hue, saturation, exposure;
     int flip;                    /* random horizontal flip (stock Darknet: always on) */
     int center;                  /* centre crop instead of random crop */
@@ -109,56 +109,12 @@ typedef struct lwf_list {
 int lwf_list_read(const char *path, lwf_list *l, lwf_err *err);
 void lwf_list_free(lwf_list *l);
 
-/* Label of each path by Darknet's rule (the label string occurs in the path);
- * a path that matches no label or several is an error naming the list line. */
-int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *labels,
-                  int *out /* (paths->n) */, lwf_err *err);
-
-
-/* ---- random numbers: every draw comes from a seed and a position, so runs repeat
- * and background threads need no shared state ---- */
-typedef struct lwf_rng {
-    unsigned long long s;
-} lwf_rng;
-
-/* A stream for (seed, a, b): e.g. (seed, epoch, 0) for an epoch's order. */
-lwf_rng lwf_rng_make(unsigned long long seed, unsigned long long a, unsigned long long b);
-unsigned long long lwf_rng_next(lwf_rng *r);
-float lwf_rng_uniform(lwf_rng *r, float lo, float hi);  /* [lo, hi) */
-float lwf_rng_normal(lwf_rng *r);                         /* N(0, 1) */
 
 /* ---- images and batches ---- */
 
 /* Decodes an image file with stb_image into a Darknet image (3 channels, 0..1, CHW).
  * Never reaches a shell or exits: a bad file is an error naming it. */
 int lwf_image_load(const char *path, image *out, lwf_err *err);
-
-/* Whether aug changes anything (random crop/scale, aspect, angle, colour, flip). */
-int lwf_augment_is_on(const lwf_augment *aug, int w);
-
-/* One network input of w x h from im: with augmentation on, Darknet's classifier
- * augmentation (random scale/aspect/rotation crop, flip, hue/saturation/exposure) with
- * randoms from rng; off, the centred crop at scale size/min(side).  Returns a new image. */
-image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng);
-
-/* A loaded batch. */
-typedef struct lwf_batch {
-    int n;               /* rows */
-    int *index;          /* (n) position of each row's image in the list */
-    float *X;            /* (n, inputs) */
-} lwf_batch;
-
-typedef struct lwf_loader lwf_loader;
-
-/* Loads batches in a background thread.  Batch k holds images
- * perm_e[(k*n + r) mod N] for rows r, perm_e being epoch e's shuffled order from
- * (seed, e); augmentation randoms come from (seed, k*n + r).  So a run repeats for a
- * seed and may start at any batch (resume). */
-lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
-                             unsigned long long seed, long long first, lwf_err *err);
-/* The next batch (owned by the loader until the next call); NULL and err on a bad image. */
-const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err);
-void lwf_loader_stop(lwf_loader *ld);
 
 
 /* ---- running the network by parts ---- */
@@ -182,9 +138,6 @@ typedef struct lwf_plan {
 int lwf_plan_make(const lwf_model *m, lwf_pass pass, lwf_plan *p);
 void lwf_plan_free(lwf_plan *p);
 
-/* Sets n floats to zero, split over the kernels' threads when large. */
-void lwf_zero(float *x, size_t n);
-
 /* Darknet's forward_network/backward_network/update_network restricted to a plan.
  * forward reads net->input and net->truth; backward gives a layer no input delta when
  * the layer before it does not learn, so a frozen trunk costs no backward time. */
@@ -197,8 +150,7 @@ void lwf_update(network *net, const lwf_plan *p, float rate);
 
 typedef enum { LWF_METHOD_LWF, LWF_METHOD_FINETUNE, LWF_METHOD_FEATEXT, LWF_METHOD_JOINT } lwf_method;
 
-/* "lwf", "finetune", "featext", "joint"; lwf_method_parse returns -1 on another name. */
-const char *lwf_method_name(lwf_method m);
+/* The method named "lwf", "finetune", "featext" or "joint"; -1 on another name. */
 int lwf_method_parse(const char *name, lwf_method *m);
 typedef enum { LWF_TEACHER_ONLINE, LWF_TEACHER_RECORD } lwf_teacher_mode;
 
@@ -219,20 +171,6 @@ typedef struct lwf_train_opts {
 /* Runs the record / warm-up / joint schedule.  Returns 0 or -1 with err set. */
 int lwf_train(const lwf_train_opts *o, lwf_err *err);
 
-/* Optimiser state beside a backup (momentum buffers and counters), so a resumed run
- * continues exactly.  Written atomically. */
-typedef struct lwf_state {
-    long long iteration;
-    unsigned long long seed;
-    int method, teacher;
-} lwf_state;
-int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err);
-/* Returns 0 and fills st (and the update buffers), 1 if there is no file, -1 on error. */
-int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err);
-
-/* 64-bit FNV-1a of a file's bytes folded into h; -1 if unreadable. */
-int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err);
-
 
 /* ---- evaluation (plugin/eval.c) ---- */
 
@@ -249,9 +187,6 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
 /* Runs every head on one image (letterboxed, as stock `classifier predict`); each
  * task's probabilities are then in m->net->layers[task.loss].output. */
 int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);
-
-/* Writes `len` bytes to path atomically: temporary file, fsync, rename. */
-int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err *err);
 
 
 /* ---- cfg tools (plugin/cfgtools.c): lwf init and lwf export ---- */
@@ -289,11 +224,6 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
 int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
                lwf_err *err);
 
-/* Writes layers layers[0..n) of net (layers 0..n-1 when layers is NULL), in that order,
- * as Darknet .weights (version 0.2.0, `seen` in the header), atomically (plugin/weights.c). */
-int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
-                            lwf_err *err);
-
 /* ---- fast CPU kernels (plugin/kernels.c, plugin/blas.c) ---- */
 
 /* Reference mode: Darknet's own kernels everywhere (its triple-loop gemm, its layer
@@ -303,11 +233,6 @@ int lwf_weights_save_layers(const network *net, const int *layers, int n, const 
 int lwf_reference(void);
 void lwf_set_reference(int on);
 
-/* Installs the fast kernels on net (convolutional with batch-norm and activation,
- * maxpool, avgpool; every gemm already goes to OpenBLAS) and grows net->workspace for
- * them.  Does nothing in reference mode.  lwf_model_load calls it on every network it
- * builds.  Returns 0, or -1 with err on out of memory. */
-int lwf_kernels_install(network *net, lwf_err *err);
 /* Whether layer l runs one of our kernels. */
 int lwf_kernels_installed(const layer *l);
 /* Threads the kernels use: LWF_THREADS if set, else the online CPUs. */

@@ -5,14 +5,16 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAGIC "LWFSTAT1"
-#define VERSION 1u
+/* version 2: the teacher mode is no longer stored (version 1 had it after the method):
+ * -teacher record and online train identically (record is refused with augmentation on),
+ * so a run may resume with either and nothing reads it */
+#define VERSION 2u
 
 typedef struct {
     float *p;
@@ -38,7 +40,8 @@ static int update_bufs(const layer *l, ubuf out[3])
     return n;
 }
 
-int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
+/* Floats in every layer's update buffers: the body of a .state file. */
+static size_t update_floats(const network *net)
 {
     size_t floats = 0;
     for (int i = 0; i < net->n; ++i) {
@@ -46,7 +49,13 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
         int k = update_bufs(&net->layers[i], b);
         for (int j = 0; j < k; ++j) floats += b[j].n;
     }
-    size_t len = 8 + 4 + 8 + 8 + 4 * 4 + 8 + floats * sizeof(float);
+    return floats;
+}
+
+int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err)
+{
+    size_t floats = update_floats(net);
+    size_t len = 8 + 4 + 8 + 8 + 3 * 4 + 8 + floats * sizeof(float); /* a 48-byte header */
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return lwf_fail(err, "%s: out of memory", path);
 #define PUT(v) (memcpy(p, &(v), sizeof(v)), p += sizeof(v))
@@ -55,12 +64,11 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
     uint32_t version = VERSION;
     int64_t it = st->iteration;
     uint64_t seed = st->seed, nf = floats;
-    int32_t method = st->method, teacher = st->teacher, t = *net->t, nl = net->n;
+    int32_t method = st->method, t = *net->t, nl = net->n;
     PUT(version);
     PUT(it);
     PUT(seed);
     PUT(method);
-    PUT(teacher);
     PUT(t);
     PUT(nl);
     PUT(nf);
@@ -89,21 +97,21 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     uint32_t version;
     int64_t it;
     uint64_t seed, nf;
-    int32_t method, teacher, t, nl;
-    int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1 &&
-             version == VERSION && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 &&
-             fread(&method, 4, 1, fp) == 1 && fread(&teacher, 4, 1, fp) == 1 && fread(&t, 4, 1, fp) == 1 &&
-             fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
+    int32_t method, t, nl;
+    int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1;
+    if (ok && version != VERSION) {
+        fclose(fp);
+        return lwf_fail(err, "%s: training-state format version %u, this lwf reads version %u (remove it to resume "
+                             "without momentum)",
+                        path, (unsigned)version, VERSION);
+    }
+    ok = ok && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 && fread(&method, 4, 1, fp) == 1 &&
+         fread(&t, 4, 1, fp) == 1 && fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
     if (!ok) {
         fclose(fp);
         return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
     }
-    size_t floats = 0;
-    for (int i = 0; i < net->n; ++i) {
-        ubuf b[3];
-        int k = update_bufs(&net->layers[i], b);
-        for (int j = 0; j < k; ++j) floats += b[j].n;
-    }
+    size_t floats = update_floats(net);
     if (nl != net->n || nf != floats || it < 0) {
         fclose(fp);
         return lwf_fail(err, "%s: state for %d layers / %llu floats, the cfg has %d / %zu", path, nl,
@@ -118,12 +126,12 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     fclose(fp);
     /* momentum from a corrupt file would make the first update NaN, reported later as a
      * diverged run: say what is wrong instead */
-    for (size_t i = 0; i < floats; ++i)
-        if (!isfinite(all[i])) {
-            lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, i, all[i]);
-            free(all);
-            return -1;
-        }
+    size_t bad = lwf_first_nonfinite(all, floats);
+    if (bad < floats) {
+        lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, bad, all[bad]);
+        free(all);
+        return -1;
+    }
     size_t at = 0;
     for (int i = 0; i < net->n; ++i) {
         ubuf b[3];
@@ -138,7 +146,6 @@ int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
     st->iteration = it;
     st->seed = seed;
     st->method = method;
-    st->teacher = teacher;
     return 0;
 }
 

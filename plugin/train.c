@@ -156,11 +156,18 @@ static int record_responses(trainer *t, const char *teacher_weights, lwf_err *er
                  fread(&c2, sizeof c2, 1, fp) == 1 && k2 == key && n2 == N && c2 == C &&
                  fread(t->record, sizeof(float), (size_t)N * C, fp) == (size_t)N * C && fgetc(fp) == EOF;
         fclose(fp);
-        if (ok) {
+        /* a finite old network gives finite logits: a NaN or an infinity is a corrupt
+         * cache, which would surface later as a NaN loss blamed on the learning rate */
+        size_t bad = ok ? lwf_first_nonfinite(t->record, (size_t)N * C) : 0;
+        if (ok && bad == (size_t)N * C) {
             fprintf(stderr, "teacher: recorded responses reused from %s\n", cachepath);
             return 0;
         }
-        fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", cachepath);
+        if (ok)
+            fprintf(stderr, "teacher: %s is corrupt (value %zu is %g, not finite): recording again\n", cachepath, bad,
+                    t->record[bad]);
+        else
+            fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", cachepath);
     }
     fprintf(stderr, "teacher: recording the old network's responses on %d images\n", N);
     lwf_plan plan;
@@ -190,6 +197,10 @@ static int record_responses(trainer *t, const char *teacher_weights, lwf_err *er
     free(rows);
     lwf_plan_free(&plan);
     if (rc) return -1;
+    size_t bad = lwf_first_nonfinite(t->record, (size_t)N * C), img = bad / (size_t)C;
+    if (bad < (size_t)N * C)
+        return lwf_fail(err, "%s:%d: the old network (%s) answers image '%s' with %g, not a finite value",
+                        sc->data.train, sc->paths.line[img], teacher_weights, sc->paths.items[img], t->record[bad]);
     size_t len = 16 + (size_t)N * C * sizeof(float);
     unsigned char *buf = malloc(len);
     if (!buf) return lwf_fail(err, "out of memory");
@@ -218,7 +229,7 @@ static int save_backup(trainer *t, const char *suffix, long long iteration, int 
     if (with_state) {
         char sp[4200];
         snprintf(sp, sizeof sp, "%s.state", bpath(t, suffix));
-        lwf_state st = {iteration, t->seed, (int)t->o->method, (int)t->o->teacher};
+        lwf_state st = {iteration, t->seed, (int)t->o->method};
         if (lwf_state_save(net, &st, sp, err)) return -1;
     }
     const char *wp = bpath(t, suffix);
@@ -446,9 +457,6 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
     /* Decode every image now: a bad one met by the loader would stop the run after the
      * backup folder had been written to (teacher weights, log, backups). */
     for (int i = 0; i < sc->paths.n; ++i) {
-        if (access(sc->paths.items[i], R_OK) != 0)
-            return lwf_fail(err, "%s:%d: image '%s' cannot be read: %s", sc->data.train, sc->paths.line[i],
-                            sc->paths.items[i], strerror(errno));
         image im;
         lwf_err ierr;
         if (lwf_image_load(sc->paths.items[i], &im, &ierr))
@@ -473,6 +481,9 @@ static int setup(trainer *t, lwf_err *err)
     lwf_task *nt = &m->tasks[m->new_task];
     t->joint = o->method == LWF_METHOD_JOINT;
     if (m->ntasks > LWF_MAX_TASKS) return lwf_fail(err, "%s: more than %d tasks", o->cfg, LWF_MAX_TASKS);
+    /* both default to 0: such a run would only save the weights it was given */
+    if (net->max_batches == 0 && m->warmup_batches == 0)
+        return lwf_fail(err, "%s: [net] max_batches=0 and warmup_batches=0: nothing to train", o->cfg);
     /* the new task's images; with -method joint, every old task's too, in equal shares */
     for (int k = 0; k < m->ntasks; ++k) {
         if (!t->joint && k != m->new_task) continue;
@@ -512,7 +523,7 @@ static int setup(trainer *t, lwf_err *err)
     /* weights: old network (fresh run) or a whole-model backup (resume) */
     int whole = 0;
     size_t seen = 0;
-    lwf_state st = {0, 0, 0, 0};
+    lwf_state st = {0, 0, 0};
     int have_state = 0;
     char teacher_w[4200];
     snprintf(teacher_w, sizeof teacher_w, "%s", bpath(t, ".teacher.weights"));

@@ -1,5 +1,5 @@
-/* Small checked helpers: error formatting, strict number parsing, the text-line reader,
- * atomic file writes.  No Darknet calls here. */
+/* Small checked helpers: error formatting, strict number parsing, the text-line reader, a
+ * non-finite scan, atomic file writes.  No Darknet calls here. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -44,6 +44,13 @@ int lwf_parse_float(const char *s, double lo, double hi, float *out)
     if (errno || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi) return -1;
     *out = (float)v;
     return 0;
+}
+
+size_t lwf_first_nonfinite(const float *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && isfinite(p[i])) ++i;
+    return i;
 }
 
 char *lwf_strdup(const char *s)

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,21 +67,13 @@ size_t lwf_weights_count(const network *net, int upto)
     return total;
 }
 
-/* First index in p[0, n) that is a NaN or an infinity, or n. */
-static size_t first_nonfinite(const float *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && isfinite(p[i])) ++i;
-    return i;
-}
-
 int lwf_weights_nonfinite(const network *net, int upto)
 {
     for (int i = 0; i < upto && i < net->n; ++i) {
         span sp[5];
         int n = layer_spans(&net->layers[i], sp);
         for (int k = 0; k < n; ++k)
-            if (first_nonfinite(sp[k].p, sp[k].n) < sp[k].n) return i;
+            if (lwf_first_nonfinite(sp[k].p, sp[k].n) < sp[k].n) return i;
     }
     return -1;
 }
@@ -163,7 +154,7 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
     /* Darknet never writes a NaN or an infinity into a weights file that trained well; such
      * a value is a corrupt (or diverged) file, and NaN activations make libdarknet's maxpool
      * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
-    size_t at = 0, bad = first_nonfinite(buf, want);
+    size_t at = 0, bad = lwf_first_nonfinite(buf, want);
     for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
         size_t len = layer_floats(&net->layers[i]);
         if (bad < at + len) {

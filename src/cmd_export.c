@@ -6,12 +6,14 @@
 
 #include <stdio.h>
 
+const char lwf_cmd_export_usage[] =
+    "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)";
+
 int lwf_cmd_export(int argc, char **argv)
 {
-    const char *usage = "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)";
     char *pos[5];
     int npos;
-    if (lwf_args_parse(argc, argv, NULL, pos, 5, 5, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, NULL, pos, 5, 5, &npos, lwf_cmd_export_usage)) return 2;
     lwf_err err;
     if (lwf_export(pos[0], pos[1], pos[2], pos[3], pos[4], &err)) {
         fprintf(stderr, "darknet lwf export: %s\n", err.msg);

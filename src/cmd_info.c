@@ -7,14 +7,16 @@
 
 #include <stdio.h>
 
+const char lwf_cmd_info_usage[] =
+    "info <lwf.cfg> [weights] [-reference]   (check a cfg: trunk, heads, weight sizes, kernels)";
+
 int lwf_cmd_info(int argc, char **argv)
 {
     char *pos[2];
     int npos;
-    const char *usage = "info <lwf.cfg> [weights] [-reference]";
     int reference = 0;
     lwf_arg flags[] = {{"-reference", LWF_ARG_FLAG, &reference, 0, 0}, {NULL, 0, NULL, 0, 0}};
-    if (lwf_args_parse(argc, argv, flags, pos, 1, 2, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 1, 2, &npos, lwf_cmd_info_usage)) return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts o = {1, 0};

@@ -6,14 +6,16 @@
 
 #include <stdio.h>
 
+const char lwf_cmd_init_usage[] =
+    "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten if it exists)";
+
 int lwf_cmd_init(int argc, char **argv)
 {
-    const char *usage = "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten if it exists)";
     int split = -1;
     lwf_arg flags[] = {{"-split", LWF_ARG_INT, &split, 0, 1 << 20}, {NULL, 0, NULL, 0, 0}};
     char *pos[3];
     int npos;
-    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, lwf_cmd_init_usage)) return 2;
     lwf_err err;
     lwf_init_info info;
     if (lwf_init_cfg(pos[0], pos[1], pos[2], split, &info, &err)) {

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const char lwf_cmd_predict_usage[] =
+    "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]";
+
 int lwf_cmd_predict(int argc, char **argv)
 {
-    const char *usage = "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]";
     const char *only = NULL;
     int top = 0, reference = 0;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
@@ -18,7 +20,7 @@ int lwf_cmd_predict(int argc, char **argv)
                        {NULL, 0, NULL, 0, 0}};
     char *pos[3];
     int npos;
-    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, lwf_cmd_predict_usage)) return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
@@ -37,19 +39,26 @@ int lwf_cmd_predict(int argc, char **argv)
         lwf_list names = {0, NULL, NULL};
         int topk = top;
         if (t->data) {
-            lwf_datacfg d;
-            if (lwf_datacfg_read(t->data, &d, &err) ||
-                (d.labels && lwf_list_read(d.labels, &names, &err))) {
+            lwf_datacfg d; /* zeroed by the read, whatever it returns: freed once below */
+            int bad = lwf_datacfg_read(t->data, &d, &err) || (d.labels && lwf_list_read(d.labels, &names, &err));
+            if (!bad && !topk) topk = d.top;
+            lwf_datacfg_free(&d);
+            if (bad) {
                 fprintf(stderr, "darknet lwf predict: %s\n", err.msg);
+                lwf_list_free(&names);
                 rc = 1;
                 break;
             }
-            if (!topk) topk = d.top;
-            lwf_datacfg_free(&d);
         }
         if (topk < 1) topk = 1;
         if (topk > t->classes) topk = t->classes;
         int *idx = calloc((size_t)topk, sizeof(int));
+        if (!idx) {
+            fprintf(stderr, "darknet lwf predict: out of memory for the top %d of task '%s'\n", topk, t->name);
+            lwf_list_free(&names);
+            rc = 1;
+            break;
+        }
         const float *p = m->net->layers[t->loss].output;
         top_k((float *)p, t->classes, topk, idx);
         printf("%s:\n", t->name);

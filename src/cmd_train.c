@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <string.h>
 
+const char lwf_cmd_train_usage[] =
+    "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
+    "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] [-reference]";
+
 int lwf_cmd_train(int argc, char **argv)
 {
-    const char *usage = "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-                        "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] [-reference]";
     int clear = 0, seed = -1, stop = 0, quiet = 0, every = 100, reference = 0;
     const char *teacher = "online", *method = "lwf";
     lwf_arg flags[] = {{"-clear", LWF_ARG_FLAG, &clear, 0, 0},
@@ -27,7 +29,7 @@ int lwf_cmd_train(int argc, char **argv)
                        {NULL, 0, NULL, 0, 0}};
     char *pos[3] = {NULL, NULL, NULL};
     int npos;
-    if (lwf_args_parse(argc, argv, flags, pos, 2, 3, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 2, 3, &npos, lwf_cmd_train_usage)) return 2;
     if (reference) lwf_set_reference(1); /* Darknet's own kernels */
     lwf_train_opts o = {pos[0], pos[1], pos[2], clear, seed >= 0, (unsigned long long)(seed >= 0 ? seed : 0),
                         LWF_TEACHER_ONLINE, LWF_METHOD_LWF, stop, every, quiet};

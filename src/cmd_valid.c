@@ -6,9 +6,11 @@
 
 #include <stdio.h>
 
+const char lwf_cmd_valid_usage[] =
+    "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]";
+
 int lwf_cmd_valid(int argc, char **argv)
 {
-    const char *usage = "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]";
     const char *only = NULL;
     int top = 0, csv = 0, reference = 0;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
@@ -18,7 +20,7 @@ int lwf_cmd_valid(int argc, char **argv)
                        {NULL, 0, NULL, 0, 0}};
     char *pos[2];
     int npos;
-    if (lwf_args_parse(argc, argv, flags, pos, 2, 2, &npos, usage)) return 2;
+    if (lwf_args_parse(argc, argv, flags, pos, 2, 2, &npos, lwf_cmd_valid_usage)) return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};

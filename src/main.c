@@ -19,16 +19,13 @@ typedef struct {
     const char *usage;
 } command;
 
-static const command commands[] = {
-    {"train", lwf_cmd_train,
-     "train <new.data> <lwf.cfg> [old.weights] [-clear] [-seed N] [-teacher online|record] "
-     "[-method lwf|finetune|featext|joint] [-stop N] [-backup N] [-quiet] [-reference]"},
-    {"valid", lwf_cmd_valid, "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]"},
-    {"predict", lwf_cmd_predict, "predict <lwf.cfg> <weights> <image> [-task NAME] [-top K] [-reference]"},
-    {"export", lwf_cmd_export, "export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>   (outputs are overwritten)"},
-    {"init", lwf_cmd_init, "init <old.cfg> <new.data> <out.cfg> [-split N]   (out.cfg is overwritten)"},
-    {"info", lwf_cmd_info, "info <lwf.cfg> [weights] [-reference]   (check a cfg: trunk, heads, weights sizes, kernels)"},
-    {NULL, NULL, NULL}};
+static const command commands[] = {{"train", lwf_cmd_train, lwf_cmd_train_usage},
+                                   {"valid", lwf_cmd_valid, lwf_cmd_valid_usage},
+                                   {"predict", lwf_cmd_predict, lwf_cmd_predict_usage},
+                                   {"export", lwf_cmd_export, lwf_cmd_export_usage},
+                                   {"init", lwf_cmd_init, lwf_cmd_init_usage},
+                                   {"info", lwf_cmd_info, lwf_cmd_info_usage},
+                                   {NULL, NULL, NULL}};
 
 static void usage(FILE *out)
 {
@@ -46,9 +43,10 @@ int main(int argc, char **argv)
                 LWF_STOCK_DARKNET, strerror(errno));
         return 127;
     }
-    if (argc < 3) {
-        usage(stdout);
-        return 0;
+    if (argc < 3) { /* no command: a usage error, like an unknown one */
+        fprintf(stderr, "darknet lwf: no command given\n");
+        usage(stderr);
+        return 2;
     }
     if (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0) {
         usage(stdout);

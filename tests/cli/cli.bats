@@ -6,10 +6,10 @@ load helpers
 
 # --- usage and arguments ----------------------------------------------------------------
 
-@test "darknet lwf: prints the usage listing every command, exit 0" {
+@test "darknet lwf (no command): a usage error, exit 2, with the usage listing every command" {
     run "$DARKNET" lwf
-    assert_ok
-    assert_contains "usage" "lwf train" "lwf valid" "lwf predict" "lwf export" "lwf init" "lwf info"
+    [ "$status" -eq 2 ]
+    assert_contains "no command" "usage" "lwf train" "lwf valid" "lwf predict" "lwf export" "lwf init" "lwf info"
 }
 
 @test "darknet lwf nosuchcmd: non-zero exit, names the unknown command" {
@@ -179,4 +179,30 @@ load helpers
     run_info "$w"
     assert_ok
     assert_contains "loaded $w" "whole model"
+}
+
+@test "darknet lwf help (and -h, --help): the usage on stdout, exit 0" {
+    local h
+    for h in help -h --help; do
+        run "$DARKNET" lwf "$h"
+        assert_ok
+        assert_contains "usage" "lwf train" "lwf info"
+    done
+}
+
+@test "each command's usage line: the same text in the lwf listing and in the command's own argument errors" {
+    local cmd listed own
+    run "$DARKNET" lwf help
+    assert_ok
+    local listing=$output
+    for cmd in train valid predict export init info; do
+        listed=$(printf '%s\n' "$listing" | grep "^  darknet lwf $cmd " | sed 's/^  //')
+        run "$DARKNET" lwf "$cmd" -no-such-flag
+        [ "$status" -eq 2 ]
+        own=$(printf '%s\n' "$output" | grep '^usage: ' | sed 's/^usage: //')
+        if [ -z "$listed" ] || [ "$listed" != "$own" ]; then
+            echo "$cmd: listed '$listed', own '$own'" >&2
+            return 1
+        fi
+    done
 }

@@ -387,6 +387,62 @@ static void test_joint_training(void **state)
     free(bad2);
 }
 
+/* The .state does not hold the teacher mode: with augmentation off, recorded and online
+ * teachers train identically, so a run stopped with one may resume with the other and
+ * still end with an uninterrupted run's weights, bit for bit. */
+static void test_resume_with_the_other_teacher(void **state)
+{
+    fixture *f = *state;
+    char *a = lwf_cfg(f, "tstraight", 10, 20, 0.05f, ""), *b = lwf_cfg(f, "tswitch", 10, 20, 0.05f, "");
+    assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 6 -teacher online"), 0);
+    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -teacher record -stop 15"), 0);
+    char backup[4096];
+    snprintf(backup, sizeof backup, "%s/backup-tint/tswitch.backup", f->dir);
+    assert_int_equal(train(f->new_data, b, backup, "-teacher online"), 0);
+    size_t na, nb;
+    unsigned char *wa = final_weights(f, "tstraight", &na), *wb = final_weights(f, "tswitch", &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(wa, wb, na);
+    free(wa);
+    free(wb);
+    free(a);
+    free(b);
+}
+
+/* A recorded-responses cache holding a NaN (a corrupt file with the right key and size)
+ * is not reused: it is recorded again, and the run ends with the weights of a run from
+ * an intact cache. */
+static void test_corrupt_teacher_cache_is_recorded_again(void **state)
+{
+    fixture *f = *state;
+    char *cfg = lwf_cfg(f, "nancache", 2, 3, 0.05f, "");
+    char log[4200], cache[4200];
+    snprintf(log, sizeof log, "%s.log", cfg);
+    snprintf(cache, sizeof cache, "%s/backup-tint/nancache.teacher", f->dir);
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 9 -teacher record"), 0);
+    size_t na, nb;
+    unsigned char *wa = final_weights(f, "nancache", &na);
+    /* guard: the cache is reused as it is */
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 9 -teacher record"), 0);
+    assert_int_equal(count_in_file(log, "reused"), 1);
+    /* the third response (after the 16-byte header) becomes a quiet NaN */
+    assert_int_equal(tu_sh("printf '\\000\\000\\300\\177' | dd of='%s' bs=1 seek=24 conv=notrunc 2>/dev/null",
+                           cache), 0);
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 9 -teacher record"), 0);
+    assert_int_equal(count_in_file(log, "is corrupt"), 1);
+    assert_int_equal(count_in_file(log, "recording the old network"), 2);
+    assert_int_equal(count_in_file(log, "reused"), 1);
+    unsigned char *wb = final_weights(f, "nancache", &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(wa, wb, na);
+    /* and the rewritten cache is reused again */
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 9 -teacher record"), 0);
+    assert_int_equal(count_in_file(log, "reused"), 2);
+    free(wa);
+    free(wb);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_predict_matches_stock),
         cmocka_unit_test(test_train_refuses_bad_requests),
         cmocka_unit_test(test_joint_training),
+        cmocka_unit_test(test_resume_with_the_other_teacher),
+        cmocka_unit_test(test_corrupt_teacher_cache_is_recorded_again),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
