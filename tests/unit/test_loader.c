@@ -234,12 +234,11 @@ static void test_jpeg_forged_size(void **state)
 }
 
 /* A neutral augmentation: no flip, angle, aspect or colour change, crops of min..max. */
-static lwf_augment neutral(int min, int max, int size)
+static lwf_augment neutral(int min, int max)
 {
     lwf_augment a = {0};
     a.min = min;
     a.max = max;
-    a.size = size;
     a.aspect = a.saturation = a.exposure = 1;
     return a;
 }
@@ -269,7 +268,7 @@ static void test_small_crop_placement_varies(void **state)
     (void)state;
     image im = make_image(64, 64, 3);
     for (int i = 0; i < 64 * 64 * 3; ++i) im.data[i] = 1; /* white: the crop outside it is black */
-    lwf_augment a = neutral(16, 16, 32);                    /* scaled to 16x16 inside a 32x32 input */
+    lwf_augment a = neutral(16, 16); /* scaled to 16x16 inside a 32x32 input */
     assert_true(lwf_augment_is_on(&a, 32));
     double lo_x = 1e9, hi_x = -1e9, lo_y = 1e9, hi_y = -1e9;
     for (unsigned long long seed = 1; seed <= 16; ++seed) {
@@ -307,7 +306,7 @@ static void test_center_crop_flips_and_distorts(void **state)
     tu_fill(im.data, (size_t)40 * 30 * 3, &st, 0.1f, 0.9f);
     image plain = center_crop_image(im, 16, 16);
     /* off: the plain centre crop, whatever the options */
-    lwf_augment a = neutral(16, 16, 16);
+    lwf_augment a = neutral(16, 16);
     a.center = 1;
     a.exposure = 2;
     lwf_rng rng = lwf_rng_make(1, 0, 0);
@@ -329,7 +328,7 @@ static void test_center_crop_flips_and_distorts(void **state)
     assert_true(differ_from_first >= 6);
     free_image(first);
     /* flip=1 and no colour change: each crop is the centre crop or its mirror, both occur */
-    a = neutral(16, 16, 16);
+    a = neutral(16, 16);
     a.center = a.flip = 1;
     image mirror = center_crop_image(im, 16, 16);
     flip_image(mirror);
