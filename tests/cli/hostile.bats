@@ -1005,6 +1005,7 @@ fashion_weights_cut() {
     assert_ok
     # the reference run's weights (from zeros) replaced by this run's (from 0.25s)
     [ "$(sha256sum < "$T/backup/small.weights")" != "$before" ]
+}
 
 # ---- images whose header claims more than the file holds; a top-down BMP ------------------
 # stb_image reads zeros past the end of a file: a cut BMP decoded as a (partly) black image,
@@ -1068,6 +1069,7 @@ patch4() {
     run "$DARKNET" lwf predict "$SMALL" "$T/backup/small.weights" "$T/img/down_lblone.bmp"
     assert_ok
     assert_contains "lblone"
+}
 
 @test "weights: lwf train resuming with a .state of another format version fails before anything is written" {
     # version 1 (before the teacher mode was dropped from the header): named, with the way out
