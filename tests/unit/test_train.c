@@ -157,24 +157,31 @@ static void test_record_equals_online(void **state)
 /* Stopped at a backup (in the joint phase) and resumed, a run ends with the same
  * weights as an uninterrupted run with the same seed: the backup's .state keeps the
  * momentum and the counters, the loader restarts at the same batch. */
-static void test_resume_repeats_uninterrupted_run(void **state)
+/* Trains cfg `straight` with flags `whole`; trains cfg `resumed` with flags `first`, then
+ * resumes it from its backup with flags `then`; both end with the same weights. */
+static void check_resume(fixture *f, const char *straight, const char *resumed, const char *whole,
+                         const char *first, const char *then)
 {
-    fixture *f = *state;
-    char *a = lwf_cfg(f, "straight", 10, 20, 0.05f, ""), *b = lwf_cfg(f, "resumed", 10, 20, 0.05f, "");
-    assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 5"), 0);
-    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 5 -stop 17"), 0);
+    char *a = lwf_cfg(f, straight, 10, 20, 0.05f, ""), *b = lwf_cfg(f, resumed, 10, 20, 0.05f, "");
+    assert_int_equal(train(f->new_data, a, f->old_weights, whole), 0);
+    assert_int_equal(train(f->new_data, b, f->old_weights, first), 0);
     char backup[4096];
-    snprintf(backup, sizeof backup, "%s/backup-tint/resumed.backup", f->dir);
-    /* no -seed: the seed comes from the state as well */
-    assert_int_equal(train(f->new_data, b, backup, ""), 0);
+    snprintf(backup, sizeof backup, "%s/backup-tint/%s.backup", f->dir, resumed);
+    assert_int_equal(train(f->new_data, b, backup, then), 0);
     size_t na, nb;
-    unsigned char *wa = final_weights(f, "straight", &na), *wb = final_weights(f, "resumed", &nb);
+    unsigned char *wa = final_weights(f, straight, &na), *wb = final_weights(f, resumed, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(wa, wb, na);
     free(wa);
     free(wb);
     free(a);
     free(b);
+}
+
+static void test_resume_repeats_uninterrupted_run(void **state)
+{
+    /* no -seed when resuming: the seed comes from the state as well */
+    check_resume(*state, "straight", "resumed", "-seed 5", "-seed 5 -stop 17", "");
 }
 
 static int count_in_file(const char *path, const char *needle)
@@ -392,21 +399,8 @@ static void test_joint_training(void **state)
  * still end with an uninterrupted run's weights, bit for bit. */
 static void test_resume_with_the_other_teacher(void **state)
 {
-    fixture *f = *state;
-    char *a = lwf_cfg(f, "tstraight", 10, 20, 0.05f, ""), *b = lwf_cfg(f, "tswitch", 10, 20, 0.05f, "");
-    assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 6 -teacher online"), 0);
-    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -teacher record -stop 15"), 0);
-    char backup[4096];
-    snprintf(backup, sizeof backup, "%s/backup-tint/tswitch.backup", f->dir);
-    assert_int_equal(train(f->new_data, b, backup, "-teacher online"), 0);
-    size_t na, nb;
-    unsigned char *wa = final_weights(f, "tstraight", &na), *wb = final_weights(f, "tswitch", &nb);
-    assert_int_equal(na, nb);
-    assert_memory_equal(wa, wb, na);
-    free(wa);
-    free(wb);
-    free(a);
-    free(b);
+    check_resume(*state, "tstraight", "tswitch", "-seed 6 -teacher online", "-seed 6 -teacher record -stop 15",
+                 "-teacher online");
 }
 
 /* A recorded-responses cache holding a NaN (a corrupt file with the right key and size)
