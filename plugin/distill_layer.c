@@ -35,7 +35,7 @@ static void forward_distill(layer l, network net)
     for (int b = 0; b < l.batch; ++b) softmax_t(net.input + b * n, n, 1.0f, l.output + b * n, &mx);
     if (!net.truth) return;
     float T = p->targets ? 1.0f : p->temperature;
-    float scale = p->lambda / T * (p->t2_scaling && !p->targets ? T * T : 1.0f);
+    float scale = p->lambda / T * lwf_t2_factor(p);
     double cost = 0;
     p->rows = 0;
     for (int b = 0; b < l.batch; ++b) {
@@ -73,7 +73,6 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
     l.inputs = l.outputs = inputs;
     l.h = l.w = l.out_h = l.out_w = 1;
     l.c = l.out_c = inputs;
-    l.temperature = temperature;
     size_t n = (size_t)inputs * (size_t)batch;
     l.output = calloc(n, sizeof(float)); /* (batch, inputs) softmax(z) */
     l.delta = calloc(n, sizeof(float));  /* (batch, inputs) */

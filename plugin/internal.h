@@ -145,6 +145,13 @@ static inline lwf_loss_params *lwf_loss_params_of(const layer *l)
     return (lwf_loss_params *)(void *)l->cweights;
 }
 
+/* T^2 where t2_scaling applies (teacher mode), else 1: the loss's weight is lambda times
+ * this, and the gradient's scale lambda / T times this. */
+static inline float lwf_t2_factor(const lwf_loss_params *p)
+{
+    return p->t2_scaling && !p->targets ? p->temperature * p->temperature : 1.0f;
+}
+
 /* [lwf_distill]: input logits z (batch, inputs); truth slice = teacher logits. */
 layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lambda, int t2);
 /* Turns a libdarknet [softmax] layer into the new task's slice-aware loss. */

@@ -321,9 +321,8 @@ static int run(trainer *t, lwf_err *err)
         lwf_update(net, plan, rate);
         double loss = 0;
         for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q) {
-            const lwf_task *tq = &m->tasks[q];
-            double w = tq->is_new ? 1 : tq->lambda * (tq->t2_scaling && !t->joint ? tq->temperature * tq->temperature : 1);
-            loss += w * task_loss[q];
+            const lwf_loss_params *p = lwf_loss_params_of(&net->layers[m->tasks[q].loss]);
+            loss += (double)(p->lambda * lwf_t2_factor(p)) * task_loss[q]; /* the new head's: 1 */
         }
         /* A diverging run can keep a finite loss (saturated softmax) while its weights are
          * already NaN or inf: check them too, before any of them is written below. */
