@@ -126,30 +126,21 @@ static long long body_floats(FILE *fp, const char *path, long long size, size_t 
     return body / 4;
 }
 
-int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf_err *err)
+/* The body of an open weights file (its header read: `found` floats follow) into layers
+ * [0, upto) of net, which need exactly that many: all of it is read and checked before
+ * anything is copied, so a failure changes nothing. */
+static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, lwf_err *err)
 {
-    long long size;
-    FILE *fp = open_regular(path, &size, err);
-    if (!fp) return -1;
-    size_t s = 0;
-    long long found = body_floats(fp, path, size, &s, err);
     size_t want = lwf_weights_count(net, upto);
-    if (found < 0) goto fail;
-    if ((size_t)found != want) {
-        lwf_fail(err, "%s: holds %lld floats, but layers 0-%d of the cfg need %zu (%s)", path, found, upto - 1, want,
-                 (size_t)found < want ? "file too short" : "file too long");
-        goto fail;
-    }
-    /* read everything into a scratch buffer first, so a failed read changes nothing */
+    if ((size_t)found != want)
+        return lwf_fail(err, "%s: holds %lld floats, but layers 0-%d of the cfg need %zu (%s)", path, found, upto - 1,
+                        want, (size_t)found < want ? "file too short" : "file too long");
     float *buf = malloc(want ? want * sizeof(float) : 1);
-    if (!buf) {
-        lwf_fail(err, "%s: out of memory for %zu floats", path, want);
-        goto fail;
-    }
+    if (!buf) return lwf_fail(err, "%s: out of memory for %zu floats", path, want);
+    int rc = -1;
     if (fread(buf, sizeof(float), want, fp) != want) {
         lwf_fail(err, "%s: read error: %s", path, ferror(fp) ? strerror(errno) : "unexpected end of file");
-        free(buf);
-        goto fail;
+        goto done;
     }
     /* Darknet never writes a NaN or an infinity into a weights file that trained well; such
      * a value is a corrupt (or diverged) file, and NaN activations make libdarknet's maxpool
@@ -160,8 +151,7 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
         if (bad < at + len) {
             lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
                      bad, i, buf[bad]);
-            free(buf);
-            goto fail;
+            goto done;
         }
         at += len;
     }
@@ -174,13 +164,23 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
             at += sp[k].n;
         }
     }
+    rc = 0;
+done:
     free(buf);
+    return rc;
+}
+
+int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf_err *err)
+{
+    long long size;
+    FILE *fp = open_regular(path, &size, err);
+    if (!fp) return -1;
+    size_t s = 0;
+    long long found = body_floats(fp, path, size, &s, err);
+    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, err);
     fclose(fp);
-    if (seen) *seen = s;
-    return 0;
-fail:
-    fclose(fp);
-    return -1;
+    if (rc == 0 && seen) *seen = s;
+    return rc;
 }
 
 int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *seen, lwf_err *err)
@@ -188,25 +188,26 @@ int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *s
     long long size;
     FILE *fp = open_regular(path, &size, err);
     if (!fp) return -1;
-    long long found = body_floats(fp, path, size, NULL, err);
-    fclose(fp);
-    if (found < 0) return -1;
-    int old = lwf_old_layers(m), all = m->net->n;
+    size_t s = 0;
+    long long found = body_floats(fp, path, size, &s, err);
+    int old = lwf_old_layers(m), all = m->net->n, rc = -1;
     size_t want_old = lwf_weights_count(m->net, old), want_all = lwf_weights_count(m->net, all);
-    if ((size_t)found == want_all) {
-        *whole = 1;
-        return lwf_weights_load(m->net, path, all, seen, err);
+    if (found < 0) {
+        rc = -1;
+    } else if ((size_t)found == want_all || (size_t)found == want_old) {
+        *whole = (size_t)found == want_all;
+        rc = load_body(m->net, fp, path, found, *whole ? all : old, err);
+    } else {
+        lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
+                      "or %zu for the whole model (%s)",
+                 path, found, m->cfg, want_old, old - 1, want_all,
+                 (size_t)found < want_old   ? "file too short"
+                 : (size_t)found > want_all ? "file too long"
+                                            : "between the two: not a weights file for this cfg");
     }
-    if ((size_t)found == want_old) {
-        *whole = 0;
-        return lwf_weights_load(m->net, path, old, seen, err);
-    }
-    return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
-                         "or %zu for the whole model (%s)",
-                    path, found, m->cfg, want_old, old - 1, want_all,
-                    (size_t)found < want_old   ? "file too short"
-                    : (size_t)found > want_all ? "file too long"
-                                               : "between the two: not a weights file for this cfg");
+    fclose(fp);
+    if (rc == 0 && seen) *seen = s;
+    return rc;
 }
 
 int lwf_weights_save_layers(const network *net, const int *layers, int nl, const char *path, size_t seen,
