@@ -245,6 +245,84 @@ static void fmt_time(double s, char *buf, size_t n)
     else snprintf(buf, n, "%ldm%02lds", v / 60, v % 60);
 }
 
+/* The next batch of every source into the network's input and truth rows: each row the
+ * one-hot label of its task, after the recorded teacher responses when they are used. */
+static int fill_batch(trainer *t, int use_teacher, lwf_err *err)
+{
+    network *net = t->m->net;
+    memset(net->truth, 0, (size_t)net->batch * net->truths * sizeof(float));
+    for (int q = 0; q < t->nsrc; ++q) {
+        source *sc = &t->src[q];
+        const lwf_batch *b = lwf_loader_next(sc->ld, err);
+        if (!b) return -1;
+        memcpy(net->input + (size_t)sc->row0 * net->inputs, b->X, (size_t)sc->rows * net->inputs * sizeof(float));
+        const lwf_task *tk = &t->m->tasks[sc->task];
+        for (int r = 0; r < sc->rows; ++r) {
+            float *row = net->truth + (size_t)(sc->row0 + r) * net->truths;
+            if (use_teacher && t->record)
+                memcpy(row, t->record + (size_t)b->index[r] * t->old_truths, (size_t)t->old_truths * sizeof(float));
+            row[tk->offset + sc->label[b->index[r]]] = 1; /* one-hot label of its task */
+        }
+    }
+    return 0;
+}
+
+/* A diverging run can keep a finite loss (saturated softmax) while its weights are already
+ * NaN or inf: after iteration k's update, an error naming the first such layer, before any
+ * of them is written. */
+static int check_weights(trainer *t, long long k, lwf_err *err)
+{
+    const lwf_model *m = t->m;
+    int bad = lwf_weights_nonfinite(m->net, m->net->n);
+    if (bad < 0) return 0;
+    const char *owner = "the shared trunk";
+    for (int q = 0; q < m->ntasks; ++q)
+        if (bad >= m->tasks[q].first && bad <= m->tasks[q].loss) owner = m->tasks[q].name;
+    return lwf_fail(err, "iteration %lld: the weights of layer %d (%s:%d, task %s%s%s) are not finite: training "
+                         "diverged; stopping before writing them; the last good backup is %s (try a lower "
+                         "learning rate)",
+                    k + 1, bad, t->o->cfg, m->line[bad], bad < m->trunk ? "" : "'", owner, bad < m->trunk ? "" : "'",
+                    bpath(t, ".backup"));
+}
+
+/* What one iteration reports, on stdout (unless -quiet) and as a line of the CSV log. */
+typedef struct {
+    long long it;           /* iteration, from 1 */
+    float epoch;            /* epochs of the new task's images seen */
+    int warmup;             /* the phase */
+    double loss, avg, rate; /* weighted loss, its running average, the learning rate */
+    double seconds;         /* this iteration's time */
+    const int *scored;      /* (ntasks) the task's loss was computed */
+    const double *task_loss; /* (ntasks) */
+} iter_report;
+
+static int report(trainer *t, const iter_report *r, const char *eta, lwf_err *err)
+{
+    const lwf_model *m = t->m;
+    size_t seen = *m->net->seen;
+    const char *phase = r->warmup ? "warmup" : "joint";
+    if (!t->o->quiet) {
+        printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s", r->it, r->epoch, r->loss, r->avg,
+               r->rate, r->seconds, seen, phase);
+        for (int q = 0; q < m->ntasks; ++q)
+            if (r->scored[q]) printf(", %s %f", m->tasks[q].name, r->task_loss[q]);
+        printf(", %s left\n", eta);
+        fflush(stdout);
+    }
+    if (t->logfd < 0) return 0;
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", r->it, r->epoch, phase, r->loss, r->avg,
+                     r->rate, r->seconds, seen);
+    for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
+        n += r->scored[q] ? snprintf(line + n, sizeof line - (size_t)n, ",%f", r->task_loss[q])
+                          : snprintf(line + n, sizeof line - (size_t)n, ","); /* not trained in this phase */
+    n += snprintf(line + n, sizeof line - (size_t)n, "\n");
+    /* one write() per line: a killed run leaves whole lines only */
+    if (write(t->logfd, line, (size_t)n) != n)
+        return lwf_fail(err, "%s: cannot append to the log: %s", bpath(t, ".log.csv"), strerror(errno));
+    return 0;
+}
+
 static int run(trainer *t, lwf_err *err)
 {
     const lwf_train_opts *o = t->o;
@@ -281,24 +359,7 @@ static int run(trainer *t, lwf_err *err)
         double task_loss[LWF_MAX_TASKS] = {0};
         int scored[LWF_MAX_TASKS] = {0}; /* the task's loss was computed this iteration */
         for (int s = 0; s < sub && !rc; ++s) {
-            memset(net->truth, 0, (size_t)bs * net->truths * sizeof(float));
-            for (int q = 0; q < t->nsrc; ++q) {
-                source *sc = &t->src[q];
-                const lwf_batch *b = lwf_loader_next(sc->ld, err);
-                if (!b) {
-                    rc = -1;
-                    break;
-                }
-                memcpy(net->input + (size_t)sc->row0 * net->inputs, b->X, (size_t)sc->rows * net->inputs * sizeof(float));
-                const lwf_task *tk = &m->tasks[sc->task];
-                for (int r = 0; r < sc->rows; ++r) {
-                    float *row = net->truth + (size_t)(sc->row0 + r) * net->truths;
-                    if (use_teacher && t->record)
-                        memcpy(row, t->record + (size_t)b->index[r] * t->old_truths, (size_t)t->old_truths * sizeof(float));
-                    row[tk->offset + sc->label[b->index[r]]] = 1; /* one-hot label of its task */
-                }
-            }
-            if (rc) break;
+            if ((rc = fill_batch(t, use_teacher, err)) != 0) break;
             if (use_teacher && !t->record) run_teacher(t->teacher, &teach, net->input, bs, net->truth, net->truths);
             *net->seen += (size_t)bs;
             lwf_forward(net, plan);
@@ -324,20 +385,7 @@ static int run(trainer *t, lwf_err *err)
             const lwf_loss_params *p = lwf_loss_params_of(&net->layers[m->tasks[q].loss]);
             loss += (double)(p->lambda * lwf_t2_factor(p)) * task_loss[q]; /* the new head's: 1 */
         }
-        /* A diverging run can keep a finite loss (saturated softmax) while its weights are
-         * already NaN or inf: check them too, before any of them is written below. */
-        int bad = rc ? -1 : lwf_weights_nonfinite(net, net->n);
-        if (bad >= 0) {
-            const char *owner = "the shared trunk";
-            for (int q = 0; q < m->ntasks; ++q)
-                if (bad >= m->tasks[q].first && bad <= m->tasks[q].loss) owner = m->tasks[q].name;
-            rc = lwf_fail(err, "iteration %lld: the weights of layer %d (%s:%d, task %s%s%s) are not finite: training "
-                               "diverged; stopping before writing them; the last good backup is %s (try a lower "
-                               "learning rate)",
-                          k + 1, bad, o->cfg, m->line[bad], bad < m->trunk ? "" : "'", owner,
-                          bad < m->trunk ? "" : "'", bpath(t, ".backup"));
-        }
-        if (rc) break;
+        if ((rc = check_weights(t, k, err)) != 0) break;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
         spent = now - t0;
@@ -345,27 +393,8 @@ static int run(trainer *t, lwf_err *err)
         double left = spent / done * (double)(t->total - k - 1);
         char eta[32];
         fmt_time(left, eta, sizeof eta);
-        float epoch = (float)((double)*net->seen / N);
-        if (!o->quiet) {
-            printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s", k + 1, epoch, loss, avg, rate,
-                   now - it0, *net->seen, warmup ? "warmup" : "joint");
-            for (int q = 0; q < m->ntasks; ++q)
-                if (scored[q]) printf(", %s %f", m->tasks[q].name, task_loss[q]);
-            printf(", %s left\n", eta);
-            fflush(stdout);
-        }
-        if (t->logfd >= 0) {
-            char line[4096];
-            int n = snprintf(line, sizeof line, "%lld,%.4f,%s,%f,%f,%g,%f,%zu", k + 1, epoch,
-                             warmup ? "warmup" : "joint", loss, avg, rate, now - it0, *net->seen);
-            for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
-                n += scored[q] ? snprintf(line + n, sizeof line - (size_t)n, ",%f", task_loss[q])
-                               : snprintf(line + n, sizeof line - (size_t)n, ","); /* not trained in this phase */
-            n += snprintf(line + n, sizeof line - (size_t)n, "\n");
-            /* one write() per line: a killed run leaves whole lines only */
-            if (write(t->logfd, line, (size_t)n) != n)
-                rc = lwf_fail(err, "%s: cannot append to the log: %s", bpath(t, ".log.csv"), strerror(errno));
-        }
+        iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, now - it0, scored, task_loss};
+        rc = report(t, &r, eta, err);
         long long it = k + 1;
         int end_warm = it == t->warmup && it < t->total, stop = o->stop > 0 && it >= o->stop && it < t->total;
         int every = o->backup_every > 0 ? o->backup_every : 100;
