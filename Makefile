@@ -32,7 +32,7 @@ endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) -I$(DN_INC) -Iplugin -Isrc
 LDLIBS := -lstb -L$(DN_LIB) -ldarknet -Wl,-rpath,$(DN_LIB) -lopenblas -ldl -lm -lpthread
 
-PLUGIN_SRC := $(wildcard plugin/*.c)
+PLUGIN_SRC := $(wildcard plugin/*/*.c)
 CLI_SRC := $(wildcard src/*.c)
 PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -59,7 +59,7 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h tests/fuzz/*.h) Makefile
+$(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h plugin/*/*.h src/*.h tests/unit/*.h tests/fuzz/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -69,9 +69,9 @@ $(BUILD)/obj/%.o: %.c $(wildcard plugin/*.h src/*.h tests/unit/*.h tests/fuzz/*.
 # loops stay inline loops instead of becoming memset/memcpy calls
 # (GCC's options; the fuzz build's clang gets only the contraction)
 ifeq ($(FUZZ),1)
-$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -ffp-contract=fast
+$(BUILD)/obj/plugin/kernels/%.o: ALL_CFLAGS += -ffp-contract=fast
 else
-$(BUILD)/obj/plugin/%_kernels.o: ALL_CFLAGS += -fvect-cost-model=dynamic -ffp-contract=fast \
+$(BUILD)/obj/plugin/kernels/%.o: ALL_CFLAGS += -fvect-cost-model=dynamic -ffp-contract=fast \
 	-fno-tree-loop-distribute-patterns
 endif
 

@@ -1,6 +1,7 @@
-/* darknet-lwf public API: build an LwF network (shared trunk + task heads) from a cfg,
- * load and save its weights, read Darknet .data files.  Training, evaluation and the
- * command line live elsewhere (plugin/train.c, plugin/eval.c, src/). */
+/* darknet-lwf public API, all that src/ and bench/ use: build an LwF network (shared trunk
+ * + task heads) from a cfg, load and save its weights, read Darknet .data files, run it by
+ * plan, train, validate, predict, write cfgs (lwf init, lwf export), the kernels' switches.
+ * Each function is defined in the plugin/ folder its section names. */
 #ifndef LWF_H
 #define LWF_H
 
@@ -146,7 +147,7 @@ void lwf_backward(network *net, const lwf_plan *p);
 void lwf_update(network *net, const lwf_plan *p, float rate);
 
 
-/* ---- training (plugin/train.c) ---- */
+/* ---- training (plugin/train/train.c) ---- */
 
 typedef enum { LWF_METHOD_LWF, LWF_METHOD_FINETUNE, LWF_METHOD_FEATEXT, LWF_METHOD_JOINT } lwf_method;
 
@@ -172,7 +173,7 @@ typedef struct lwf_train_opts {
 int lwf_train(const lwf_train_opts *o, lwf_err *err);
 
 
-/* ---- evaluation (plugin/eval.c) ---- */
+/* ---- evaluation (plugin/eval/eval.c) ---- */
 
 typedef struct lwf_accuracy {
     int images;
@@ -189,7 +190,7 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
 int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);
 
 
-/* ---- cfg tools (plugin/cfgtools.c): lwf init and lwf export ---- */
+/* ---- cfg tools (plugin/tools/cfgtools.c): lwf init and lwf export ---- */
 
 /* What lwf_init_cfg wrote. */
 typedef struct lwf_init_info {
@@ -224,7 +225,7 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
 int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
                lwf_err *err);
 
-/* ---- fast CPU kernels (plugin/kernels.c, plugin/blas.c) ---- */
+/* ---- fast CPU kernels (plugin/kernels/install.c, plugin/runtime/blas.c) ---- */
 
 /* Reference mode: Darknet's own kernels everywhere (its triple-loop gemm, its layer
  * functions).  On when the environment has LWF_REFERENCE=1 (read once) or after

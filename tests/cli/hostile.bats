@@ -777,7 +777,7 @@ fashion_weights_cut() {
 }
 
 @test "weights: lwf train resuming with NaN momentum in the .state fails before anything is written" {
-    # the state: a 48-byte header (see plugin/state.c), then the momentum floats
+    # the state: a 48-byte header (see plugin/io/state.c), then the momentum floats
     local st=$T/backup/small.backup.state size
     size=$(stat -c %s "$st")
     floats_file "$T/nan.floats" $(((size - 48) / 4)) 0000c07f

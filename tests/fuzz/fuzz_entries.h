@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h" /* lwf_labels_of: plugin-internal, the harnesses call it directly */
+#include "train/train.h" /* lwf_labels_of: plugin-internal, the harnesses call it directly */
 
 /* A memory file holding data; *path names it.  Returns the descriptor (close it when
  * done) or -1. */

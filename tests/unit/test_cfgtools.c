@@ -1,10 +1,10 @@
-/* lwf init (plugin/cfgtools.c) on cfg/fashion.cfg and on every classifier cfg Debian
+/* lwf init (plugin/tools/cfgtools.c) on cfg/fashion.cfg and on every classifier cfg Debian
  * ships: the old head is found where the cfg's tail says, the written cfg mirrors the stock
  * one key for key, builds, and takes the weights libdarknet saves from the stock cfg as its
  * old part.  Also: init on an LwF cfg (round trip), -split with layer references, errors. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -5,7 +5,7 @@
  * lives, and a killed run leaves no stuck lock. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -4,7 +4,7 @@
  * predict's for that task.  Exporting the old task from the old weights gives them back. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -5,7 +5,9 @@
  * step of a small LwF network; and the reference switch really switching. */
 #define _GNU_SOURCE
 #include "testutil.h"
-#include "kernels.h"
+#include "train/train.h"
+#include "kernels/kernels.h"
+#include "kernels/wino.h"
 
 #include <dlfcn.h>
 #include <math.h>

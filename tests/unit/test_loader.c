@@ -1,10 +1,10 @@
-/* Training images (plugin/loader.c): BMP and JPEG files whose headers claim more pixels
+/* Training images (plugin/io/loader.c): BMP and JPEG files whose headers claim more pixels
  * than the file holds are refused, top-down BMPs decode, and the augmentation places,
  * flips and distorts crops as Darknet's classifier loader does.  The images are written
  * here, byte by byte or through stb_image_write; the command-line cases are in
  * tests/cli/hostile.bats. */
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>

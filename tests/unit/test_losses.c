@@ -2,7 +2,7 @@
  * Gradients by central differences in double precision against a double-precision
  * reference loss, the closed form, hand-computed loss values, and truth slices. */
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdlib.h>

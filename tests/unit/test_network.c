@@ -3,7 +3,7 @@
  * head and give the stock outputs), and .weights save/load round trips. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>

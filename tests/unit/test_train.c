@@ -4,7 +4,7 @@
  * forgets it, and lwf valid agrees with stock `classifier valid`. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
-#include "internal.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,0 +1,249 @@
+/* Darknet .weights files, read and written with every size and I/O call checked:
+ * header (int32 major, minor, revision; seen as uint64, or int32 before 0.2), then each
+ * layer's arrays in cfg order.  The layout is Darknet's; see DARKNET-NOTES.md. */
+#define _POSIX_C_SOURCE 200809L
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    float *p;
+    size_t n;
+} span;
+
+/* The arrays layer l stores, in file order; returns how many (at most 5). */
+static int layer_spans(const layer *l, span out[5])
+{
+    size_t k = 0;
+    int n = 0;
+    if (l->type == CONVOLUTIONAL) {
+        k = (size_t)l->n;
+        out[n++] = (span){l->biases, k};
+        if (l->batch_normalize) {
+            out[n++] = (span){l->scales, k};
+            out[n++] = (span){l->rolling_mean, k};
+            out[n++] = (span){l->rolling_variance, k};
+        }
+        out[n++] = (span){l->weights, (size_t)l->nweights};
+    } else if (l->type == CONNECTED) {
+        k = (size_t)l->outputs;
+        out[n++] = (span){l->biases, k};
+        out[n++] = (span){l->weights, (size_t)l->outputs * (size_t)l->inputs};
+        if (l->batch_normalize) {
+            out[n++] = (span){l->scales, k};
+            out[n++] = (span){l->rolling_mean, k};
+            out[n++] = (span){l->rolling_variance, k};
+        }
+    } else if (l->type == BATCHNORM) {
+        k = (size_t)l->c;
+        out[n++] = (span){l->scales, k};
+        out[n++] = (span){l->rolling_mean, k};
+        out[n++] = (span){l->rolling_variance, k};
+    }
+    return n;
+}
+
+static size_t layer_floats(const layer *l)
+{
+    span s[5];
+    int n = layer_spans(l, s);
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) total += s[i].n;
+    return total;
+}
+
+size_t lwf_weights_count(const network *net, int upto)
+{
+    size_t total = 0;
+    for (int i = 0; i < upto && i < net->n; ++i)
+        total += layer_floats(&net->layers[i]);
+    return total;
+}
+
+int lwf_weights_nonfinite(const network *net, int upto)
+{
+    for (int i = 0; i < upto && i < net->n; ++i) {
+        span sp[5];
+        int n = layer_spans(&net->layers[i], sp);
+        for (int k = 0; k < n; ++k)
+            if (lwf_first_nonfinite(sp[k].p, sp[k].n) < sp[k].n) return i;
+    }
+    return -1;
+}
+
+/* Reads the header; returns its size in bytes or -1. */
+static long read_header(FILE *fp, const char *path, size_t *seen, lwf_err *err)
+{
+    int32_t v[3];
+    if (fread(v, sizeof(int32_t), 3, fp) != 3) return lwf_fail(err, "%s: too short for a .weights header", path);
+    if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[0] > 1000 || v[1] > 1000)
+        return lwf_fail(err, "%s: not a Darknet .weights file (version %d.%d.%d)", path, v[0], v[1], v[2]);
+    if (v[0] * 10 + v[1] >= 2) {
+        uint64_t s;
+        if (fread(&s, sizeof s, 1, fp) != 1) return lwf_fail(err, "%s: too short for a .weights header", path);
+        if (seen) *seen = (size_t)s;
+        return 20;
+    }
+    int32_t s;
+    if (fread(&s, sizeof s, 1, fp) != 1) return lwf_fail(err, "%s: too short for a .weights header", path);
+    if (seen) *seen = s < 0 ? 0 : (size_t)s;
+    return 16;
+}
+
+/* Opens a regular file for reading and tells its size. */
+static FILE *open_regular(const char *path, long long *size, lwf_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        lwf_fail(err, "%s: cannot open weights: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        lwf_fail(err, "%s: not a regular file", path);
+        return NULL;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp) lwf_fail(err, "%s: cannot open weights: %s", path, strerror(errno));
+    *size = (long long)st.st_size;
+    return fp;
+}
+
+/* The number of floats after the header, or -1 (err set) if not a whole number. */
+static long long body_floats(FILE *fp, const char *path, long long size, size_t *seen, lwf_err *err)
+{
+    long hdr = read_header(fp, path, seen, err);
+    if (hdr < 0) return -1;
+    long long body = size - hdr;
+    if (body % 4)
+        return lwf_fail(err, "%s: %lld bytes after the header is not a whole number of floats", path, body);
+    return body / 4;
+}
+
+/* The body of an open weights file (its header read: `found` floats follow) into layers
+ * [0, upto) of net, which need exactly that many: all of it is read and checked before
+ * anything is copied, so a failure changes nothing. */
+static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, lwf_err *err)
+{
+    size_t want = lwf_weights_count(net, upto);
+    if ((size_t)found != want)
+        return lwf_fail(err, "%s: holds %lld floats, but layers 0-%d of the cfg need %zu (%s)", path, found, upto - 1,
+                        want, (size_t)found < want ? "file too short" : "file too long");
+    float *buf = malloc(want ? want * sizeof(float) : 1);
+    if (!buf) return lwf_fail(err, "%s: out of memory for %zu floats", path, want);
+    int rc = -1;
+    if (fread(buf, sizeof(float), want, fp) != want) {
+        lwf_fail(err, "%s: read error: %s", path, ferror(fp) ? strerror(errno) : "unexpected end of file");
+        goto done;
+    }
+    /* Darknet never writes a NaN or an infinity into a weights file that trained well; such
+     * a value is a corrupt (or diverged) file, and NaN activations make libdarknet's maxpool
+     * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
+    size_t at = 0, bad = lwf_first_nonfinite(buf, want);
+    for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
+        size_t len = layer_floats(&net->layers[i]);
+        if (bad < at + len) {
+            lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
+                     bad, i, buf[bad]);
+            goto done;
+        }
+        at += len;
+    }
+    at = 0;
+    for (int i = 0; i < upto && i < net->n; ++i) {
+        span sp[5];
+        int n = layer_spans(&net->layers[i], sp);
+        for (int k = 0; k < n; ++k) {
+            memcpy(sp[k].p, buf + at, sp[k].n * sizeof(float));
+            at += sp[k].n;
+        }
+    }
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf_err *err)
+{
+    long long size;
+    FILE *fp = open_regular(path, &size, err);
+    if (!fp) return -1;
+    size_t s = 0;
+    long long found = body_floats(fp, path, size, &s, err);
+    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, err);
+    fclose(fp);
+    if (rc == 0 && seen) *seen = s;
+    return rc;
+}
+
+int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *seen, lwf_err *err)
+{
+    long long size;
+    FILE *fp = open_regular(path, &size, err);
+    if (!fp) return -1;
+    size_t s = 0;
+    long long found = body_floats(fp, path, size, &s, err);
+    int old = lwf_old_layers(m), all = m->net->n, rc = -1;
+    size_t want_old = lwf_weights_count(m->net, old), want_all = lwf_weights_count(m->net, all);
+    if (found < 0) {
+        rc = -1;
+    } else if ((size_t)found == want_all || (size_t)found == want_old) {
+        *whole = (size_t)found == want_all;
+        rc = load_body(m->net, fp, path, found, *whole ? all : old, err);
+    } else {
+        lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
+                      "or %zu for the whole model (%s)",
+                 path, found, m->cfg, want_old, old - 1, want_all,
+                 (size_t)found < want_old   ? "file too short"
+                 : (size_t)found > want_all ? "file too long"
+                                            : "between the two: not a weights file for this cfg");
+    }
+    fclose(fp);
+    if (rc == 0 && seen) *seen = s;
+    return rc;
+}
+
+int lwf_weights_save_layers(const network *net, const int *layers, int nl, const char *path, size_t seen,
+                            lwf_err *err)
+{
+    size_t floats = 0;
+    for (int i = 0; i < nl; ++i) {
+        int li = layers ? layers[i] : i;
+        if (li < 0 || li >= net->n)
+            return lwf_fail(err, "%s: layer %d is not in the network (%d layers)", path, li, net->n);
+        floats += layer_floats(&net->layers[li]);
+    }
+    size_t len = 20 + floats * sizeof(float);
+    unsigned char *buf = malloc(len);
+    if (!buf) return lwf_fail(err, "%s: out of memory for %zu bytes", path, len);
+    int32_t v[3] = {0, 2, 0};
+    uint64_t s = seen;
+    memcpy(buf, v, 12);
+    memcpy(buf + 12, &s, 8);
+    size_t at = 20;
+    for (int i = 0; i < nl; ++i) {
+        const layer *l = &net->layers[layers ? layers[i] : i];
+        span sp[5];
+        int n = layer_spans(l, sp);
+        for (int k = 0; k < n; ++k) {
+            memcpy(buf + at, sp[k].p, sp[k].n * sizeof(float));
+            at += sp[k].n * sizeof(float);
+        }
+    }
+    int rc = lwf_write_file_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int lwf_weights_save(const network *net, const char *path, int upto, size_t seen, lwf_err *err)
+{
+    int n = upto < net->n ? upto : net->n;
+    return lwf_weights_save_layers(net, NULL, n < 0 ? 0 : n, path, seen, err);
+}

@@ -1,0 +1,562 @@
+/* Cfg tools: `lwf init` writes an LwF cfg from a stock classifier cfg (or adds a new head
+ * to an LwF cfg); `lwf export` writes one task of an LwF model as a stock classifier cfg +
+ * .weights.  Cfgs are read with lwf_cfg_read; building networks is left to builder.c. */
+#define _POSIX_C_SOURCE 200809L
+#include "tools/tools.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- a growing text buffer ---- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (b->n + (size_t)need + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + (size_t)need + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)need;
+}
+
+/* ---- section kinds, by name (Darknet's aliases included) ---- */
+
+static int is_type(const lwf_section *s, const char *a, const char *b)
+{
+    return strcmp(s->type, a) == 0 || (b && strcmp(s->type, b) == 0);
+}
+static int is_net(const lwf_section *s) { return is_type(s, "net", "network"); }
+static int is_softmax(const lwf_section *s) { return is_type(s, "softmax", "soft"); }
+static int is_distill(const lwf_section *s) { return is_type(s, "lwf_distill", NULL); }
+static int is_task(const lwf_section *s) { return is_type(s, "task", NULL); }
+static int is_loss(const lwf_section *s) { return is_softmax(s) || is_distill(s); }
+/* Layers that produce the class scores: the class count is their filters= / output=. */
+static int is_class_layer(const lwf_section *s)
+{
+    return is_type(s, "convolutional", "conv") || is_type(s, "connected", "conn");
+}
+/* Shape-only layers: no weights, and each output depends on one channel's values only. */
+static int is_shape_only(const lwf_section *s)
+{
+    return is_type(s, "avgpool", "avg") || is_type(s, "dropout", NULL) || is_type(s, "activation", NULL);
+}
+static const char *class_key(const lwf_section *s)
+{
+    return is_type(s, "connected", "conn") ? "output" : "filters";
+}
+
+/* ---- writing sections ---- */
+
+/* How layer references ([route] layers=, [shortcut] from=) of copied sections move: a
+ * reference to a source layer below `keep` stays; one into [src_lo, src_hi) moves to
+ * dst_lo + (a - src_lo); one to `src_alias` (>= 0) becomes `dst_alias`.  Relative
+ * references stay relative. */
+typedef struct {
+    int keep;
+    int src_lo, src_hi, dst_lo;
+    int src_alias, dst_alias;
+} refmap;
+
+static int map_ref(const char *file, const lwf_section *s, const lwf_opt *o, const char *tok, int src_pos,
+                   int dst_pos, const refmap *rm, sbuf *out, lwf_err *err)
+{
+    int v;
+    if (lwf_parse_int(tok, -INT_MAX, INT_MAX, &v))
+        return lwf_fail(err, "%s:%d: [%s] %s: '%s' is not a layer number", file, o->line, s->type, o->key, tok);
+    int a = v < 0 ? src_pos + v : v;
+    if (a < 0 || a >= src_pos)
+        return lwf_fail(err, "%s:%d: [%s] %s=%s refers to layer %d, not an earlier layer", file, o->line, s->type,
+                        o->key, o->val, a);
+    int d;
+    if (a < rm->keep) d = a;
+    else if (a >= rm->src_lo && a < rm->src_hi) d = rm->dst_lo + (a - rm->src_lo);
+    else if (a == rm->src_alias) d = rm->dst_alias;
+    else
+        return lwf_fail(err, "%s:%d: [%s] %s=%s reads layer %d, which is outside this head and the trunk", file,
+                        o->line, s->type, o->key, o->val, a);
+    sb_printf(out, "%d", v < 0 ? d - dst_pos : d);
+    return 0;
+}
+
+/* Writes section s as "[type]" and its key=value lines.  `replace_key` (may be NULL)
+ * gets `replace_val`; with rm, layer references are moved (s is layer src_pos of its
+ * file, written as layer dst_pos).  `skip` (NULL-terminated, may be NULL) keys are left out. */
+static int emit(sbuf *out, const char *file, const lwf_section *s, const char *replace_key, const char *replace_val,
+                const char **skip, const refmap *rm, int src_pos, int dst_pos, lwf_err *err)
+{
+    sb_printf(out, "[%s]\n", s->type);
+    int is_ref = is_type(s, "route", NULL) || is_type(s, "shortcut", NULL);
+    for (int i = 0; i < s->nopts; ++i) {
+        const lwf_opt *o = &s->opts[i];
+        int skipped = 0;
+        for (int k = 0; skip && skip[k]; ++k)
+            if (strcmp(o->key, skip[k]) == 0) skipped = 1;
+        if (skipped) continue;
+        if (replace_key && strcmp(o->key, replace_key) == 0) {
+            sb_printf(out, "%s=%s\n", o->key, replace_val);
+            continue;
+        }
+        if (rm && is_ref && (strcmp(o->key, "layers") == 0 || strcmp(o->key, "from") == 0)) {
+            sb_printf(out, "%s=", o->key);
+            char *copy = lwf_strdup(o->val);
+            if (!copy) return lwf_fail(err, "%s: out of memory", file);
+            if (!copy[0] || copy[0] == ',' || copy[strlen(copy) - 1] == ',' || strstr(copy, ",,")) {
+                free(copy);
+                return lwf_fail(err, "%s:%d: [%s] %s=%s is not a list of layer numbers", file, o->line, s->type,
+                                o->key, o->val);
+            }
+            char *save = NULL;
+            int first = 1;
+            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (!first) sb_printf(out, ",");
+                first = 0;
+                if (map_ref(file, s, o, tok, src_pos, dst_pos, rm, out, err)) {
+                    free(copy);
+                    return -1;
+                }
+            }
+            free(copy);
+            sb_printf(out, "\n");
+            continue;
+        }
+        sb_printf(out, "%s=%s\n", o->key, o->val);
+    }
+    sb_printf(out, "\n");
+    return 0;
+}
+
+/* A name or path written as a cfg value must read back the same: lwf_cfg_read drops
+ * blanks and cuts at '#'. */
+static int check_value_text(const char *what, const char *v, lwf_err *err)
+{
+    if (!v[0]) return lwf_fail(err, "%s is empty", what);
+    for (const char *p = v; *p; ++p)
+        if (*p == '#' || (unsigned char)*p <= ' ' || *p == 0x7f)
+            return lwf_fail(err, "%s '%s' cannot be written into a cfg: it holds a blank, a control character or '#'",
+                            what, v);
+    return 0;
+}
+
+/* Basename of path without its last extension, into out (cut at cap). */
+static void stem(const char *path, char *out, size_t cap)
+{
+    char *s = lwf_path_stem(path);
+    snprintf(out, cap, "%s", s ? s : "");
+    free(s);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* The class-producing layer of a head ending at section `loss`: walking back from the
+ * loss over shape-only sections, the first section must be a [convolutional] or
+ * [connected] with filters= / output= given, and not before section `lo`.  Returns its
+ * section index or -1 with err set. */
+static int find_class_layer(const lwf_cfgfile *cf, int lo, int loss, int *classes, lwf_err *err)
+{
+    int c = loss - 1;
+    while (c >= lo && is_shape_only(&cf->sections[c])) --c;
+    if (c < lo || c < 1) {
+        const lwf_section *s = &cf->sections[loss];
+        return lwf_fail(err, "%s:%d: class count not found: no [convolutional] or [connected] layer before the head's "
+                             "[%s] (only shape-only layers in between)",
+                        cf->path, s->line, s->type);
+    }
+    const lwf_section *s = &cf->sections[c];
+    if (!is_class_layer(s))
+        return lwf_fail(err, "%s:%d: class count not found: [%s] feeds the [%s] at line %d; the class scores must "
+                             "come from a [convolutional] (filters=) or [connected] (output=) layer, followed only "
+                             "by [avgpool], [dropout] or [activation]",
+                        cf->path, s->line, s->type, cf->sections[loss].type, cf->sections[loss].line);
+    const char *key = class_key(s);
+    const lwf_opt *o = lwf_cfg_opt(s, key);
+    if (!o) return lwf_fail(err, "%s:%d: class count not found: [%s] has no %s=", cf->path, s->line, s->type, key);
+    if (lwf_parse_int(o->val, 1, 1 << 24, classes))
+        return lwf_fail(err, "%s:%d: [%s] %s must be a positive integer, got '%s'", cf->path, o->line, s->type, key,
+                        o->val);
+    return c;
+}
+
+/* [net] as written, with warmup_batches (max_batches / 2) and warmup_learning_rate
+ * (learning_rate, or Darknet's default 0.001) added when absent. */
+static int emit_net(sbuf *out, const lwf_cfgfile *cf, lwf_err *err)
+{
+    const lwf_section *ns = &cf->sections[0];
+    sb_printf(out, "[%s]\n", ns->type);
+    for (int i = 0; i < ns->nopts; ++i) sb_printf(out, "%s=%s\n", ns->opts[i].key, ns->opts[i].val);
+    if (!lwf_cfg_opt(ns, "warmup_batches")) {
+        const lwf_opt *mb = lwf_cfg_opt(ns, "max_batches");
+        int max = 0;
+        if (mb && lwf_parse_int(mb->val, 0, INT_MAX, &max))
+            return lwf_fail(err, "%s:%d: [%s] max_batches must be an integer >= 0, got '%s'", cf->path, mb->line,
+                            ns->type, mb->val);
+        sb_printf(out, "warmup_batches=%d\n", max / 2);
+    }
+    if (!lwf_cfg_opt(ns, "warmup_learning_rate")) {
+        const lwf_opt *lr = lwf_cfg_opt(ns, "learning_rate");
+        sb_printf(out, "warmup_learning_rate=%s\n", lr ? lr->val : "0.001");
+    }
+    sb_printf(out, "\n");
+    return 0;
+}
+
+/* A [softmax] that becomes an old head's [lwf_distill] must be one softmax over all outputs. */
+static int check_softmax_groups(const char *file, const lwf_section *s, lwf_err *err)
+{
+    const lwf_opt *g = lwf_cfg_opt(s, "groups");
+    if (g && strcmp(g->val, "1") != 0)
+        return lwf_fail(err, "%s:%d: [%s] groups=%s: an old head is distilled with one softmax over its outputs, so "
+                             "groups must be 1",
+                        file, g->line, s->type, g->val);
+    return 0;
+}
+
+static const char *distill_text = "[lwf_distill]\ntemperature=2\nlambda=1\n\n";
+
+/* The new head: `[task]`, the sections [lo, loss) of cf (the head it mirrors) with the
+ * class count replaced, then its [softmax] (the mirrored head's keys when it ended in
+ * one, else groups=1).  rm moves its layer references; dst is the new [task]'s layer index. */
+static int emit_new_head(sbuf *out, const lwf_cfgfile *cf, int lo, int loss, int cls, int classes, const char *name,
+                         const char *datapath, refmap rm, int dst, lwf_err *err)
+{
+    sb_printf(out, "[task]\nname=%s\ndata=%s\n\n", name, datapath);
+    char cv[32];
+    snprintf(cv, sizeof cv, "%d", classes);
+    for (int i = lo; i < loss; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        if (emit(out, cf->path, s, i == cls ? class_key(s) : NULL, cv, NULL, &rm, i - 1, dst + 1 + (i - lo), err))
+            return -1;
+    }
+    if (is_softmax(&cf->sections[loss])) return emit(out, cf->path, &cf->sections[loss], NULL, NULL, NULL, NULL, 0, 0, err);
+    sb_printf(out, "[softmax]\ngroups=1\n\n");
+    return 0;
+}
+
+static int task_name_used(const lwf_cfgfile *cf, const char *name)
+{
+    for (int i = 0; i < cf->nsections; ++i) {
+        if (!is_task(&cf->sections[i])) continue;
+        const lwf_opt *o = lwf_cfg_opt(&cf->sections[i], "name");
+        if (o && strcmp(o->val, name) == 0) return 1;
+    }
+    return 0;
+}
+
+/* new.data's stem, made unique among cf's task names (and `other`) with -2, -3, ... */
+static void new_task_name(const lwf_cfgfile *cf, const char *other, const char *newdata, char *out, size_t cap)
+{
+    char base[200];
+    stem(newdata, base, sizeof base);
+    snprintf(out, cap, "%s", base);
+    for (int k = 2; task_name_used(cf, out) || (other && strcmp(out, other) == 0); ++k)
+        snprintf(out, cap, "%s-%d", base, k);
+}
+
+/* Stock classifier cfg -> trunk, old head ([lwf_distill]), new head ([softmax]). */
+static int init_from_stock(const lwf_cfgfile *cf, const lwf_datacfg *nd, int split, sbuf *out,
+                           lwf_init_info *info, lwf_err *err)
+{
+    const char *file = cf->path;
+    if (!is_net(&cf->sections[0]))
+        return lwf_fail(err, "%s:%d: the first section must be [net], got [%s]", file, cf->sections[0].line,
+                        cf->sections[0].type);
+    const lwf_section *ns = &cf->sections[0];
+    if (!lwf_cfg_opt(ns, "height") || !lwf_cfg_opt(ns, "width") || !lwf_cfg_opt(ns, "channels"))
+        return lwf_fail(err, "%s:%d: [%s] has no height, width or channels: lwf init needs an image classifier cfg",
+                        file, ns->line, ns->type);
+    int last = cf->nsections - 1;
+    const lwf_section *sm = &cf->sections[last];
+    if (last < 1 || !is_softmax(sm))
+        return lwf_fail(err, "%s:%d: no final [softmax]: the last section is [%s]; lwf init needs a classifier cfg "
+                             "that ends in [softmax]",
+                        file, sm->line, sm->type);
+    for (int i = 1; i < last; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        if (is_net(s)) return lwf_fail(err, "%s:%d: [%s] given twice", file, s->line, s->type);
+        if (is_loss(s))
+            return lwf_fail(err, "%s:%d: [%s] before the final [softmax] at line %d: lwf init needs a classifier with "
+                                 "one loss, at the end",
+                            file, s->line, s->type, sm->line);
+    }
+    if (check_softmax_groups(file, sm, err)) return -1;
+    int classes;
+    int cls = find_class_layer(cf, 1, last, &classes, err);
+    if (cls < 0) return -1;
+    /* head: the earliest section from which everything up to the softmax is the class
+     * layer or shape-only; at least one layer must stay in the trunk */
+    int head = cls;
+    while (head - 1 >= 1 && is_shape_only(&cf->sections[head - 1])) --head;
+    if (split >= 0) {
+        /* layers 0 .. last-1, the [softmax] being layer last-1 */
+        if (split < 1 || split > last - 2)
+            return lwf_fail(err, "%s: -split %d is out of range: the old head starts at a layer in 1..%d (the trunk "
+                                 "keeps layer 0; the [softmax] is layer %d and the head needs a layer before it)",
+                            file, split, last - 2, last - 1);
+        if (split + 1 > cls)
+            return lwf_fail(err, "%s: -split %d: the head would start after the class-producing layer %d ([%s], "
+                                 "line %d), so it could not be given the new class count",
+                            file, split, cls - 1, cf->sections[cls].type, cf->sections[cls].line);
+        head = split + 1;
+    } else if (head < 2) {
+        return lwf_fail(err, "%s: no head found: every layer up to the [softmax] would be head, none left for the "
+                             "trunk",
+                        file);
+    }
+    char oldname[256], newname[256];
+    stem(file, oldname, sizeof oldname);
+    if (check_value_text("old task name (from the cfg's file name)", oldname, err)) return -1;
+    new_task_name(cf, oldname, nd->path, newname, sizeof newname);
+
+    /* written layers: trunk 0..h0-1 (as in the stock cfg), [task] h0, old head h0+1..h0+hn,
+     * [lwf_distill], [task], new head, [softmax] */
+    int h0 = head - 1;                   /* stock layer index of the head's first layer */
+    int hn = last - head;                /* head layers before the loss */
+    if (emit_net(out, cf, err)) return -1;
+    for (int i = 1; i < head; ++i)
+        if (emit(out, file, &cf->sections[i], NULL, NULL, NULL, NULL, 0, 0, err)) return -1;
+    sb_printf(out, "[task]\nname=%s\n\n", oldname);
+    refmap rm = {h0, h0, h0 + hn, h0 + 1, -1, -1};
+    for (int i = head; i < last; ++i)
+        if (emit(out, file, &cf->sections[i], NULL, NULL, NULL, &rm, i - 1, h0 + 1 + (i - head), err)) return -1;
+    sb_printf(out, "%s", distill_text);
+    int dst = h0 + 1 + hn + 1;           /* the new [task] */
+    refmap rn = {h0, h0, h0 + hn, dst + 1, -1, -1};
+    if (emit_new_head(out, cf, head, last, cls, nd->classes, newname, nd->path, rn, dst, err)) return -1;
+
+    info->from_lwf = 0;
+    info->head = h0;
+    info->old_classes = classes;
+    info->old_heads = 1;
+    snprintf(info->old_task, sizeof info->old_task, "%s", oldname);
+    snprintf(info->new_task, sizeof info->new_task, "%s", newname);
+    return 0;
+}
+
+/* LwF cfg -> the same, every [softmax] head turned old, plus a new head mirroring the last. */
+static int init_from_lwf(const lwf_cfgfile *cf, const lwf_datacfg *nd, sbuf *out, lwf_init_info *info,
+                         lwf_err *err)
+{
+    const char *file = cf->path;
+    if (!is_net(&cf->sections[0]))
+        return lwf_fail(err, "%s:%d: the first section must be [net], got [%s]", file, cf->sections[0].line,
+                        cf->sections[0].type);
+    int first = 1;
+    while (first < cf->nsections && !is_task(&cf->sections[first])) {
+        const lwf_section *s = &cf->sections[first];
+        if (is_loss(s))
+            return lwf_fail(err, "%s:%d: loss layer [%s] before the first [task]: the trunk cannot end in a loss",
+                            file, s->line, s->type);
+        ++first;
+    }
+    if (first == 1) return lwf_fail(err, "%s:%d: [task] before any trunk layer", file, cf->sections[1].line);
+    /* every head: [task] at t, layers, loss at l; nothing after the loss but the next [task] */
+    int heads = 0, last_task = -1, last_loss = -1;
+    for (int i = first; i < cf->nsections;) {
+        const lwf_section *t = &cf->sections[i];
+        if (!is_task(t))
+            return lwf_fail(err, "%s:%d: [%s] after a head's loss layer: a head ends with its loss", file, t->line,
+                            t->type);
+        if (!lwf_cfg_opt(t, "name")) return lwf_fail(err, "%s:%d: [task] needs name=", file, t->line);
+        int l = i + 1;
+        while (l < cf->nsections && !is_loss(&cf->sections[l])) {
+            if (is_task(&cf->sections[l]) || is_net(&cf->sections[l]))
+                return lwf_fail(err, "%s:%d: the head of task '%s' (line %d) has no loss layer ([lwf_distill] or "
+                                     "[softmax]) before this [%s]",
+                                file, cf->sections[l].line, lwf_cfg_opt(t, "name")->val, t->line,
+                                cf->sections[l].type);
+            ++l;
+        }
+        if (l == cf->nsections)
+            return lwf_fail(err, "%s:%d: the head of task '%s' has no loss layer ([lwf_distill] or [softmax])", file,
+                            t->line, lwf_cfg_opt(t, "name")->val);
+        if (l == i + 1)
+            return lwf_fail(err, "%s:%d: the head of task '%s' has no layers before its loss", file, t->line,
+                            lwf_cfg_opt(t, "name")->val);
+        if (is_softmax(&cf->sections[l]) && check_softmax_groups(file, &cf->sections[l], err)) return -1;
+        ++heads;
+        last_task = i;
+        last_loss = l;
+        i = l + 1;
+    }
+    int classes;
+    int cls = find_class_layer(cf, last_task + 1, last_loss, &classes, err);
+    if (cls < 0) return -1;
+    char newname[256];
+    new_task_name(cf, NULL, nd->path, newname, sizeof newname);
+
+    if (emit_net(out, cf, err)) return -1;
+    for (int i = 1; i < cf->nsections; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        if (is_softmax(s)) sb_printf(out, "%s", distill_text);
+        else if (emit(out, file, s, NULL, NULL, NULL, NULL, 0, 0, err)) return -1;
+    }
+    /* the mirrored head: layers (last_task, last_loss) of the source move to dst + 1 ... */
+    int trunk = first - 1, src_task = last_task - 1, dst = cf->nsections - 1;
+    refmap rm = {trunk, src_task + 1, last_loss - 1, dst + 1, src_task, dst};
+    if (emit_new_head(out, cf, last_task + 1, last_loss, cls, nd->classes, newname, nd->path, rm, dst, err))
+        return -1;
+
+    info->from_lwf = 1;
+    info->head = -1;
+    info->old_classes = classes;
+    info->old_heads = heads;
+    info->old_task[0] = '\0';
+    snprintf(info->new_task, sizeof info->new_task, "%s", newname);
+    return 0;
+}
+
+int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, int split, lwf_init_info *info,
+                 lwf_err *err)
+{
+    lwf_init_info dummy;
+    if (!info) info = &dummy;
+    memset(info, 0, sizeof *info);
+    if (same_file(oldcfg, outcfg))
+        return lwf_fail(err, "%s: the output is the input cfg: write the LwF cfg to another file", outcfg);
+    if (same_file(newdata, outcfg))
+        return lwf_fail(err, "%s: the output is the new task's .data file: write the LwF cfg to another file", outcfg);
+    lwf_datacfg nd;
+    lwf_err derr;
+    if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
+    if (check_value_text("new .data path", newdata, err)) {
+        lwf_datacfg_free(&nd);
+        return -1;
+    }
+    lwf_cfgfile cf;
+    if (lwf_cfg_read(oldcfg, &cf, err)) {
+        lwf_datacfg_free(&nd);
+        return -1;
+    }
+    int lwf = 0;
+    for (int i = 0; i < cf.nsections; ++i) lwf |= is_task(&cf.sections[i]);
+    sbuf out = {0};
+    int rc;
+    if (lwf && split >= 0)
+        rc = lwf_fail(err, "%s: -split applies to a stock classifier cfg; this is an LwF cfg (it has [task] sections)",
+                      oldcfg);
+    else if (lwf)
+        rc = init_from_lwf(&cf, &nd, &out, info, err);
+    else
+        rc = init_from_stock(&cf, &nd, split, &out, info, err);
+    info->new_classes = nd.classes;
+    if (!rc && out.oom) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
+    free(out.p);
+    lwf_cfg_free(&cf);
+    lwf_datacfg_free(&nd);
+    return rc;
+}
+
+/* ---- export ---- */
+
+int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
+               const char *outweights, lwf_err *err)
+{
+    const char *inputs[2] = {cfgpath, weights}, *outputs[2] = {outcfg, outweights};
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j)
+            if (same_file(inputs[i], outputs[j]))
+                return lwf_fail(err, "%s: the output is the input %s: export to other files", outputs[j], inputs[i]);
+    if (strcmp(outcfg, outweights) == 0) return lwf_fail(err, "%s: the output cfg and weights are one file", outcfg);
+    lwf_build_opts bo = {1, 1};
+    lwf_model *m = lwf_model_load(cfgpath, &bo, err);
+    if (!m) return -1;
+    int rc = -1, *layers = NULL;
+    sbuf out = {0};
+    lwf_cfgfile cf = {0};
+    int k = lwf_task_find(m, task);
+    if (k < 0) {
+        char names[1024] = "";
+        size_t at = 0;
+        for (int j = 0; j < m->ntasks && at < sizeof names; ++j)
+            at += (size_t)snprintf(names + at, sizeof names - at, " %s", m->tasks[j].name);
+        lwf_fail(err, "%s: no task named '%s'; its tasks are:%s", cfgpath, task, names);
+        goto done;
+    }
+    const lwf_task *t = &m->tasks[k];
+    int whole = 0;
+    size_t seen = 0;
+    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) goto done;
+    if (!whole && t->is_new) {
+        lwf_fail(err, "%s holds the old network only (trunk + old heads): the new task '%s' has no trained weights "
+                      "in it",
+                 weights, task);
+        goto done;
+    }
+    /* the stock network: trunk layers, then the head's layers without [task] and loss */
+    int trunk = m->trunk, hn = t->loss - t->first - 1, n = trunk + hn;
+    layers = malloc((size_t)n * sizeof *layers);
+    if (!layers) {
+        lwf_fail(err, "%s: out of memory", outweights);
+        goto done;
+    }
+    for (int i = 0; i < trunk; ++i) layers[i] = i;
+    for (int i = 0; i < hn; ++i) layers[trunk + i] = t->first + 1 + i;
+
+    if (lwf_cfg_read(cfgpath, &cf, err)) goto done;
+    /* sections: [net] is 0, layer i is section i + 1 */
+    static const char *plugin_net_keys[] = {"warmup_batches", "warmup_learning_rate", "flip", NULL};
+    if (emit(&out, cfgpath, &cf.sections[0], NULL, NULL, plugin_net_keys, NULL, 0, 0, err)) goto done;
+    for (int i = 0; i < trunk; ++i)
+        if (emit(&out, cfgpath, &cf.sections[i + 1], NULL, NULL, NULL, NULL, 0, 0, err)) goto done;
+    refmap rm = {trunk, t->first + 1, t->loss, trunk, t->first, trunk - 1};
+    for (int i = 0; i < hn; ++i) {
+        int src = t->first + 1 + i;
+        if (emit(&out, cfgpath, &cf.sections[src + 1], NULL, NULL, NULL, &rm, src, trunk + i, err)) goto done;
+    }
+    if (t->is_new) {
+        if (emit(&out, cfgpath, &cf.sections[t->loss + 1], NULL, NULL, NULL, NULL, 0, 0, err)) goto done;
+    } else {
+        sb_printf(&out, "[softmax]\ngroups=1\n");
+    }
+    if (out.oom) {
+        lwf_fail(err, "%s: out of memory", outcfg);
+        goto done;
+    }
+    /* the cfg first: a cfg without its weights is removed, weights without a cfg were left */
+    if (lwf_write_file_atomic(outcfg, out.p, out.n, err)) goto done;
+    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) {
+        unlink(outcfg);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(out.p);
+    free(layers);
+    lwf_cfg_free(&cf);
+    lwf_model_free(m);
+    return rc;
+}
