@@ -66,6 +66,7 @@ void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
 float calc_network_cost(network *net);
 image rotate_crop_image(image im, float rad, float s, int w, int h, float dx, float dy, float aspect);
 void distort_image(image im, float hue, float sat, float val);
+void place_image(image im, int w, int h, int dx, int dy, image canvas);
 float option_find_float_quiet(list *l, char *key, float def);
 
 /* gemm.c's entry points: plugin/runtime/blas.c defines both (the executable's definitions

@@ -14,6 +14,54 @@ int lwf_augment_is_on(const lwf_augment *aug, int w);
  * image. */
 image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng);
 
+/* Darknet's random_distort_image with randoms from rng: hue shifted by up to +-aug->hue,
+ * saturation and exposure scaled by rand_scale; nothing when all three are neutral. */
+void lwf_distort_random(image im, const lwf_augment *aug, lwf_rng *rng);
+
+/* ---- detection labels (boxes.c) ---- */
+
+#define LWF_MAX_BOXES 90     /* boxes an image may hold: the truth [yolo] reads */
+#define LWF_MIN_BOX 0.01f    /* a box narrower or lower than this after augmentation is dropped */
+
+/* One labelled box: class and box (centre x, y and size w, h, relative to the image). */
+typedef struct lwf_box {
+    int cls;
+    box b;
+} lwf_box;
+
+typedef struct lwf_boxes {
+    int n;
+    lwf_box box[LWF_MAX_BOXES];
+} lwf_boxes;
+
+/* Darknet's label file of an image: its first "images" replaced by "labels", then its
+ * first "JPEGImages" by "labels", its extension (if any) by ".txt".  Newly allocated; NULL
+ * when out of memory.  (Stock Darknet also rewrites "raw" and only some extensions: not
+ * here.) */
+char *lwf_label_path(const char *image_path);
+
+/* Reads a label file: one "class x y w h" line per box (blank lines skipped), class a whole
+ * number in [0, classes), x y w h numbers in [0, 1], w and h > 0; at most LWF_MAX_BOXES
+ * boxes.  A missing or unreadable file, a line that breaks a rule, or one box too many is
+ * an error naming the file and line.  out->n is 0 for an empty file. */
+int lwf_boxes_read(const char *path, int classes, lwf_boxes *out, lwf_err *err);
+
+/* Moves every box as the image is moved: x' = x sx + dx (likewise y), mirrored when flip,
+ * clipped to the image, and drops a box left narrower or lower than LWF_MIN_BOX (the rest
+ * keep their order). */
+void lwf_boxes_place(lwf_boxes *bs, float dx, float dy, float sx, float sy, int flip);
+
+/* Darknet's truth row for [yolo], (LWF_MAX_BOXES, 5): x, y, w, h, class + shift per box,
+ * the boxes in order, then zeros (the layer stops at the first zero x). */
+void lwf_boxes_truth(const lwf_boxes *bs, int shift, float *truth);
+
+/* Darknet's detection augmentation: im placed at a new aspect ratio (jittered by up to
+ * jitter times its sides) filling the w x h canvas's width or height, at a random offset,
+ * on grey (.5); then colour distortion (aug's hue, saturation, exposure) and a flip when
+ * aug->flip, half the time; bs moved the same way.  Randoms from rng.  Returns a new image. */
+image lwf_det_image_prepare(image im, const lwf_augment *aug, float jitter, int w, int h, lwf_rng *rng,
+                            lwf_boxes *bs);
+
 /* A loaded batch. */
 typedef struct lwf_batch {
     int n;               /* rows */

@@ -318,13 +318,17 @@ image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, 
         crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
     }
     if (aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
-    /* (Darknet distorts with neutral factors too: no change but rounding, skipped here) */
-    if (aug->hue != 0 || aug->saturation != 1 || aug->exposure != 1) {
-        float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
-        float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);
-        distort_image(crop, dhue, dsat, dexp);
-    }
+    lwf_distort_random(crop, aug, rng);
     return crop;
+}
+
+void lwf_distort_random(image im, const lwf_augment *aug, lwf_rng *rng)
+{
+    /* (Darknet distorts with neutral factors too: no change but rounding, skipped here) */
+    if (aug->hue == 0 && aug->saturation == 1 && aug->exposure == 1) return;
+    float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
+    float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);
+    distort_image(im, dhue, dsat, dexp);
 }
 
 struct lwf_loader {

@@ -1,0 +1,221 @@
+/* Detection labels (plugin/io/boxes.c): the label path, strict reading of hostile label
+ * files, and the boxes' augmentation, against libdarknet's own find_replace and
+ * fill_truth_detection where it has them. */
+#include "testutil.h"
+#include "io/io.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* libdarknet's (exported, undeclared) data.c/utils.c functions this test holds ours to */
+void find_replace(char *str, char *orig, char *rep, char *output);
+void fill_truth_detection(char *path, int num_boxes, float *truth, int classes, int flip, float dx, float dy, float sx,
+                          float sy);
+
+/* Darknet's label path of p (its chain for .png and .jpg files) */
+static void darknet_label_path(const char *p, char *out)
+{
+    char a[4096];
+    find_replace((char *)p, "images", "labels", a);
+    find_replace(a, "JPEGImages", "labels", a);
+    find_replace(a, ".jpg", ".txt", a);
+    find_replace(a, ".png", ".txt", a);
+    strcpy(out, a);
+}
+
+static void test_label_path(void **state)
+{
+    (void)state;
+    const char *paths[] = {"data/det/images/train/a1.png", "VOC2007/JPEGImages/000001.jpg", "images/images/x.png",
+                           "/abs/images.v2/b.jpg", "rel/c.png"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; ++i) {
+        char want[4096];
+        darknet_label_path(paths[i], want);
+        char *got = lwf_label_path(paths[i]);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    char *p = lwf_label_path("dir.v2/images/noext"); /* no extension: .txt added, the folder's dot kept */
+    assert_string_equal(p, "dir.v2/labels/noext.txt");
+    free(p);
+}
+
+/* Reads text as a label file; returns lwf_boxes_read's status, its message in msg. */
+static int read_text(const char *text, int classes, lwf_boxes *b, char *msg, size_t cap)
+{
+    char *dir = tu_tmpdir();
+    char *path = tu_write(dir, "x.txt", text);
+    lwf_err err = {{0}};
+    int rc = lwf_boxes_read(path, classes, b, &err);
+    snprintf(msg, cap, "%s", err.msg);
+    free(path);
+    tu_rmdir(dir);
+    return rc;
+}
+
+static void test_read_good(void **state)
+{
+    (void)state;
+    lwf_boxes b;
+    char msg[4096];
+    assert_int_equal(read_text("0 0.5 0.5 0.2 0.4\n\n  4\t0.1 0.9 1 0.05  \r\n", 5, &b, msg, sizeof msg), 0);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(b.box[0].cls, 0);
+    assert_true(b.box[0].b.w == 0.2f && b.box[0].b.h == 0.4f);
+    assert_int_equal(b.box[1].cls, 4);
+    assert_true(b.box[1].b.x == 0.1f && b.box[1].b.y == 0.9f && b.box[1].b.w == 1.0f);
+    assert_int_equal(read_text("", 5, &b, msg, sizeof msg), 0); /* an image with no object */
+    assert_int_equal(b.n, 0);
+}
+
+static void test_read_hostile(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"5 0.5 0.5 0.2 0.2\n", "x.txt:1: class '5' is not a whole number from 0 to 4"},
+        {"0 0.5 0.5 0.2 0.2\n-1 0.5 0.5 0.2 0.2\n", "x.txt:2: class '-1'"},
+        {"1.0 0.5 0.5 0.2 0.2\n", "x.txt:1: class '1.0'"},
+        {"0 1.5 0.5 0.2 0.2\n", "x.txt:1: x '1.5' is not a number from 0 to 1"},
+        {"0 0.5 -0.1 0.2 0.2\n", "x.txt:1: y '-0.1'"},
+        {"0 0.5 0.5 0 0.2\n", "x.txt:1: a box of zero size"},
+        {"0 0.5 0.5 0.2 nan\n", "x.txt:1: h 'nan'"},
+        {"cat 0.5 0.5 0.2 0.2\n", "x.txt:1: class 'cat'"},
+        {"0 0.5 0.5 0.2\n", "x.txt:1: a box is 'class x y w h' (5 values), got 4"},
+        {"0 0.5 0.5 0.2 0.2 0.1\n", "got 6"},
+        {"0,0.5,0.5,0.2,0.2\n", "got 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; ++i) {
+        lwf_boxes b;
+        char msg[4096];
+        assert_int_equal(read_text(bad[i].text, 5, &b, msg, sizeof msg), -1);
+        if (!strstr(msg, bad[i].says)) fail_msg("case %zu: '%s' does not say '%s'", i, msg, bad[i].says);
+    }
+}
+
+static void test_read_limits(void **state)
+{
+    (void)state;
+    /* 90 boxes are read; the 91st (and a 10,000-line file) is an error at line 91 */
+    size_t cap = 10000 * 24 + 1;
+    char *text = malloc(cap), *p = text;
+    assert_non_null(text);
+    for (int i = 0; i < 10000; ++i) p += sprintf(p, "1 0.5 0.5 0.25 0.25\n");
+    lwf_boxes b;
+    char msg[4096];
+    text[90 * 20] = 0;
+    assert_int_equal(read_text(text, 2, &b, msg, sizeof msg), 0);
+    assert_int_equal(b.n, 90);
+    text[90 * 20] = '1';
+    assert_int_equal(read_text(text, 2, &b, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "x.txt:91: more than 90 boxes in one image"));
+    free(text);
+    /* a missing file and a folder are errors naming them */
+    lwf_err err = {{0}};
+    assert_int_equal(lwf_boxes_read("/nonexistent/labels/a.txt", 2, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "/nonexistent/labels/a.txt: cannot open the image's label file"));
+    char *dir = tu_tmpdir();
+    assert_int_equal(lwf_boxes_read(dir, 2, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    tu_rmdir(dir);
+}
+
+/* Sorts truth rows (n, 5) by x then y, so that two orders of the same boxes compare. */
+static int cmp_row(const void *a, const void *b)
+{
+    const float *x = a, *y = b;
+    for (int k = 0; k < 5; ++k)
+        if (x[k] != y[k]) return x[k] < y[k] ? -1 : 1;
+    return 0;
+}
+
+static void test_place_matches_darknet(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/labels", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    char *lab = tu_write(sub, "im.txt",
+                         "0 0.5 0.5 0.2 0.4\n1 0.1 0.2 0.15 0.1\n2 0.9 0.85 0.3 0.3\n1 0.98 0.5 0.1 0.5\n");
+    char img[4096];
+    snprintf(img, sizeof img, "%s/images/im.png", dir);
+    char *lp = lwf_label_path(img);
+    assert_string_equal(lp, lab);
+    /* (placement, scale, flip): the identity, shifted right and down, shrunk, flipped, a
+     * box pushed off the image and dropped */
+    const float cases[][5] = {{0, 0, 1, 1, 0}, {0.1f, 0.05f, 1, 1, 0}, {0.2f, 0.3f, 0.5f, 0.6f, 0},
+                              {0.1f, 0, 0.8f, 1, 1},  {-0.3f, 0, 1.2f, 1, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
+        const float *k = cases[c];
+        lwf_boxes b;
+        lwf_err err = {{0}};
+        assert_int_equal(lwf_boxes_read(lp, 3, &b, &err), 0);
+        lwf_boxes_place(&b, k[0], k[1], k[2], k[3], (int)k[4]);
+        float ours[LWF_MAX_BOXES * 5], theirs[LWF_MAX_BOXES * 5] = {0};
+        lwf_boxes_truth(&b, 0, ours);
+        srand(7);
+        fill_truth_detection(img, LWF_MAX_BOXES, theirs, 3, (int)k[4], -k[0], -k[1], k[2], k[3]);
+        int n = 0;
+        while (n < LWF_MAX_BOXES && theirs[5 * n + 2] > 0) ++n; /* Darknet leaves no gap here */
+        assert_int_equal(b.n, n);
+        qsort(ours, (size_t)n, 5 * sizeof(float), cmp_row);
+        qsort(theirs, (size_t)n, 5 * sizeof(float), cmp_row);
+        for (int i = 0; i < 5 * n; ++i)
+            if (fabsf(ours[i] - theirs[i]) > 1e-6f) /* (float rounding of the same formulas) */
+                fail_msg("case %zu value %d: ours %g, Darknet's %g", c, i, ours[i], theirs[i]);
+    }
+    lwf_boxes b = {1, {{2, {0.5f, 0.5f, 0.2f, 0.2f}}}};
+    float t[LWF_MAX_BOXES * 5];
+    lwf_boxes_truth(&b, 5, t);
+    assert_true(t[4] == 7.0f && t[5] == 0 && t[9] == 0); /* class + shift, then zeros */
+    free(lab);
+    free(lp);
+    tu_rmdir(dir);
+}
+
+static void test_det_augment(void **state)
+{
+    (void)state;
+    /* a 40x20 image, black with a white 10x10 square at (5..15, 5..15): wherever the
+     * augmentation puts it, the moved box must frame the white pixels */
+    image im = make_image(40, 20, 3);
+    for (int c = 0; c < 3; ++c)
+        for (int y = 5; y < 15; ++y)
+            for (int x = 5; x < 15; ++x) im.data[c * 800 + y * 40 + x] = 1;
+    lwf_augment aug = {0};
+    aug.saturation = aug.exposure = aug.aspect = 1;
+    aug.flip = 1;
+    int flips = 0;
+    for (unsigned s = 0; s < 20; ++s) {
+        lwf_boxes b = {1, {{0, {10.0f / 40, 10.0f / 20, 10.0f / 40, 10.0f / 20}}}};
+        lwf_rng r = lwf_rng_make(s, 1, 2);
+        image out = lwf_det_image_prepare(im, &aug, 0.2f, 64, 64, &r, &b);
+        assert_int_equal(b.n, 1);
+        float cx = b.box[0].b.x * 64, cy = b.box[0].b.y * 64, bw = b.box[0].b.w * 64;
+        flips += cx > 32;
+        /* the centre pixel is white, a pixel two box-widths away along the row is not */
+        int ix = (int)cx, iy = (int)cy;
+        assert_true(ix >= 0 && ix < 64 && iy >= 0 && iy < 64);
+        if (out.data[iy * 64 + ix] < 0.9f) fail_msg("seed %u: box centre (%d, %d) is not on the square", s, ix, iy);
+        int ox = cx > 32 ? (int)(cx - 2 * bw) : (int)(cx + 2 * bw);
+        if (ox >= 0 && ox < 64) assert_true(out.data[iy * 64 + ox] < 0.6f);
+        free_image(out);
+    }
+    assert_true(flips > 2 && flips < 18); /* flipped about half the time */
+    free_image(im);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_label_path),       cmocka_unit_test(test_read_good),
+        cmocka_unit_test(test_read_hostile),     cmocka_unit_test(test_read_limits),
+        cmocka_unit_test(test_place_matches_darknet), cmocka_unit_test(test_det_augment),
+    };
+    return cmocka_run_group_tests_name("boxes", tests, NULL, NULL);
+}
