@@ -15,6 +15,9 @@ typedef struct lwf_loss_params {
     int truths;          /* width of a truth row (net->truths) */
     int targets;         /* [lwf_distill] only: 1 = the slice holds target probabilities
                           * (joint training on labels, T = 1), 0 = teacher logits */
+    int old_classes;     /* [lwf_softmax] only: K, the outputs distilled (the first K) */
+    int distill;         /* [lwf_softmax] only: 1 = the slice's last K columns hold teacher
+                          * logits to distill from; 0 = no teacher (cross-entropy only) */
     int rows;            /* rows the last forward scored (rows with an all-zero slice carry
                           * no label for this task and are skipped) */
 } lwf_loss_params;
@@ -33,6 +36,10 @@ static inline float lwf_t2_factor(const lwf_loss_params *p)
 
 /* [lwf_distill]: input logits z (batch, inputs); truth slice = teacher logits. */
 layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lambda, int t2);
+/* [lwf_softmax]: a grown head's loss over inputs = K + M logits, K = old_classes
+ * (1 <= K < inputs); its truth slice is inputs + K wide (targets, then the teacher's K
+ * logits).  See grow.c. */
+layer lwf_make_grow_layer(int batch, int inputs, int old_classes, float temperature, float lambda, int t2);
 /* Turns a libdarknet [softmax] layer into the new task's slice-aware loss. */
 int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */
