@@ -60,6 +60,9 @@ layer make_dropout_layer(int batch, int inputs, float probability);
 void forward_route_layer(layer l, network net);
 void backward_route_layer(layer l, network net);
 layer make_softmax_layer(int batch, int inputs, int groups);
+layer make_yolo_layer(int batch, int w, int h, int n, int total, int *mask, int classes);
+void forward_yolo_layer(const layer l, network net);
+void backward_yolo_layer(const layer l, network net);
 
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
                  int group_offset, int stride, float temp, float *output);

@@ -40,6 +40,37 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
  * (1 <= K < inputs); its truth slice is inputs + K wide (targets, then the teacher's K
  * logits).  See grow.c. */
 layer lwf_make_grow_layer(int batch, int inputs, int old_classes, float temperature, float lambda, int t2);
+/* ---- [lwf_yolo] (yolo.c) ---- */
+
+#define LWF_YOLO_BOXES 90   /* boxes in a truth row: what [yolo] reads (its l.truths / 5) */
+
+/* [lwf_yolo]'s parameters; `loss` first, so lwf_loss_params_of serves it too (offset =
+ * the teacher's slice of this layer, truths = the row's width). */
+typedef struct lwf_yolo_params {
+    lwf_loss_params loss;
+    int old_classes;       /* K: outputs 5 .. 5 + K - 1 of each anchor distilled */
+    float lambda_obj;      /* weight of objectness distillation at background cells */
+    float lambda_cls;      /* weight of the old classes' distillation */
+    float lambda_box;      /* weight of the boxes' distillation */
+    float teacher_thresh;  /* boxes distilled where the teacher's objectness exceeds this */
+    unsigned char *cell;   /* (n, h, w) scratch: each anchor and cell's kind for the image */
+} lwf_yolo_params;
+
+/* Kinds of each anchor and cell of l for one image: out (l.outputs) the layer's output, boxes
+ * (LWF_YOLO_BOXES, 5) the new boxes; cell (n, h, w) gets 2 where a box is learned (its best
+ * anchor of all, in its cell; or an overlap above truth_thresh), 1 where the predicted box
+ * overlaps a box by more than ignore_thresh, 0 elsewhere (background). */
+void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int netw, int neth, unsigned char *cell);
+/* Sets the distillation deltas of one image (see yolo.c) from the student's output s and the
+ * teacher's t (n, 4 + 1 + K, h, w) into delta (l.outputs), leaving assigned cells alone. */
+void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, const float *t,
+                      const unsigned char *cell, float *delta);
+/* Turns a layer libdarknet's parse_yolo built (classes = K + M) into [lwf_yolo] with the
+ * distillation keys of `keys`; 0, or -1 when out of memory (the layer unchanged). */
+int lwf_make_yolo_head(layer *l, int old_classes, const lwf_yolo_params *keys);
+/* Frees what lwf_make_yolo_head added that libdarknet's free_layer does not free. */
+void lwf_yolo_free(layer *l);
+
 /* Turns a libdarknet [softmax] layer into the new task's slice-aware loss. */
 int lwf_make_softmax_head(layer *l);
 /* [task]: routes layer `src` (its output) to the head that follows. */

@@ -1,0 +1,157 @@
+/* [lwf_yolo]: a grown YOLO layer (K old + M new classes) that learns the new classes from
+ * their boxes as stock [yolo] does, and keeps the old ones by distillation from the frozen
+ * old detector's output for the same image.  libdarknet builds the layer (parse_yolo, every
+ * stock key) and computes the stock deltas; this file feeds it the boxes and replaces, where
+ * no new box is learned, the push of objectness to zero by the teacher's answer.
+ *
+ * Truth row: the boxes (LWF_YOLO_BOXES x (x, y, w, h, class)) first, shared by all the
+ * detector's [yolo] layers, then per layer at its offset the teacher's output for that layer
+ * (masks x (4 + 1 + K) planes of w x h, activated as [yolo]'s output is).  Each cell and
+ * anchor of the layer is, for the new boxes: assigned (a box's best anchor and cell: stock
+ * deltas), ignored (its predicted box overlaps a box by more than ignore_thresh: stock deltas,
+ * objectness left alone) or background.  With a teacher, the distillation adds
+ *   background: objectness   lambda_obj (t_obj - s_obj)  instead of stock's (0 - s_obj);
+ *               boxes        lambda_box (t - s) for x, y (logistic) and w, h (raw),
+ *                            where the teacher's objectness > teacher_thresh;
+ *   background and ignored:  old classes c < K  lambda_cls (t_c - s_c),
+ * the gradients (Darknet's sign) of binary cross-entropies on the logistic outputs and of
+ * half the squared difference on w and h. */
+#include "layers/layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CELL_BACKGROUND, CELL_IGNORED, CELL_ASSIGNED };
+
+/* index of entry e (0..3 box, 4 objectness, 5.. classes) of anchor n, cell loc, in a block of
+ * one image's output with `classes` classes */
+static int entry(const layer *l, int classes, int n, int e, int loc)
+{
+    return n * l->w * l->h * (4 + 1 + classes) + e * l->w * l->h + loc;
+}
+
+/* the box anchor n (of the mask) predicts at cell (i, j) from one image's output x */
+static box predicted(const layer *l, const float *x, int n, int i, int j, int netw, int neth)
+{
+    int loc = j * l->w + i, a = l->mask[n];
+    box b;
+    b.x = (i + x[entry(l, l->classes, n, 0, loc)]) / l->w;
+    b.y = (j + x[entry(l, l->classes, n, 1, loc)]) / l->h;
+    b.w = expf(x[entry(l, l->classes, n, 2, loc)]) * l->biases[2 * a] / netw;
+    b.h = expf(x[entry(l, l->classes, n, 3, loc)]) * l->biases[2 * a + 1] / neth;
+    return b;
+}
+
+/* the anchor (of all l->total) whose shape overlaps the box most */
+static int best_anchor(const layer *l, box t, int netw, int neth)
+{
+    int best = 0;
+    float bi = 0;
+    for (int a = 0; a < l->total; ++a) {
+        box s = {0, 0, l->biases[2 * a] / netw, l->biases[2 * a + 1] / neth}, u = {0, 0, t.w, t.h};
+        float o = box_iou(s, u);
+        if (o > bi) bi = o, best = a;
+    }
+    return best;
+}
+
+void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int netw, int neth, unsigned char *cell)
+{
+    int wh = l->w * l->h;
+    for (int n = 0; n < l->n; ++n)
+        for (int loc = 0; loc < wh; ++loc) {
+            box p = predicted(l, out, n, loc % l->w, loc / l->w, netw, neth);
+            float best = 0;
+            for (int t = 0; t < LWF_YOLO_BOXES && boxes[5 * t] != 0; ++t) {
+                box g = {boxes[5 * t], boxes[5 * t + 1], boxes[5 * t + 2], boxes[5 * t + 3]};
+                float o = box_iou(p, g);
+                if (o > best) best = o;
+            }
+            cell[n * wh + loc] = best > l->truth_thresh ? CELL_ASSIGNED : best > l->ignore_thresh ? CELL_IGNORED
+                                                                                              : CELL_BACKGROUND;
+        }
+    for (int t = 0; t < LWF_YOLO_BOXES && boxes[5 * t] != 0; ++t) {
+        box g = {boxes[5 * t], boxes[5 * t + 1], boxes[5 * t + 2], boxes[5 * t + 3]};
+        int a = best_anchor(l, g, netw, neth);
+        for (int n = 0; n < l->n; ++n)
+            if (l->mask[n] == a) cell[n * wh + (int)(g.y * l->h) * l->w + (int)(g.x * l->w)] = CELL_ASSIGNED;
+    }
+}
+
+void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, const float *t,
+                      const unsigned char *cell, float *delta)
+{
+    int wh = l->w * l->h, K = q->old_classes;
+    for (int n = 0; n < l->n; ++n)
+        for (int loc = 0; loc < wh; ++loc) {
+            int c = cell[n * wh + loc];
+            if (c == CELL_ASSIGNED) continue;
+            for (int k = 0; k < K; ++k) {
+                int i = entry(l, l->classes, n, 5 + k, loc);
+                delta[i] = q->lambda_cls * (t[entry(l, K, n, 5 + k, loc)] - s[i]);
+            }
+            if (c == CELL_IGNORED) continue;
+            int o = entry(l, l->classes, n, 4, loc);
+            float tobj = t[entry(l, K, n, 4, loc)];
+            delta[o] = q->lambda_obj * (tobj - s[o]);
+            if (tobj <= q->teacher_thresh) continue;
+            for (int e = 0; e < 4; ++e) {
+                int i = entry(l, l->classes, n, e, loc);
+                /* (x, y are logistic outputs; w, h the raw values, as [yolo] keeps them) */
+                delta[i] = q->lambda_box * (t[entry(l, K, n, e, loc)] - s[i]);
+            }
+        }
+}
+
+static void forward_lwf_yolo(layer l, network net)
+{
+    lwf_yolo_params *q = (lwf_yolo_params *)lwf_loss_params_of(&l);
+    lwf_loss_params *p = &q->loss;
+    network stock = net;
+    if (net.truth && p->truths != l.truths) { /* the boxes, rows l.truths wide, as [yolo] reads them */
+        for (int b = 0; b < l.batch; ++b)
+            memcpy(l.x + (size_t)b * l.truths, net.truth + (size_t)b * p->truths, (size_t)l.truths * sizeof(float));
+        stock.truth = l.x;
+    }
+    forward_yolo_layer(l, stock);
+    if (!net.truth || !net.train) return;
+    p->rows = l.batch;
+    if (p->distill) {
+        for (int b = 0; b < l.batch; ++b) {
+            const float *out = l.output + (size_t)b * l.outputs;
+            lwf_yolo_cells(&l, out, stock.truth + (size_t)b * l.truths, net.w, net.h, q->cell);
+            lwf_yolo_distill(&l, q, out, net.truth + (size_t)b * p->truths + p->offset, q->cell,
+                             l.delta + (size_t)b * l.outputs);
+        }
+        float c = 0;
+        for (int i = 0; i < l.batch * l.outputs; ++i) c += l.delta[i] * l.delta[i];
+        l.cost[0] = c; /* Darknet's [yolo] cost: the squared magnitude of its delta */
+    }
+}
+
+int lwf_make_yolo_head(layer *l, int old_classes, const lwf_yolo_params *keys)
+{
+    lwf_yolo_params *q = calloc(1, sizeof *q);
+    float *scratch = calloc((size_t)l->batch * (size_t)l->truths, sizeof(float)); /* (batch, l.truths) boxes */
+    unsigned char *cell = calloc((size_t)l->n * (size_t)(l->w * l->h), 1);       /* (n, h, w) cell kinds */
+    if (!q || !scratch || !cell) {
+        free(q), free(scratch), free(cell);
+        return -1;
+    }
+    *q = *keys;
+    q->loss.old_classes = q->old_classes = old_classes;
+    q->loss.distill = 1;
+    q->loss.temperature = 1;
+    q->cell = cell;
+    l->cweights = (char *)q;
+    l->x = scratch;
+    l->forward = forward_lwf_yolo;
+    return 0;
+}
+
+void lwf_yolo_free(layer *l)
+{
+    lwf_yolo_params *q = (lwf_yolo_params *)lwf_loss_params_of(l);
+    if (q) free(q->cell);
+}
