@@ -67,7 +67,16 @@ typedef struct lwf_batch {
     int n;               /* rows */
     int *index;          /* (n) position of each row's image in the list */
     float *X;            /* (n, inputs) */
+    float *boxes;        /* detection: (n, LWF_MAX_BOXES, 5) each row's boxes as [yolo]'s truth;
+                          * NULL for a classifier */
 } lwf_batch;
+
+/* What a detector's loader needs beyond a classifier's. */
+typedef struct lwf_det_data {
+    float jitter;        /* Darknet's detection jitter ([yolo] jitter=) */
+    int classes;         /* classes the list's label files may name */
+    int shift;           /* added to every id (a new task's ids follow the K old classes) */
+} lwf_det_data;
 
 typedef struct lwf_loader lwf_loader;
 
@@ -77,6 +86,11 @@ typedef struct lwf_loader lwf_loader;
  * seed and may start at any batch (resume). */
 lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
                              unsigned long long seed, long long first, lwf_err *err);
+/* The same for a detector: each row's image and boxes augmented together by Darknet's
+ * detection jitter (lwf_det_image_prepare; aug's flip and colour keys), the boxes from each
+ * image's label file (lwf_label_path); a bad label file stops the loader like a bad image. */
+lwf_loader *lwf_loader_start_det(const lwf_list *paths, const lwf_augment *aug, const lwf_det_data *det, int w, int h,
+                                 int batch, unsigned long long seed, long long first, lwf_err *err);
 /* The next batch (owned by the loader until the next call); NULL and err on a bad image. */
 const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err);
 void lwf_loader_stop(lwf_loader *ld);

@@ -335,6 +335,9 @@ struct lwf_loader {
     const lwf_list *paths;
     lwf_augment aug;
     int on, w, h, n;
+    int det;              /* 1: a detector's batches (boxes, Darknet's detection jitter) */
+    float jitter;         /* detection: [yolo] jitter */
+    int classes, shift;   /* detection: the list's class count, added to its ids */
     unsigned long long seed;
     long long next;       /* batch id loaded (or being loaded) into buf[1 - cur] */
     lwf_batch buf[2];
@@ -361,6 +364,25 @@ static void make_perm(lwf_loader *ld, long long epoch)
     ld->perm_epoch = epoch;
 }
 
+/* A detector's input from image idx: its boxes read (ids shifted) and the image and boxes
+ * augmented together into truth (LWF_MAX_BOXES, 5); an empty image and ld->err on a bad
+ * label file. */
+static image prepare_det(lwf_loader *ld, image im, int idx, lwf_rng *rng, float *truth)
+{
+    image none = {0, 0, 0, NULL};
+    const char *path = ld->paths->items[idx];
+    char *lp = lwf_label_path(path);
+    if (!lp) return lwf_fail(&ld->err, "out of memory"), none;
+    lwf_boxes bs;
+    lwf_err e;
+    int rc = lwf_boxes_read(lp, ld->classes, &bs, &e);
+    free(lp);
+    if (rc) return lwf_fail(&ld->err, "%s (the boxes of %s)", e.msg, path), none;
+    image x = lwf_det_image_prepare(im, &ld->aug, ld->jitter, ld->w, ld->h, rng, &bs);
+    lwf_boxes_truth(&bs, ld->shift, truth);
+    return x;
+}
+
 static void *load_batch(void *arg)
 {
     lwf_loader *ld = arg;
@@ -378,10 +400,15 @@ static void *load_batch(void *arg)
             return NULL;
         }
         lwf_rng rng = lwf_rng_make(ld->seed, 0x41554721ULL, (unsigned long long)g);
-        image x = lwf_image_prepare(im, &ld->aug, ld->on, ld->w, ld->h, &rng);
+        image x = ld->det ? prepare_det(ld, im, idx, &rng, b->boxes + (size_t)r * LWF_MAX_BOXES * 5)
+                          : lwf_image_prepare(im, &ld->aug, ld->on, ld->w, ld->h, &rng);
+        free_image(im);
+        if (!x.data) {
+            ld->fail = 1;
+            return NULL;
+        }
         memcpy(b->X + (size_t)r * inputs, x.data, (size_t)inputs * sizeof(float));
         free_image(x);
-        free_image(im);
     }
     return NULL;
 }
@@ -394,11 +421,18 @@ static int launch(lwf_loader *ld, lwf_err *err)
     return 0;
 }
 
-lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
-                             unsigned long long seed, long long first, lwf_err *err)
+/* The loader of either kind: det = NULL for a classifier's. */
+static lwf_loader *start(const lwf_list *paths, const lwf_augment *aug, const lwf_det_data *det, int w, int h,
+                         int batch, unsigned long long seed, long long first, lwf_err *err)
 {
     lwf_loader *ld = calloc(1, sizeof *ld);
     if (!ld) return lwf_fail(err, "out of memory"), NULL;
+    if (det) {
+        ld->det = 1;
+        ld->jitter = det->jitter;
+        ld->classes = det->classes;
+        ld->shift = det->shift;
+    }
     ld->paths = paths;
     ld->aug = *aug;
     ld->on = lwf_augment_is_on(aug, w);
@@ -413,13 +447,28 @@ lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int 
         ld->buf[i].n = batch;
         ld->buf[i].index = calloc((size_t)batch, sizeof(int));
         ld->buf[i].X = calloc((size_t)batch * w * h * 3, sizeof(float));
+        if (det) ld->buf[i].boxes = calloc((size_t)batch * LWF_MAX_BOXES * 5, sizeof(float));
     }
-    if (!ld->perm || !ld->buf[0].index || !ld->buf[1].index || !ld->buf[0].X || !ld->buf[1].X || launch(ld, err)) {
+    int boxes_ok = !det || (ld->buf[0].boxes && ld->buf[1].boxes);
+    if (!ld->perm || !ld->buf[0].index || !ld->buf[1].index || !ld->buf[0].X || !ld->buf[1].X || !boxes_ok ||
+        launch(ld, err)) {
         lwf_loader_stop(ld);
         if (!err || !err->msg[0]) lwf_fail(err, "out of memory for the loader");
         return NULL;
     }
     return ld;
+}
+
+lwf_loader *lwf_loader_start(const lwf_list *paths, const lwf_augment *aug, int w, int h, int batch,
+                             unsigned long long seed, long long first, lwf_err *err)
+{
+    return start(paths, aug, NULL, w, h, batch, seed, first, err);
+}
+
+lwf_loader *lwf_loader_start_det(const lwf_list *paths, const lwf_augment *aug, const lwf_det_data *det, int w, int h,
+                                 int batch, unsigned long long seed, long long first, lwf_err *err)
+{
+    return start(paths, aug, det, w, h, batch, seed, first, err);
 }
 
 const lwf_batch *lwf_loader_next(lwf_loader *ld, lwf_err *err)
@@ -445,6 +494,7 @@ void lwf_loader_stop(lwf_loader *ld)
     for (int i = 0; i < 2; ++i) {
         free(ld->buf[i].index);
         free(ld->buf[i].X);
+        free(ld->buf[i].boxes);
     }
     free(ld->perm);
     free(ld);

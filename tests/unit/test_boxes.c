@@ -210,12 +210,98 @@ static void test_det_augment(void **state)
     free_image(im);
 }
 
+/* Writes n images dir/images/i<k>.png (32x32, a white 8x8 square at a place of its own) and
+ * their label files dir/labels/i<k>.txt (class k % 2); returns the list. */
+static void write_det_set(const char *dir, int n, lwf_list *paths)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/images", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/labels", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    paths->n = n;
+    paths->items = calloc((size_t)n, sizeof(char *));
+    paths->line = calloc((size_t)n, sizeof(int));
+    for (int k = 0; k < n; ++k) {
+        image im = make_image(32, 32, 3);
+        int x0 = 2 + 3 * k, y0 = 20 - 2 * k;
+        for (int c = 0; c < 3; ++c)
+            for (int y = y0; y < y0 + 8; ++y)
+                for (int x = x0; x < x0 + 8; ++x) im.data[c * 1024 + y * 32 + x] = 1;
+        snprintf(p, sizeof p, "%s/images/i%d", dir, k);
+        save_image_options(im, p, PNG, 0);
+        free_image(im);
+        char lab[256];
+        snprintf(lab, sizeof lab, "%d %g %g 0.25 0.25\n", k % 2, (x0 + 4) / 32.0, (y0 + 4) / 32.0);
+        snprintf(p, sizeof p, "%s/labels", dir);
+        char name[64];
+        snprintf(name, sizeof name, "i%d.txt", k);
+        free(tu_write(p, name, lab));
+        snprintf(p, sizeof p, "%s/images/i%d.png", dir, k);
+        paths->items[k] = strdup(p);
+        paths->line[k] = k + 1;
+    }
+}
+
+/* Batches of a detector's loader: each row's boxes frame its square, ids shifted; the same
+ * seed repeats; a bad label file stops it with the file and the image named. */
+static void test_det_loader(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    lwf_list paths;
+    write_det_set(dir, 6, &paths);
+    lwf_augment aug = {0};
+    aug.saturation = aug.exposure = aug.aspect = 1;
+    aug.flip = 1;
+    lwf_det_data det = {0.2f, 2, 3};
+    float first[4 * LWF_MAX_BOXES * 5];
+    for (int run = 0; run < 2; ++run) {
+        lwf_err err = {{0}};
+        lwf_loader *ld = lwf_loader_start_det(&paths, &aug, &det, 48, 48, 4, 9, 0, &err);
+        assert_non_null(ld);
+        const lwf_batch *b = lwf_loader_next(ld, &err);
+        assert_non_null(b);
+        assert_non_null(b->boxes);
+        for (int r = 0; r < 4; ++r) {
+            const float *t = b->boxes + r * LWF_MAX_BOXES * 5;
+            assert_true(t[0] > 0 && t[5] == 0);               /* one box, then zeros */
+            assert_true(t[4] == (float)(b->index[r] % 2 + 3)); /* its class, shifted */
+            int ix = (int)(t[0] * 48), iy = (int)(t[1] * 48);
+            assert_true(b->X[r * 48 * 48 * 3 + iy * 48 + ix] > 0.9f); /* the box centre is on the square */
+        }
+        if (run == 0) memcpy(first, b->boxes, sizeof first);
+        else assert_memory_equal(first, b->boxes, sizeof first); /* same seed, same batch */
+        lwf_loader_stop(ld);
+    }
+    /* a label file with a bad line: the loader's error names it and the image */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/labels", dir);
+    for (int k = 0; k < 6; ++k) {
+        char name[64];
+        snprintf(name, sizeof name, "i%d.txt", k);
+        free(tu_write(p, name, "7 0.5 0.5 0.1 0.1\n"));
+    }
+    lwf_err err = {{0}};
+    lwf_loader *ld = lwf_loader_start_det(&paths, &aug, &det, 48, 48, 4, 9, 0, &err);
+    assert_non_null(ld);
+    assert_null(lwf_loader_next(ld, &err));
+    assert_non_null(strstr(err.msg, ".txt:1: class '7' is not a whole number from 0 to 1"));
+    assert_non_null(strstr(err.msg, "(the boxes of "));
+    lwf_loader_stop(ld);
+    for (int k = 0; k < 6; ++k) free(paths.items[k]);
+    free(paths.items);
+    free(paths.line);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_path),       cmocka_unit_test(test_read_good),
         cmocka_unit_test(test_read_hostile),     cmocka_unit_test(test_read_limits),
         cmocka_unit_test(test_place_matches_darknet), cmocka_unit_test(test_det_augment),
+        cmocka_unit_test(test_det_loader),
     };
     return cmocka_run_group_tests_name("boxes", tests, NULL, NULL);
 }
