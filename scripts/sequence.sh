@@ -99,15 +99,11 @@ for m in $METHODS; do
     mv "$matrix.tmp" "$matrix"
 done
 
-# ACC = mean_j R[n][j]; forgetting = mean_{j<n} (max_{i<n} R[i][j] - R[n][j]);
-# BWT = mean_{j<n} (R[n][j] - R[j][j])
+# average accuracy, forgetting and backward transfer of each matrix: scripts/seq_summary.sh
 summary=$OUT/summary.csv
 echo "method,avg_accuracy,forgetting,backward_transfer" > "$summary.tmp"
 for m in $METHODS; do
-    awk -F, -v m="$m" 'NR>1{r=NR-1; for(j=2;j<=NF;j++) R[r,j-1]=$j; n=r}
-        END{acc=0; for(j=1;j<=n;j++) acc+=R[n,j]; acc/=n; f=0; b=0
-            for(j=1;j<n;j++){mx=0; for(i=j;i<n;i++) if(R[i,j]>mx) mx=R[i,j]; f+=mx-R[n,j]; b+=R[n,j]-R[j,j]}
-            printf "%s,%.4f,%.4f,%.4f\n", m, acc, f/(n-1), b/(n-1)}' "$OUT/$m/matrix.csv" >> "$summary.tmp"
+    scripts/seq_summary.sh "$m" "$OUT/$m/matrix.csv" >> "$summary.tmp"
 done
 mv "$summary.tmp" "$summary"
 echo

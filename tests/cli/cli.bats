@@ -206,3 +206,38 @@ load helpers
         fi
     done
 }
+
+# --- the test helpers themselves ----------------------------------------------------------
+
+@test "test helpers: an edit of a line the cfg does not have fails and leaves the cfg as it was" {
+    derive helpers
+    local before n args
+    before=$(cat "$CFG")
+    n=$(awk 'END { print NR }' "$CFG")
+    for args in "0 x" "$((n + 1)) x" "x x"; do
+        # shellcheck disable=SC2086
+        run set_line $args
+        [ "$status" -ne 0 ] || { echo "set_line $args succeeded" >&2; return 1; }
+    done
+    run set_line "" x
+    [ "$status" -ne 0 ]
+    run insert_after $((n + 1)) x
+    [ "$status" -ne 0 ]
+    run delete_lines $((n + 1))
+    [ "$status" -ne 0 ]
+    run delete_lines 3 2
+    [ "$status" -ne 0 ]
+    # a line_of that finds nothing, handed on: the edit fails too
+    run set_line "$(line_of '^nosuchkey=' 2> /dev/null)" x
+    [ "$status" -ne 0 ]
+    run set_key nosuchkey 1
+    [ "$status" -ne 0 ]
+    [ "$(cat "$CFG")" = "$before" ]
+    # guard: in range, the same helpers edit
+    insert_after "$n" "# end"
+    [ "$(tail -1 "$CFG")" = "# end" ]
+    set_line $((n + 1)) "# last"
+    [ "$(tail -1 "$CFG")" = "# last" ]
+    delete_lines $((n + 1))
+    [ "$(cat "$CFG")" = "$before" ]
+}

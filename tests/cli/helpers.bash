@@ -43,19 +43,35 @@ last_line() {
     wc -l < "$CFG" | tr -d ' '
 }
 
+# in_cfg N [FIRST]: N is a line number of $CFG from FIRST (default 1) to its last line;
+# otherwise (empty, not a number, out of range) fails saying so, so that an edit of a
+# line the cfg does not have fails the test instead of leaving the cfg unchanged.
+in_cfg() {
+    local last
+    last=$(awk 'END { print NR }' "$CFG") || return 1
+    if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt "${2:-1}" ] || [ "$1" -gt "$last" ]; then
+        echo "no line '$1' in $CFG (lines ${2:-1}..$last)" >&2
+        return 1
+    fi
+}
+
 # set_line N TEXT: replaces line N of $CFG by TEXT (which may hold \n for several lines).
 set_line() {
+    in_cfg "$1" || return 1
     awk -v n="$1" -v t="$2" 'NR == n { print t; next } { print }' "$CFG" > "$CFG.tmp" && mv "$CFG.tmp" "$CFG"
 }
 
 # insert_after N TEXT: inserts TEXT after line N of $CFG (N = 0: at the top).
 insert_after() {
+    in_cfg "$1" 0 || return 1
     awk -v n="$1" -v t="$2" 'n == 0 && NR == 1 { print t } { print } n > 0 && NR == n { print t }' "$CFG" \
         > "$CFG.tmp" && mv "$CFG.tmp" "$CFG"
 }
 
 # delete_lines FROM [TO]: deletes lines FROM..TO (default: just FROM) of $CFG.
 delete_lines() {
+    in_cfg "$1" || return 1
+    in_cfg "${2:-$1}" "$1" || return 1
     sed -i "${1},${2:-$1}d" "$CFG"
 }
 

@@ -128,7 +128,7 @@ static void check_backup_folder(fixture *f, lwf_model *m)
             if (lwf_weights_load(m->net, p, m->net->n, NULL, &err)) fail_msg("%s", err.msg);
         } else if (strstr(n, ".log.csv")) {
             size_t sz;
-            FILE *fp = fopen(p, "r");
+            FILE *fp = tu_fopen(p, "r");
             char line[4096];
             int lines = 0;
             while (fgets(line, sizeof line, fp)) {
@@ -251,8 +251,8 @@ static void test_nan_loss_stops_the_run(void **state)
     snprintf(bk, sizeof bk, "%s/nan.backup", f->backup);
     if (tu_file_size(bk) > 0) {
         size_t n;
-        FILE *fp = fopen(bk, "rb");
-        fseek(fp, 20, SEEK_SET);
+        FILE *fp = tu_fopen(bk, "rb");
+        assert_int_equal(fseek(fp, 20, SEEK_SET), 0);
         float v;
         n = 0;
         while (fread(&v, 4, 1, fp) == 1) {

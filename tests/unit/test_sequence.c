@@ -1,5 +1,6 @@
 /* scripts/sequence.sh on two small synthetic tasks: it writes a well-formed 2x2 accuracy
- * matrix per method whose values are what `lwf valid` reports, and the summary table. */
+ * matrix per method whose values are what `lwf valid` reports, and the summary table;
+ * scripts/seq_summary.sh (its summary row) on a hand-made matrix that forgets. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
@@ -79,6 +80,7 @@ static void test_two_task_sequence(void **state)
         char v[4][64];
         for (int j = 1; j <= 2; ++j) {
             assert_int_equal(csv_row(out, j, v, 4), 4);
+            if (strcmp(v[0], j == 1 ? "bands" : "tints") != 0) fail_msg("lwf valid row %d is task '%s'", j, v[0]);
             if (strcmp(v[2], f[j]) != 0) fail_msg("%s: matrix says %s, lwf valid says %s for %s", methods[k], f[j], v[2], v[0]);
             double x = atof(f[j]);
             assert_true(x >= 0 && x <= 1);
@@ -122,10 +124,40 @@ static void test_two_task_sequence(void **state)
     free(dir);
 }
 
+/* The summary of a 3-task matrix that forgets, worked by hand.  R[i][j], top-1 on task j
+ * after task i:
+ *        a     b     c
+ *   a  0.60
+ *   b  0.90  0.80        (a improved after b: its best is not on the diagonal)
+ *   c  0.70  0.50  1.00
+ * ACC = (0.70 + 0.50 + 1.00) / 3 = 0.7333
+ * forgetting = ((max(0.60, 0.90) - 0.70) + (0.80 - 0.50)) / 2 = (0.20 + 0.30) / 2 = 0.2500
+ * BWT = ((0.70 - 0.60) + (0.50 - 0.80)) / 2 = (0.10 - 0.30) / 2 = -0.1000
+ * Forgetting and BWT differ in size and sign, so a flipped sign, forgetting measured from
+ * the diagonal, or a mean over the wrong count each change the row. */
+static void test_summary_of_a_forgetting_matrix(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *m = tu_write(dir, "matrix.csv", "after,a,b,c\na,0.6000,,\nb,0.9000,0.8000,\nc,0.7000,0.5000,1.0000\n");
+    char out[256];
+    assert_int_equal(tu_capture(out, sizeof out, 0, "cd '%s' && scripts/seq_summary.sh lwf '%s'", tu_root(), m), 0);
+    assert_string_equal(out, "lwf,0.7333,0.2500,-0.1000\n");
+    /* a matrix that is not square (a task's row missing) is refused, with no row printed */
+    char *cut = tu_write(dir, "cut.csv", "after,a,b,c\na,0.6000,,\nb,0.9000,0.8000,\n");
+    assert_int_not_equal(tu_capture(out, sizeof out, 0, "cd '%s' && scripts/seq_summary.sh lwf '%s'", tu_root(), cut), 0);
+    assert_string_equal(out, "");
+    free(m);
+    free(cut);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_task_sequence),
+        cmocka_unit_test(test_summary_of_a_forgetting_matrix),
     };
     return cmocka_run_group_tests_name("sequence", tests, NULL, NULL);
 }

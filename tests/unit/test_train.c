@@ -223,23 +223,10 @@ static void test_teacher_cache_follows_inputs(void **state)
     free(cfg);
 }
 
-/* top-1 of `task` from `lwf valid -csv`. */
+/* top-1 of `task` from `lwf valid -csv` (fails the test when task has no row). */
 static double valid_top1(const char *cfg, const char *weights, const char *task)
 {
-    char out[4200];
-    snprintf(out, sizeof out, "%s.valid.csv", cfg);
-    if (tu_sh("'%s' lwf valid '%s' '%s' -csv > '%s' 2>/dev/null", getenv("DARKNET"), cfg, weights, out) != 0)
-        fail_msg("lwf valid failed on %s", weights);
-    FILE *fp = fopen(out, "r");
-    char line[512], name[256];
-    int images;
-    double top1 = -1, topk;
-    assert_non_null(fgets(line, sizeof line, fp));
-    assert_string_equal(line, "task,images,top1,topk\n");
-    while (fgets(line, sizeof line, fp))
-        if (sscanf(line, "%255[^,],%d,%lf,%lf", name, &images, &top1, &topk) == 4 && strcmp(name, task) == 0) break;
-    fclose(fp);
-    return top1;
+    return tu_valid(cfg, weights, "", task).top1;
 }
 
 /* LwF keeps the old task where fine-tuning forgets it, and both learn the new task.
@@ -286,7 +273,7 @@ static void test_valid_agrees_with_stock(void **state)
     snprintf(out, sizeof out, "%s/stock-valid.txt", f->dir);
     assert_int_equal(tu_sh("/usr/bin/darknet classifier valid '%s' '%s' '%s' 2>/dev/null | tail -1 > '%s'",
                            f->old_data, stock, f->old_weights, out), 0);
-    FILE *fp = fopen(out, "r");
+    FILE *fp = tu_fopen(out, "r");
     int n;
     double top1, topk;
     assert_int_equal(fscanf(fp, "%d: top 1: %lf, top 2: %lf", &n, &top1, &topk), 3);
@@ -437,6 +424,60 @@ static void test_corrupt_teacher_cache_is_recorded_again(void **state)
     free(cfg);
 }
 
+/* top-K of `lwf valid` (K from the .data's top= and from -top K) is the top-K stock
+ * `classifier valid` prints, on a model whose top-2 is far from its top-1: the old model
+ * (it reads the bands) scored against the tint labels of the new task's valid list, which
+ * are independent of the bands (chance: top-1 ~0.25, top-2 ~0.5). */
+static void test_topk_agrees_with_stock(void **state)
+{
+    fixture *f = *state;
+    char text[8192];
+    /* the new task's .data (top=2) and a copy with top=1 */
+    unsigned char *datatext = tu_slurp(f->new_data, NULL);
+    char *top = strstr((char *)datatext, "top=2\n");
+    assert_non_null(top);
+    top[4] = '1';
+    char *data1 = tu_write(f->dir, "tint-top1.data", (char *)datatext);
+    free(datatext);
+    snprintf(text, sizeof text, "%slearning_rate=0.1\nmax_batches=10\n%s[task]\nname=tint\ndata=%s\n%s[softmax]\n",
+             net_head, trunk, f->new_data, head);
+    char *top2cfg = tu_write(f->dir, "topk2.cfg", text);
+    snprintf(text, sizeof text, "%slearning_rate=0.1\nmax_batches=10\n%s[task]\nname=tint\ndata=%s\n%s[softmax]\n",
+             net_head, trunk, data1, head);
+    char *top1cfg = tu_write(f->dir, "topk1.cfg", text);
+    snprintf(text, sizeof text, "%slearning_rate=0.1\nmax_batches=10\n%s%s[softmax]\n", net_head, trunk, head);
+    char *stock = tu_write(f->dir, "topk-stock.cfg", text);
+
+    tu_stock_row s = tu_stock_valid(f->new_data, stock, f->old_weights);
+    tu_stock_row s1 = tu_stock_valid(data1, stock, f->old_weights);
+    tu_valid_row bydata = tu_valid(top2cfg, f->old_weights, "", "tint");
+    tu_valid_row byflag = tu_valid(top1cfg, f->old_weights, "-top 2", "tint");
+    tu_valid_row one = tu_valid(top1cfg, f->old_weights, "", "tint");
+    print_message("# stock top-1 %.4f top-2 %.4f; lwf valid top-2 %.4f (top=2), %.4f (-top 2), top-1 %.4f\n", s.top1,
+                  s.topk, bydata.topk, byflag.topk, one.topk);
+    assert_int_equal(s.k, 2);
+    assert_int_equal(s1.k, 1);
+    assert_int_equal(s.images, 128);
+    /* guard: on this model top-2 is not top-1, so a top-K computed as top-1 cannot pass */
+    if (s.topk - s.top1 < 0.1) fail_msg("stock top-2 %.4f is too close to top-1 %.4f: the test is vacuous", s.topk, s.top1);
+    /* ours prints 4 places: agreement to 1e-4 (one image of 128 is 0.0078) */
+    const tu_valid_row *r[2] = {&bydata, &byflag};
+    const char *how[2] = {"with top=2 in the .data", "with -top 2"};
+    for (int k = 0; k < 2; ++k) {
+        assert_int_equal(r[k]->images, 128);
+        if (fabs(r[k]->top1 - s.top1) > 1e-4 || fabs(r[k]->topk - s.topk) > 1e-4)
+            fail_msg("lwf valid %s: top-1 %.4f top-K %.4f, stock top-1 %.4f top-2 %.4f", how[k], r[k]->top1,
+                     r[k]->topk, s.top1, s.topk);
+    }
+    /* and with top=1 (no -top), top-K is top-1, as stock's "top 1" */
+    if (fabs(one.topk - s1.topk) > 1e-4 || fabs(one.topk - one.top1) > 1e-4)
+        fail_msg("lwf valid with top=1: top-K %.4f, stock %.4f, top-1 %.4f", one.topk, s1.topk, one.top1);
+    free(data1);
+    free(top2cfg);
+    free(top1cfg);
+    free(stock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_joint_training),
         cmocka_unit_test(test_resume_with_the_other_teacher),
         cmocka_unit_test(test_corrupt_teacher_cache_is_recorded_again),
+        cmocka_unit_test(test_topk_agrees_with_stock),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,7 @@ char *tu_write(const char *dir, const char *name, const char *text)
     char *path = malloc(strlen(dir) + strlen(name) + 2);
     assert_non_null(path);
     sprintf(path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
+    FILE *fp = tu_fopen(path, "w");
     assert_int_equal(fputs(text, fp) >= 0, 1);
     assert_int_equal(fclose(fp), 0);
     return path;
@@ -76,6 +76,95 @@ int tu_capture(char *out, size_t cap, int with_stderr, const char *fmt, ...)
     fclose(fp);
     unlink(file);
     return rc;
+}
+
+FILE *tu_fopen(const char *path, const char *mode)
+{
+    FILE *fp = fopen(path, mode);
+    if (!fp) fail_msg("cannot open %s (mode %s): %s", path, mode, strerror(errno));
+    return fp;
+}
+
+/* One "name,images,top1,topk" line (len bytes, no newline) into name (cap) and *r: 0 or -1. */
+static int valid_line(const char *line, size_t len, char *name, size_t cap, tu_valid_row *r)
+{
+    const char *comma = memchr(line, ',', len);
+    char rest[256];
+    size_t nl = comma ? (size_t)(comma - line) : 0;
+    if (!comma || nl == 0 || nl >= cap || len - nl - 1 >= sizeof rest) return -1;
+    memcpy(name, line, nl);
+    name[nl] = 0;
+    memcpy(rest, comma + 1, len - nl - 1);
+    rest[len - nl - 1] = 0;
+    int used = -1;
+    if (sscanf(rest, "%d,%lf,%lf%n", &r->images, &r->top1, &r->topk, &used) != 3 || used != (int)strlen(rest))
+        return -1;
+    return 0;
+}
+
+int tu_valid_find(const char *csv, const char *task, tu_valid_row *row, char *msg, size_t cap)
+{
+    static const char header[] = "task,images,top1,topk\n";
+    if (strncmp(csv, header, sizeof header - 1) != 0) {
+        snprintf(msg, cap, "the first line is not the header task,images,top1,topk");
+        return -1;
+    }
+    int found = 0, lineno = 1;
+    tu_valid_row got = {0, 0, 0};
+    for (const char *p = csv + sizeof header - 1; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char name[256];
+        tu_valid_row r;
+        ++lineno;
+        if (valid_line(p, len, name, sizeof name, &r)) {
+            snprintf(msg, cap, "line %d is not task,images,top1,topk: '%.*s'", lineno, (int)len, p);
+            return -1;
+        }
+        if (strcmp(name, task) == 0 && found++) {
+            snprintf(msg, cap, "task '%s' has a second row at line %d", task, lineno);
+            return -1;
+        }
+        if (strcmp(name, task) == 0) got = r;
+        p += eol ? len + 1 : len;
+    }
+    if (!found) {
+        snprintf(msg, cap, "no row for task '%s'", task);
+        return -1;
+    }
+    *row = got;
+    return 0;
+}
+
+tu_valid_row tu_valid(const char *cfg, const char *weights, const char *flags, const char *task)
+{
+    const char *dn = getenv("DARKNET");
+    if (!dn || !*dn) fail_msg("DARKNET (the binary under test) is not set");
+    char out[16384], msg[512];
+    int rc = tu_capture(out, sizeof out, 0, "'%s' lwf valid '%s' '%s' -csv %s", dn, cfg, weights, flags);
+    if (rc != 0) fail_msg("lwf valid %s %s -csv %s: exit status %d", cfg, weights, flags, rc);
+    tu_valid_row r;
+    if (tu_valid_find(out, task, &r, msg, sizeof msg))
+        fail_msg("lwf valid %s %s -csv %s: %s; it printed:\n%s", cfg, weights, flags, msg, out);
+    return r;
+}
+
+tu_stock_row tu_stock_valid(const char *datafile, const char *cfg, const char *weights)
+{
+    char out[65536];
+    int rc = tu_capture(out, sizeof out, 0, "/usr/bin/darknet classifier valid '%s' '%s' '%s'", datafile, cfg, weights);
+    if (rc != 0) fail_msg("stock classifier valid %s %s %s: exit status %d", datafile, cfg, weights, rc);
+    const char *last = NULL;
+    for (const char *p = out; (p = strstr(p, ": top 1: ")); ++p) {
+        last = p;
+        while (last > out && last[-1] != '\n') --last;
+    }
+    tu_stock_row r;
+    if (!last || sscanf(last, "%d: top 1: %lf, top %d: %lf", &r.images, &r.top1, &r.k, &r.topk) != 4)
+        fail_msg("stock classifier valid %s %s %s printed no 'I: top 1: x, top K: y' line:\n%s", datafile, cfg,
+                 weights, out);
+    ++r.images; /* it prints the index of the last image */
+    return r;
 }
 
 const char *const tu_labels[2][4] = {{"top", "high", "low", "bottom"}, {"red", "green", "blue", "grey"}};

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "lwf.h"
@@ -22,6 +23,8 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Runs a shell command; returns its exit status, with its stdout (and its stderr if
  * with_stderr) in out (cap bytes, NUL-terminated). */
 int tu_capture(char *out, size_t cap, int with_stderr, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* fopen that fails the test, naming the file and why, when it cannot open it. */
+FILE *tu_fopen(const char *path, const char *mode);
 /* A file's size in bytes, or -1 if it does not exist. */
 long long tu_file_size(const char *path);
 /* Loads a cfg that must parse; fails the test with the error otherwise. */
@@ -33,6 +36,27 @@ unsigned char *tu_slurp(const char *path, size_t *len);
 double tu_now(void);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill(float *x, size_t n, unsigned *state, float lo, float hi);
+
+/* One task's row of `lwf valid -csv` ("task,images,top1,topk"). */
+typedef struct {
+    int images;
+    double top1, topk;
+} tu_valid_row;
+/* Finds task's row in csv, the whole stdout of `lwf valid -csv`: 0 and *row; or -1, *row
+ * untouched and why in msg (cap bytes), when the header is not the first line, a line is
+ * malformed, or task has no row or two.  Never another task's row. */
+int tu_valid_find(const char *csv, const char *task, tu_valid_row *row, char *msg, size_t cap);
+/* Runs `$DARKNET lwf valid cfg weights -csv flags` (flags may be "") and returns task's
+ * row; fails the test if the command fails or tu_valid_find finds no row for task. */
+tu_valid_row tu_valid(const char *cfg, const char *weights, const char *flags, const char *task);
+/* The last line stock `/usr/bin/darknet classifier valid datafile cfg weights` prints,
+ * "I: top 1: x, top K: y" (I = images - 1, K = the .data's top=); fails the test if the
+ * command fails or prints no such line. */
+typedef struct {
+    int images, k;
+    double top1, topk;
+} tu_stock_row;
+tu_stock_row tu_stock_valid(const char *datafile, const char *cfg, const char *weights);
 
 /* A synthetic image-classification task for training tests, written under dir:
  * images img/<prefix><i>_<label>.png (size x size, 3 channels), <name>.train.list,
