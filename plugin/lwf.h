@@ -10,11 +10,12 @@
 
 /* Error report filled by every fallible call: "file:line: what is wrong". */
 typedef struct lwf_err {
-    char msg[2048];
+    char msg[8192];      /* room for two paths of PATH_MAX and the reason */
 } lwf_err;
 
 /* Formats a message into err (if not NULL); always returns -1 so callers can
- * write `return lwf_fail(err, ...)`. */
+ * write `return lwf_fail(err, ...)`.  A message longer than msg keeps its start and its
+ * end (the reason) with "[...]" between; an argument may be err->msg itself. */
 int lwf_fail(lwf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One task: a head opened by [task] and closed by its loss layer. */
@@ -95,6 +96,7 @@ typedef struct lwf_datacfg {
     int classes;         /* classes=, required, >= 1 */
     char *train, *valid, *labels, *backup;  /* owned, NULL when absent */
     int top;             /* top=, default 1 */
+    int train_line, valid_line, labels_line;  /* their lines in path, 0 when absent */
 } lwf_datacfg;
 
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err);
@@ -109,6 +111,11 @@ typedef struct lwf_list {
 
 int lwf_list_read(const char *path, lwf_list *l, lwf_err *err);
 void lwf_list_free(lwf_list *l);
+
+/* Reads the list named by d's `key` ("train", "valid" or "labels") with lwf_list_read; an
+ * error names the .data line it came from (and, for a relative path, the current folder
+ * it is read from). */
+int lwf_datacfg_list(const lwf_datacfg *d, const char *key, lwf_list *l, lwf_err *err);
 
 
 /* ---- images and batches ---- */

@@ -33,7 +33,17 @@ n=${#DATA[@]}
 die() { echo "sequence: $*" >&2; exit 1; }
 
 key() { sed -n "s/^$2=//p" "$1" | head -1; }           # key of a .data file
-name_of() { basename "$1" .data; }
+# a task's name: its .data file's name; a comma would split the matrix's CSV columns
+name_of() {
+    local b; b=$(basename "$1" .data)
+    [[ $b != *[,[:cntrl:]]* ]] || die "$1: a comma or control character in the task name"
+    printf '%s\n' "$b"
+}
+# lit VALUE: VALUE as literal sed replacement text (delimiter #); a newline is refused
+lit() {
+    [[ $1 != *$'\n'* ]] || die "a newline in '$1'"
+    printf '%s' "$1" | sed -e 's/[\\#&]/\\&/g'
+}
 iters() { # epochs, data file, batch -> iterations
     local list; list=$(key "$2" train)
     [ -f "$list" ] || die "$2: no train list '$list'"
@@ -44,7 +54,7 @@ set_net() { # cfg key value: set a [net] key (added after [net] when absent)
 }
 data_copy() { # data backupdir out: the .data with its own backup folder
     mkdir -p "$2"
-    sed "s#^backup=.*#backup=$2#" "$1" > "$3"
+    sed "s#^backup=.*#backup=$(lit "$2")#" "$1" > "$3"
     grep -q '^backup=' "$3" || echo "backup=$2" >> "$3"
 }
 pad() { # step -> one empty cell per task not seen yet
@@ -54,12 +64,13 @@ valid_row() { # cfg weights -> "acc1,acc2,..." in task order
     $DN lwf valid "$1" "$2" -csv 2>/dev/null | awk -F, 'NR>1{printf "%s%s", (NR>2?",":""), $3}'
 }
 
+for d in "${DATA[@]}"; do name_of "$d" > /dev/null; done # every name checked before anything runs
 mkdir -p "$OUT/base"
 batch=$(sed -n 's/^batch=//p' "$FIRST" | head -1)
 # step 1: the first task from scratch, shared by every method
 t1=$(name_of "${DATA[0]}")
 cfg1=$OUT/base/step1.cfg
-sed -e "s#^name=.*#name=$t1#" -e "s#^data=.*#data=${DATA[0]}#" \
+sed -e "s#^name=.*#name=$(lit "$t1")#" -e "s#^data=.*#data=$(lit "${DATA[0]}")#" \
     -e "s#^filters=2\$#filters=$(key "${DATA[0]}" classes)#" "$FIRST" > "$cfg1"
 set_net "$cfg1" max_batches "$(iters "$E1" "${DATA[0]}" "$batch")"
 data_copy "${DATA[0]}" "$OUT/base/step1" "$OUT/base/step1.data"

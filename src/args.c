@@ -19,14 +19,22 @@ int lwf_args_parse(int argc, char **argv, lwf_arg *flags, char **pos, int min_po
                    const char *usage)
 {
     const char *cmd = argv[0];
+    unsigned long long given = 0; /* bit k: flags[k] seen */
     *npos = 0;
     for (int i = 1; i < argc; ++i) {
         const char *a = argv[i];
         if (a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9')) {
             lwf_arg *f = NULL;
-            for (int k = 0; flags && flags[k].name; ++k)
-                if (strcmp(flags[k].name, a) == 0) f = &flags[k];
+            int k = 0;
+            for (; flags && flags[k].name; ++k)
+                if (strcmp(flags[k].name, a) == 0) {
+                    f = &flags[k];
+                    break;
+                }
             if (!f) return bad(cmd, usage, "unknown option", a);
+            /* a repeated flag is refused, not "the last one wins" */
+            if (k < 64 && (given >> k & 1)) return bad(cmd, usage, "option given twice:", a);
+            if (k < 64) given |= 1ULL << k;
             if (f->type == LWF_ARG_FLAG) {
                 *(int *)f->out = 1;
                 continue;

@@ -40,7 +40,7 @@ int lwf_cmd_predict(int argc, char **argv)
         int topk = top;
         if (t->data) {
             lwf_datacfg d; /* zeroed by the read, whatever it returns: freed once below */
-            int bad = lwf_datacfg_read(t->data, &d, &err) || (d.labels && lwf_list_read(d.labels, &names, &err));
+            int bad = lwf_datacfg_read(t->data, &d, &err) || (d.labels && lwf_datacfg_list(&d, "labels", &names, &err));
             if (!bad && !topk) topk = d.top;
             lwf_datacfg_free(&d);
             if (bad) {

@@ -20,8 +20,40 @@ char *lwf_strdup(const char *s);
  * a leading dot stays), newly allocated; NULL when out of memory. */
 char *lwf_path_stem(const char *path);
 
-/* Writes `len` bytes to path atomically: temporary file, fsync, rename. */
+/* Writes `len` bytes to path atomically: temporary file (created, never followed), fsync,
+ * rename.  Every output of the plugin goes through it: the file written is
+ * lwf_output_target(path), so a symbolic link keeps pointing at its (new) target and a FIFO,
+ * device or folder is refused. */
 int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err *err);
+
+/* ---- checked files (files.c) ---- */
+
+/* Opens path for reading as `what` ("cfg", ".data file", "list"): anything but a regular
+ * file (a FIFO, a device such as /dev/zero, a folder) is refused without blocking on it.
+ * NULL with err set ("path: cannot ... <what>: reason"). */
+FILE *lwf_open_regular(const char *path, const char *what, lwf_err *err);
+
+/* The file an output named path is written to, newly allocated: path itself when it is
+ * absent or a regular file, the target of a symbolic link that leads to a regular file.
+ * NULL with err set for anything else (a FIFO, a device, a folder, a dangling link). */
+char *lwf_output_target(const char *path, lwf_err *err);
+
+/* 1 when a and b name one file: the same device and inode when both exist, else the same
+ * resolved folder and name ("d/x" and "d/./x"). */
+int lwf_same_file(const char *a, const char *b);
+
+/* A file a command reads or writes, for lwf_check_outputs' messages ("LwF cfg"). */
+typedef struct lwf_file {
+    const char *path;    /* NULL entries of the inputs are skipped */
+    const char *what;
+} lwf_file;
+
+/* Before a command writes anything: every output can be written (lwf_output_target), no
+ * two outputs are one file, no output is one of the inputs.  0, or -1 with err set. */
+int lwf_check_outputs(const lwf_file *out, int nout, const lwf_file *in, int nin, lwf_err *err);
+
+/* "a FIFO", "a folder", ... for a stat mode. */
+const char *lwf_file_kind(unsigned mode);
 
 /* 64-bit FNV-1a of a file's bytes folded into h; -1 if unreadable. */
 int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err);
@@ -29,10 +61,12 @@ int lwf_hash_file(const char *path, unsigned long long *h, lwf_err *err);
 /* First index in p[0, n) that holds a NaN or an infinity, or n when all are finite. */
 size_t lwf_first_nonfinite(const float *p, size_t n);
 
-/* Reads the next line of a text file (a cfg, .data, list or labels file) into *buf, getline's
- * buffer, without its line end ("\n" or "\r\n"): returns its length, -1 at the end of the
- * file, or -2 with err set ("path:line: ...", `what` naming the kind of file) on a read error,
- * a line longer than 65536 characters, a NUL byte or another control character but tab. */
+/* Reads the next line of a text file (a cfg, .data, list or labels file) into *buf (malloc'd,
+ * *cap bytes), without its line end ("\n" or "\r\n") and, on line 1, without a UTF-8 byte
+ * order mark: returns its length, -1 at the end of the file, or -2 with err set
+ * ("path:line: ...", `what` naming the kind of file) on a read error, a line longer than
+ * 65536 characters (never read further: the buffer stays under 64 KiB + 2), a NUL byte or
+ * another control character but tab. */
 long lwf_read_text_line(FILE *fp, char **buf, size_t *cap, const char *path, int line, const char *what,
                         lwf_err *err);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Keys stock Darknet reads from .data files; ours use a subset. */
 static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
@@ -29,8 +30,8 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
     memset(d, 0, sizeof *d);
     d->top = 1;
     d->classes = -1;
-    FILE *fp = fopen(path, "r");
-    if (!fp) return lwf_fail(err, "%s: cannot open .data file: %s", path, strerror(errno));
+    FILE *fp = lwf_open_regular(path, ".data file", err);
+    if (!fp) return -1;
     d->path = lwf_strdup(path);
     char *buf = NULL;
     size_t cap = 0;
@@ -68,6 +69,7 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
         seen_at[ki] = line;
         seen_as[ki] = strcmp(key, "names") == 0 ? "names" : known_data_keys[ki];
         char **slot = NULL;
+        int *slot_line = NULL;
         if (strcmp(key, "classes") == 0) {
             if (lwf_parse_int(val, 1, 1 << 20, &d->classes)) {
                 rc = lwf_fail(err, "%s:%d: classes must be an integer in [1, %d], got '%s'", path, line, 1 << 20, val);
@@ -78,9 +80,9 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
                 rc = lwf_fail(err, "%s:%d: top must be a positive integer, got '%s'", path, line, val);
                 break;
             }
-        } else if (strcmp(key, "train") == 0) slot = &d->train;
-        else if (strcmp(key, "valid") == 0) slot = &d->valid;
-        else if (strcmp(key, "labels") == 0 || strcmp(key, "names") == 0) slot = &d->labels;
+        } else if (strcmp(key, "train") == 0) slot = &d->train, slot_line = &d->train_line;
+        else if (strcmp(key, "valid") == 0) slot = &d->valid, slot_line = &d->valid_line;
+        else if (strcmp(key, "labels") == 0 || strcmp(key, "names") == 0) slot = &d->labels, slot_line = &d->labels_line;
         else if (strcmp(key, "backup") == 0) slot = &d->backup;
         if (slot) {
             if (!val[0]) {
@@ -89,6 +91,7 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
             }
             free(*slot);
             *slot = lwf_strdup(val);
+            if (slot_line) *slot_line = line;
         }
     }
     if (got == -2) rc = -1;
@@ -112,8 +115,8 @@ void lwf_datacfg_free(lwf_datacfg *d)
 int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
 {
     memset(l, 0, sizeof *l);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return lwf_fail(err, "%s: cannot open list: %s", path, strerror(errno));
+    FILE *fp = lwf_open_regular(path, "list", err);
+    if (!fp) return -1;
     char *buf = NULL;
     size_t cap = 0;
     int line = 0, rc = 0, room = 0;
@@ -150,6 +153,24 @@ int lwf_list_read(const char *path, lwf_list *l, lwf_err *err)
     if (!rc && l->n == 0) rc = lwf_fail(err, "%s: empty list", path);
     if (rc) lwf_list_free(l);
     return rc;
+}
+
+int lwf_datacfg_list(const lwf_datacfg *d, const char *key, lwf_list *l, lwf_err *err)
+{
+    const char *path = NULL;
+    int line = 0;
+    if (strcmp(key, "train") == 0) path = d->train, line = d->train_line;
+    else if (strcmp(key, "valid") == 0) path = d->valid, line = d->valid_line;
+    else if (strcmp(key, "labels") == 0) path = d->labels, line = d->labels_line;
+    memset(l, 0, sizeof *l);
+    if (!path) return lwf_fail(err, "%s: no %s= line", d->path, key);
+    lwf_err lerr;
+    if (lwf_list_read(path, l, &lerr) == 0) return 0;
+    /* where the path came from: a relative one is read from the current folder */
+    char here[4096] = "";
+    if (path[0] != '/' && !getcwd(here, sizeof here)) here[0] = '\0';
+    return lwf_fail(err, "%s (named at %s:%d: %s=%s%s%s)", lerr.msg, d->path, line, key, path,
+                    here[0] ? ", a relative path, read from the current folder " : "", here);
 }
 
 void lwf_list_free(lwf_list *l)

@@ -64,9 +64,8 @@ int lwf_cfg_read(const char *path, lwf_cfgfile *cf, lwf_err *err)
     memset(cf, 0, sizeof *cf);
     cf->path = lwf_strdup(path);
     if (!cf->path) return lwf_fail(err, "%s: out of memory", path);
-    FILE *fp = fopen(path, "r");
+    FILE *fp = lwf_open_regular(path, "cfg", err);
     if (!fp) {
-        lwf_fail(err, "%s: cannot open cfg: %s", path, strerror(errno));
         lwf_cfg_free(cf);
         return -1;
     }

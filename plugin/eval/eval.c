@@ -24,7 +24,7 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     int *label = NULL, rc = 0;
     if (!d.valid) rc = lwf_fail(err, "%s: no valid= list", t->data);
     else if (!d.labels) rc = lwf_fail(err, "%s: no labels= file", t->data);
-    if (!rc && (lwf_list_read(d.valid, &paths, err) || lwf_list_read(d.labels, &labels, err))) rc = -1;
+    if (!rc && (lwf_datacfg_list(&d, "valid", &paths, err) || lwf_datacfg_list(&d, "labels", &labels, err))) rc = -1;
     if (!rc && labels.n != t->classes)
         rc = lwf_fail(err, "%s: %d labels, but task '%s' has %d classes", d.labels, labels.n, t->name, t->classes);
     if (!rc && !(label = malloc((size_t)paths.n * sizeof(int)))) rc = lwf_fail(err, "out of memory");

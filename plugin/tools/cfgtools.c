@@ -175,12 +175,6 @@ static void stem(const char *path, char *out, size_t cap)
     free(s);
 }
 
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* The class-producing layer of a head ending at section `loss`: walking back from the
  * loss over shape-only sections, the first section must be a [convolutional] or
  * [connected] with filters= / output= given, and not before section `lo`.  Returns its
@@ -444,13 +438,19 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
     lwf_init_info dummy;
     if (!info) info = &dummy;
     memset(info, 0, sizeof *info);
-    if (same_file(oldcfg, outcfg))
-        return lwf_fail(err, "%s: the output is the input cfg: write the LwF cfg to another file", outcfg);
-    if (same_file(newdata, outcfg))
-        return lwf_fail(err, "%s: the output is the new task's .data file: write the LwF cfg to another file", outcfg);
     lwf_datacfg nd;
     lwf_err derr;
     if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
+    const lwf_file outs[] = {{outcfg, "LwF cfg"}},
+                   ins[] = {{oldcfg, "old cfg"},
+                            {newdata, "new task's .data"},
+                            {nd.train, "new task's train list"},
+                            {nd.valid, "new task's valid list"},
+                            {nd.labels, "new task's labels"}};
+    if (lwf_check_outputs(outs, 1, ins, 5, err)) {
+        lwf_datacfg_free(&nd);
+        return -1;
+    }
     if (check_value_text("new .data path", newdata, err)) {
         lwf_datacfg_free(&nd);
         return -1;
@@ -485,18 +485,19 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
 int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
                const char *outweights, lwf_err *err)
 {
-    const char *inputs[2] = {cfgpath, weights}, *outputs[2] = {outcfg, outweights};
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j)
-            if (same_file(inputs[i], outputs[j]))
-                return lwf_fail(err, "%s: the output is the input %s: export to other files", outputs[j], inputs[i]);
-    if (strcmp(outcfg, outweights) == 0) return lwf_fail(err, "%s: the output cfg and weights are one file", outcfg);
+    const lwf_file outs[] = {{outcfg, "output cfg"}, {outweights, "output weights"}},
+                   ins[] = {{cfgpath, "LwF cfg"}, {weights, "weights"}};
+    if (lwf_check_outputs(outs, 2, ins, 2, err)) return -1;
     lwf_build_opts bo = {1, 1};
     lwf_model *m = lwf_model_load(cfgpath, &bo, err);
     if (!m) return -1;
     int rc = -1, *layers = NULL;
     sbuf out = {0};
     lwf_cfgfile cf = {0};
+    for (int j = 0; j < m->ntasks; ++j) {
+        const lwf_file tdata[] = {{m->tasks[j].data, "task's .data"}};
+        if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
+    }
     int k = lwf_task_find(m, task);
     if (k < 0) {
         char names[1024] = "";

@@ -1112,3 +1112,255 @@ patch4() {
     hostile lwf predict "$CFG" "$T/backup/small.weights" "$FIX/img/t0_lblzero.png"
     assert_rejected "$T/nosuch.labels" - "cannot open"
 }
+
+# ---- text inputs with no end: devices, FIFOs, a file with no newline (issue 11, 5) ---------
+# Every text input goes through one opener (regular files only, never blocking on a FIFO)
+# and one line reader (stops at the 64 KiB line limit): cfg, .data, list, labels.
+
+# no_end KIND: makes $T/noend.<KIND> per $NOEND (zero: a link to /dev/zero; fifo: a FIFO;
+# huge: a 4 GiB sparse file of NULs, no newline) and echoes its path.
+no_end() {
+    local p=$T/noend.$1
+    case $NOEND in
+    zero) ln -s /dev/zero "$p" ;;
+    fifo) mkfifo "$p" ;;
+    huge) truncate -s 4G "$p" ;;
+    esac
+    echo "$p"
+}
+
+# no_end_case KIND: lwf train with the KIND input replaced, rejected within 20 s.
+no_end_case() {
+    local p
+    p=$(no_end "$1")
+    case $1 in
+    cfg) train "$T/new.data" "$p" "$OLDW" ;;
+    data) train "$p" "$SMALL" "$OLDW" ;;
+    list) data_with_list "$p" && train "$T/new.data" "$SMALL" "$OLDW" ;;
+    labels)
+        new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$p" "backup=$T/backup"
+        train "$T/new.data" "$SMALL" "$OLDW"
+        ;;
+    esac
+    if [ "$NOEND" = huge ]; then
+        assert_rejected "$p" 1 "line longer than 65536"
+    else
+        assert_rejected "$p" - "not a regular file"
+    fi
+}
+
+@test "no end: /dev/zero as the cfg is refused at once (not read whole)" {
+    NOEND=zero HOSTILE_TIMEOUT=20 no_end_case cfg
+}
+@test "no end: /dev/zero as the .data is refused at once" {
+    NOEND=zero HOSTILE_TIMEOUT=20 no_end_case data
+}
+@test "no end: /dev/zero as the training list is refused at once" {
+    NOEND=zero HOSTILE_TIMEOUT=20 no_end_case list
+}
+@test "no end: /dev/zero as labels= is refused at once" {
+    NOEND=zero HOSTILE_TIMEOUT=20 no_end_case labels
+}
+@test "no end: a FIFO as the cfg is refused (not a hang in open)" {
+    NOEND=fifo HOSTILE_TIMEOUT=20 no_end_case cfg
+}
+@test "no end: a FIFO as the .data is refused (not a hang)" {
+    NOEND=fifo HOSTILE_TIMEOUT=20 no_end_case data
+}
+@test "no end: a FIFO as the training list is refused (not a hang)" {
+    NOEND=fifo HOSTILE_TIMEOUT=20 no_end_case list
+}
+@test "no end: a FIFO as labels= is refused (not a hang)" {
+    NOEND=fifo HOSTILE_TIMEOUT=20 no_end_case labels
+}
+@test "no end: a 4 GiB cfg without a newline stops at the line limit, line 1" {
+    NOEND=huge HOSTILE_TIMEOUT=20 no_end_case cfg
+}
+@test "no end: a 4 GiB .data without a newline stops at the line limit, line 1" {
+    NOEND=huge HOSTILE_TIMEOUT=20 no_end_case data
+}
+@test "no end: a 4 GiB training list without a newline stops at the line limit, line 1" {
+    NOEND=huge HOSTILE_TIMEOUT=20 no_end_case list
+}
+@test "no end: a 4 GiB labels= file without a newline stops at the line limit, line 1" {
+    NOEND=huge HOSTILE_TIMEOUT=20 no_end_case labels
+}
+@test "no end: a FIFO as lwf init's old cfg and as lwf valid's valid list are refused (not a hang)" {
+    mkfifo "$T/old.cfg" "$T/valid.list"
+    HOSTILE_TIMEOUT=20 hostile lwf init "$T/old.cfg" "$T/new.data" "$T/out.cfg"
+    assert_rejected "$T/old.cfg" - "not a regular file"
+    [ ! -e "$T/out.cfg" ]
+    new_data "$T/v.data" classes=2 "valid=$T/valid.list" "labels=$FIX/labels"
+    sed "s|^data=.*ref.data$|data=$T/v.data|" "$SMALL" > "$T/v.cfg"
+    HOSTILE_TIMEOUT=20 hostile lwf valid "$T/v.cfg" "$T/backup/small.weights" -task new
+    assert_rejected "$T/valid.list" - "not a regular file"
+}
+
+# ---- outputs named twice, through links, or over inputs (issue 11, 6) --------------------
+# lwf init, lwf export and every training output write through one checked writer.
+
+@test "outputs: lwf export to d/same and d/./same (one file twice) is refused, nothing written" {
+    mkdir "$T/d"
+    hostile lwf export "$SMALL" "$T/backup/small.weights" new "$T/d/same" "$T/d/./same"
+    assert_rejected "$T/d/same" - "one file"
+    [ -z "$(ls -A "$T/d")" ]
+}
+
+@test "outputs: lwf export over the task's .data (named by the cfg it reads) is refused" {
+    cp "$FIX/ref.data" "$T/task.data"
+    sed "s|^data=.*ref.data$|data=$T/task.data|" "$SMALL" > "$T/task.cfg"
+    hostile lwf export "$T/task.cfg" "$T/backup/small.weights" new "$T/task.data" "$T/out.weights"
+    assert_rejected "$T/task.data" - "an input"
+    cmp "$T/task.data" "$FIX/ref.data"
+    [ ! -e "$T/out.weights" ]
+}
+
+@test "outputs: lwf export onto a FIFO is refused and the FIFO stays" {
+    mkfifo "$T/out.cfg"
+    hostile lwf export "$SMALL" "$T/backup/small.weights" new "$T/out.cfg" "$T/out.weights"
+    assert_rejected "$T/out.cfg" - "a FIFO"
+    [ -p "$T/out.cfg" ]
+    [ ! -e "$T/out.weights" ]
+}
+
+@test "outputs: lwf export through a symbolic link writes its target and keeps the link" {
+    echo stale > "$T/target.weights"
+    ln -s "$T/target.weights" "$T/out.weights"
+    run "$DARKNET" lwf export "$SMALL" "$T/backup/small.weights" new "$T/out.cfg" "$T/out.weights"
+    assert_ok
+    [ -L "$T/out.weights" ]
+    [ "$(stat -c %s "$T/target.weights")" -gt 20 ]
+}
+
+@test "outputs: lwf init through a symbolic link writes its target and keeps the link" {
+    echo stale > "$T/target.cfg"
+    ln -s "$T/target.cfg" "$T/out.cfg"
+    run "$DARKNET" lwf init "$BASE_CFG" "$T/new.data" "$T/out.cfg"
+    assert_ok
+    [ -L "$T/out.cfg" ]
+    grep -q '^\[task\]' "$T/target.cfg"
+}
+
+@test "outputs: lwf init onto a FIFO or a dangling link is refused, each left as it was" {
+    mkfifo "$T/fifo.cfg"
+    ln -s "$T/nowhere/x.cfg" "$T/dangling.cfg"
+    hostile lwf init "$BASE_CFG" "$T/new.data" "$T/fifo.cfg"
+    assert_rejected "$T/fifo.cfg" - "a FIFO"
+    [ -p "$T/fifo.cfg" ]
+    hostile lwf init "$BASE_CFG" "$T/new.data" "$T/dangling.cfg"
+    assert_rejected "$T/dangling.cfg" - "symbolic link"
+    [ -L "$T/dangling.cfg" ] && [ ! -e "$T/nowhere" ]
+}
+
+@test "outputs: lwf init over the labels file its new .data names is refused, the labels unchanged" {
+    cp "$FIX/labels" "$T/labels"
+    new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$T/labels" "backup=$T/backup"
+    hostile lwf init "$BASE_CFG" "$T/new.data" "$T/./labels"
+    assert_rejected "$T/./labels" - "an input"
+    cmp "$T/labels" "$FIX/labels"
+}
+
+@test "outputs: lwf train with a FIFO where its log goes fails and leaves the FIFO" {
+    mkdir "$T/b3"
+    mkfifo "$T/b3/small.log.csv"
+    new_data "$T/b3.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/b3"
+    HOSTILE_TIMEOUT=30 hostile lwf train "$T/b3.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_rejected "$T/b3/small.log.csv" - "a FIFO"
+    [ -p "$T/b3/small.log.csv" ]
+}
+
+@test "outputs: lwf train writes its weights through a symbolic link, which stays a link" {
+    mkdir "$T/b4"
+    echo stale > "$T/kept.weights"
+    ln -s "$T/kept.weights" "$T/b4/small.weights"
+    new_data "$T/b4.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/b4"
+    run "$DARKNET" lwf train "$T/b4.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ -L "$T/b4/small.weights" ]
+    [ "$(stat -c %s "$T/kept.weights")" -gt 100 ]
+}
+
+# ---- scripts/plots.sh: names and paths are data to gnuplot (issue 11, 8) -----------------
+
+# a matrix whose task names are shell and gnuplot syntax; none of it may run
+evil_matrix() {
+    mkdir -p "$(dirname "$1")"
+    printf '%s\n' "after,t1\`touch $T/bq\`,t2\$(touch $T/dollar),it's \"q\"" \
+        "t1\`touch $T/bq\`,0.9,," "t2\$(touch $T/dollar),0.8,0.7," "it's \"q\",0.6,0.5,0.4" > "$1"
+}
+
+@test "plots: matrix with backquotes, \$() and quotes in task names runs nothing and draws" {
+    evil_matrix "$T/m/matrix.csv"
+    run scripts/plots.sh matrix "$T/m/matrix.csv" "$T/m.png"
+    assert_ok
+    [ ! -e "$T/bq" ] && [ ! -e "$T/dollar" ]
+    [ -s "$T/m.png" ]
+}
+
+@test "plots: an output path with ' and .system() runs nothing; an apostrophe leaves no temporary" {
+    evil_matrix "$T/m/matrix.csv"
+    cd "$T"
+    out="x'.system('touch sys').'.png"
+    run "$LWF_ROOT/scripts/plots.sh" matrix "$T/m/matrix.csv" "$out"
+    assert_ok
+    [ ! -e "$T/sys" ]
+    [ -s "$out" ]
+    cd "$LWF_ROOT"
+    mkdir "$T/it's"
+    run scripts/plots.sh matrix "$T/m/matrix.csv" "$T/it's/m.png"
+    assert_ok
+    [ -s "$T/it's/m.png" ]
+    [ "$(ls -A "$T/it's")" = m.png ]
+}
+
+@test "plots: log and sequence with hostile paths, task and method names run nothing and draw" {
+    d="$T/seq 'x\`touch $T/bq2\`'"
+    m='l`touch${IFS}bq3`$(touch${IFS}bq3)'
+    cd "$T"
+    evil_matrix "$d/$m/matrix.csv"
+    run "$LWF_ROOT/scripts/plots.sh" sequence "$d" "$T/s.png" "$m"
+    assert_ok
+    printf '%s\n' "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,a\`touch $T/bq4\`_loss" \
+        "1,0,warmup,1,1,0.01,0,4,1" "2,0,joint,0.5,0.9,0.01,0,8,0.5" > "$d/it's.log.csv"
+    run "$LWF_ROOT/scripts/plots.sh" log "$d/it's.log.csv" "$T/l.png"
+    assert_ok
+    [ ! -e "$T/bq2" ] && [ ! -e "$T/bq3" ] && [ ! -e "$T/bq4" ] && [ ! -e "$T/bq" ]
+    [ -s "$T/s.png" ] && [ -s "$T/l.png" ]
+}
+
+# ---- issue 11, 9: BOM, long messages, repeated flags, where a list came from --------------
+
+@test "not an error: a UTF-8 BOM at the start of labels= (and of the .data, list and cfg) trains" {
+    mkdir "$T/b5"
+    printf '\xef\xbb\xbf' | cat - "$FIX/labels" > "$T/bom.labels"
+    printf '\xef\xbb\xbf' | cat - "$FIX/train.list" > "$T/bom.list"
+    printf '\xef\xbb\xbf' | cat - "$SMALL" > "$T/bom.cfg"
+    printf '\xef\xbb\xbfclasses=2\ntrain=%s\nlabels=%s\nbackup=%s\n' "$T/bom.list" "$T/bom.labels" "$T/b5" \
+        > "$T/bom.data"
+    run "$DARKNET" lwf train "$T/bom.data" "$T/bom.cfg" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ -s "$T/b5/bom.weights" ]
+}
+
+@test "args: a missing cfg under a 3000-character path still says why (the message keeps its end)" {
+    p=$T
+    for i in $(seq 1 12); do p="$p/$(printf 'd%.0s' $(seq 1 250))"; done
+    hostile lwf info "$p/x.cfg"
+    assert_rejected x.cfg - "cannot open cfg: No such file or directory"
+}
+
+@test "args: a flag given twice (-seed 1 -seed 2, -clear -clear, -task twice) is refused" {
+    train "$T/new.data" "$SMALL" "$OLDW" -seed 2
+    assert_rejected -seed - "given twice"
+    train "$T/new.data" "$SMALL" "$OLDW" -clear -clear
+    assert_rejected -clear - "given twice"
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -task new -task old
+    assert_rejected -task - "given twice"
+}
+
+@test "list: a relative valid= that does not open names the .data line it came from" {
+    new_data "$T/rel.data" classes=2 "valid=rel/valid.list" "labels=$FIX/labels"
+    sed "s|^data=.*ref.data$|data=$T/rel.data|" "$SMALL" > "$T/rel.cfg"
+    hostile lwf valid "$T/rel.cfg" "$T/backup/small.weights" -task new
+    assert_rejected "$T/rel.data" 2 "rel/valid.list" "current folder" "No such file"
+}

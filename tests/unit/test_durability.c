@@ -2,10 +2,13 @@
  * iterations, each killed after 0.15-0.9 s) never leaves a partial
  * file and resumes to the end; a full disk (file-size limit) fails cleanly and keeps the
  * previous backup; a second run on the same backup folder is refused while the first
- * lives, and a killed run leaves no stuck lock. */
+ * lives, and a killed run leaves no stuck lock.  The checked file helpers every output and
+ * text input goes through (base/): links written through, FIFOs and devices refused, one
+ * file under two names, a line with no end, a message longer than lwf_err. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 #include "train/train.h"
+#include "base/base.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -263,6 +266,178 @@ static void test_nan_loss_stops_the_run(void **state)
     }
 }
 
+
+/* ---- checked files (base/files.c, base/util.c), no training: group "files" ---- */
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    char *b = calloc(1, 1 << 16);
+    size_t n = fread(b, 1, (1 << 16) - 1, fp);
+    b[n] = '\0';
+    fclose(fp);
+    return b;
+}
+
+static void path_in(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static void test_write_through_symlink_keeps_the_link(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), target[4096], link[4096];
+    path_in(target, sizeof target, dir, "target.cfg");
+    path_in(link, sizeof link, dir, "link.cfg");
+    free(tu_write(dir, "target.cfg", "old\n"));
+    assert_int_equal(symlink(target, link), 0);
+    lwf_err err;
+    assert_int_equal(lwf_write_file_atomic(link, "new\n", 4, &err), 0);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* still a link ... */
+    char *got = slurp(target);
+    assert_string_equal(got, "new\n"); /* ... and its target holds the new text */
+    free(got);
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_write_refuses_fifo_device_dangling_link(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), fifo[4096], dangling[4096];
+    path_in(fifo, sizeof fifo, dir, "fifo.cfg");
+    path_in(dangling, sizeof dangling, dir, "dangling.cfg");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(symlink("/nonexistent/nowhere.cfg", dangling), 0);
+    const char *refused[] = {fifo, dangling, "/dev/null", dir};
+    for (int i = 0; i < 4; ++i) {
+        lwf_err err = {""};
+        assert_int_equal(lwf_write_file_atomic(refused[i], "x\n", 2, &err), -1);
+        assert_non_null(strstr(err.msg, refused[i]));
+        assert_non_null(strstr(err.msg, "refusing"));
+    }
+    struct stat st;
+    assert_int_equal(lstat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(lstat(dangling, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(tu_sh("[ -z \"$(ls '%s' | grep tmp)\" ]", dir), 0); /* no temporary left */
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_write_never_follows_a_planted_temporary(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), out[4096], tmp[4200], victim[4096];
+    path_in(out, sizeof out, dir, "out.weights");
+    path_in(victim, sizeof victim, dir, "victim");
+    free(tu_write(dir, "victim", "keep\n"));
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    assert_int_equal(symlink(victim, tmp), 0);
+    lwf_err err;
+    assert_int_equal(lwf_write_file_atomic(out, "data\n", 5, &err), 0);
+    char *v = slurp(victim), *o = slurp(out);
+    assert_string_equal(v, "keep\n");
+    assert_string_equal(o, "data\n");
+    free(v);
+    free(o);
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_same_file_by_resolved_name(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), a[4096], b[4096], c[4096];
+    snprintf(a, sizeof a, "%s/same", dir);
+    snprintf(b, sizeof b, "%s/./same", dir);
+    snprintf(c, sizeof c, "%s/other", dir);
+    assert_int_equal(lwf_same_file(a, b), 1); /* neither exists yet */
+    assert_int_equal(lwf_same_file(a, c), 0);
+    lwf_file outs[] = {{a, "output cfg"}, {b, "output weights"}};
+    lwf_err err;
+    assert_int_equal(lwf_check_outputs(outs, 2, NULL, 0, &err), -1);
+    assert_non_null(strstr(err.msg, "one file"));
+    free(tu_write(dir, "in.cfg", "[net]\n"));
+    char in[4096];
+    snprintf(in, sizeof in, "%s/sub/../in.cfg", dir);
+    assert_int_equal(tu_sh("mkdir '%s/sub'", dir), 0);
+    lwf_file one[] = {{c, "output cfg"}}, ins[] = {{NULL, "absent"}, {in, "LwF cfg"}};
+    assert_int_equal(lwf_check_outputs(one, 1, ins, 2, &err), 0);
+    lwf_file over[] = {{in, "output cfg"}};
+    assert_int_equal(lwf_check_outputs(over, 1, ins, 2, &err), -1);
+    assert_non_null(strstr(err.msg, "an input"));
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_text_line_stops_at_the_limit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), path[4096];
+    path_in(path, sizeof path, dir, "long.list");
+    /* 4 MiB of 'a' with no newline */
+    assert_int_equal(tu_sh("head -c 4194304 /dev/zero | tr '\\0' a > '%s'", path), 0);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char *buf = NULL;
+    size_t cap = 0;
+    lwf_err err;
+    assert_int_equal(lwf_read_text_line(fp, &buf, &cap, path, 1, "list", &err), -2);
+    assert_non_null(strstr(err.msg, ":1: line longer than"));
+    assert_true(cap <= 65536 + 3); /* it read one line's worth, not the file */
+    assert_true(ftell(fp) <= 65536 + 3);
+    fclose(fp);
+    free(buf);
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_text_line_drops_a_first_line_bom(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), path[4096];
+    char *p = tu_write(dir, "bom.labels", "\xEF\xBB\xBFlblzero\n\xEF\xBB\xBFlblone\n");
+    snprintf(path, sizeof path, "%s", p);
+    free(p);
+    FILE *fp = fopen(path, "r");
+    char *buf = NULL;
+    size_t cap = 0;
+    lwf_err err;
+    assert_int_equal(lwf_read_text_line(fp, &buf, &cap, path, 1, "list", &err), 7);
+    assert_string_equal(buf, "lblzero");
+    /* only at the start of the file: line 2 keeps its bytes */
+    assert_int_equal(lwf_read_text_line(fp, &buf, &cap, path, 2, "list", &err), 9);
+    fclose(fp);
+    free(buf);
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
+static void test_long_message_keeps_its_reason(void **state)
+{
+    (void)state;
+    char path[12001];
+    memset(path, 'd', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    lwf_err err;
+    lwf_fail(&err, "%s: cannot open cfg: %s", path, "No such file or directory");
+    size_t n = strlen(err.msg);
+    assert_true(n < sizeof err.msg);
+    assert_string_equal(err.msg + n - strlen("cannot open cfg: No such file or directory"),
+                        "cannot open cfg: No such file or directory");
+    assert_non_null(strstr(err.msg, "[...]"));
+    /* err->msg may be an argument of its own message */
+    lwf_fail(&err, "short");
+    lwf_fail(&err, "outer: %s", err.msg);
+    assert_string_equal(err.msg, "outer: short");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,5 +446,15 @@ int main(void)
         cmocka_unit_test(test_one_run_per_backup_folder),
         cmocka_unit_test(test_nan_loss_stops_the_run),
     };
-    return cmocka_run_group_tests_name("durability", tests, setup, teardown);
+    const struct CMUnitTest files[] = {
+        cmocka_unit_test(test_write_through_symlink_keeps_the_link),
+        cmocka_unit_test(test_write_refuses_fifo_device_dangling_link),
+        cmocka_unit_test(test_write_never_follows_a_planted_temporary),
+        cmocka_unit_test(test_same_file_by_resolved_name),
+        cmocka_unit_test(test_text_line_stops_at_the_limit),
+        cmocka_unit_test(test_text_line_drops_a_first_line_bom),
+        cmocka_unit_test(test_long_message_keeps_its_reason),
+    };
+    int failed = cmocka_run_group_tests_name("files", files, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("durability", tests, setup, teardown);
 }
