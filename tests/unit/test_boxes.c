@@ -60,7 +60,7 @@ static void test_read_good(void **state)
 {
     (void)state;
     lwf_boxes b;
-    char msg[4096];
+    char msg[sizeof(lwf_err)];
     assert_int_equal(read_text("0 0.5 0.5 0.2 0.4\n\n  4\t0.1 0.9 1 0.05  \r\n", 5, &b, msg, sizeof msg), 0);
     assert_int_equal(b.n, 2);
     assert_int_equal(b.box[0].cls, 0);
@@ -91,7 +91,7 @@ static void test_read_hostile(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; ++i) {
         lwf_boxes b;
-        char msg[4096];
+        char msg[sizeof(lwf_err)];
         assert_int_equal(read_text(bad[i].text, 5, &b, msg, sizeof msg), -1);
         if (!strstr(msg, bad[i].says)) fail_msg("case %zu: '%s' does not say '%s'", i, msg, bad[i].says);
     }
@@ -106,7 +106,7 @@ static void test_read_limits(void **state)
     assert_non_null(text);
     for (int i = 0; i < 10000; ++i) p += sprintf(p, "1 0.5 0.5 0.25 0.25\n");
     lwf_boxes b;
-    char msg[4096];
+    char msg[sizeof(lwf_err)];
     text[90 * 20] = 0;
     assert_int_equal(read_text(text, 2, &b, msg, sizeof msg), 0);
     assert_int_equal(b.n, 90);
