@@ -210,6 +210,8 @@ int lwf_teacher_fill(lwf_teacher *t, const int *index, const float *X, int n, fl
                      lwf_err *err)
 {
     if (!t->record) {
+        if (n > t->tm->net->batch)
+            return lwf_fail(err, "teacher: %d rows, more than its batch of %d", n, t->tm->net->batch);
         run_teacher(t, X, n, truth, stride, 0);
         return 0;
     }

@@ -401,7 +401,7 @@ static int refuse_cut_off(const char *weights, lwf_err *err)
 /* Resume (or start): the weights, the old network's for a fresh run or a whole-model
  * backup's with its .state (momentum, counters, seed) for a resumed one; the seen
  * counter, the seed, the new head's initialisation on a fresh run.  Sets t->resume. */
-static int resume(trainer *t, lwf_err *err)
+static int resume_or_start(trainer *t, lwf_err *err)
 {
     const lwf_train_opts *o = t->o;
     lwf_model *m = t->m;
@@ -485,7 +485,7 @@ static int open_teacher(trainer *t, lwf_err *err)
 
 static int setup(trainer *t, lwf_err *err)
 {
-    if (load(t, err) || resume(t, err)) return -1;
+    if (load(t, err) || resume_or_start(t, err)) return -1;
     if (t->distill && lwf_teacher_check(t->m, t->o->teacher, err)) return -1;
     if (prepare_folder(t, err)) return -1;
     if (t->distill && open_teacher(t, err)) return -1;

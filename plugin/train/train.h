@@ -40,7 +40,8 @@ lwf_teacher *lwf_teacher_open(const lwf_model *m, const lwf_teacher_opts *o, lwf
 /* Writes the targets of n batch rows into truth (row r at truth + r * stride, the old
  * tasks' columns only; other columns are left as they are).  X: (n, inputs) the rows'
  * network inputs (online); index: (n) each row's position in the list (record).
- * n <= m->net->batch.  Returns 0, or -1 with err on an index outside the list. */
+ * n <= m->net->batch.  Returns 0, or -1 with err on more rows than that (online) or an
+ * index outside the list (record). */
 int lwf_teacher_fill(lwf_teacher *t, const int *index, const float *X, int n, float *truth, int stride,
                      lwf_err *err);
 void lwf_teacher_close(lwf_teacher *t);
