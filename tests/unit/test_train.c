@@ -1,11 +1,14 @@
 /* lwf train end to end on small synthetic tasks: the warm-up freezes the old network
  * bit for bit, record and online teachers agree, resume repeats an uninterrupted run,
  * the teacher cache follows its inputs, LwF keeps the old task where fine-tuning
- * forgets it, and lwf valid agrees with stock `classifier valid`. */
+ * forgets it, lwf valid agrees with stock `classifier valid`, the weights check stops a
+ * run whose loss is still finite, featext changes the new head only, and the CSV log
+ * after a resume has each iteration once. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 #include "train/train.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -478,6 +481,124 @@ static void test_topk_agrees_with_stock(void **state)
     free(stock);
 }
 
+/* Overwrites `len` bytes of the file at `path` from byte `at` (at < 0: from the end). */
+static void patch_file(const char *path, long at, const void *bytes, size_t len)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, at, at < 0 ? SEEK_END : SEEK_SET), 0);
+    assert_int_equal(fwrite(bytes, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* The weights check alone stops a run whose loss stays finite while a weight becomes
+ * infinite.  The run is resumed for its last iteration (joint, rate = learning_rate = 64,
+ * so each update adds 64/16 = 4 times the momentum buffers) from a backup whose .state
+ * holds FLT_MAX, finite, as the new head's first bias momentum: that iteration's forward
+ * runs on the backup's finite weights (a finite loss, so the loss check passes), and its
+ * update makes the bias 4 * FLT_MAX = inf.  Without the weights check the run would end
+ * normally, writing the inf into <cfg>.weights. */
+static void test_weights_check_stops_a_run_with_a_finite_loss(void **state)
+{
+    fixture *f = *state;
+    char *cfg = lwf_cfg(f, "wcheck", 2, 1, 0.05f, "");
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 3 -stop 2"), 0);
+    char backup[4096], st[4200], final[4200], out[8192], cmd[8192];
+    snprintf(backup, sizeof backup, "%s/backup-tint/wcheck.backup", f->dir);
+    snprintf(st, sizeof st, "%s.state", backup);
+    snprintf(final, sizeof final, "%s/backup-tint/wcheck.weights", f->dir);
+    /* the state's last update buffers are the new head's convolution: 4 biases, then its
+     * 4 x 16 weights (68 floats) */
+    float big = FLT_MAX;
+    patch_file(st, -68 * (long)sizeof(float), &big, sizeof big);
+    assert_int_equal(tu_sh("sed -i 's/^learning_rate=.*/learning_rate=64/' '%s'", cfg), 0);
+    snprintf(cmd, sizeof cmd, "'%%s' lwf train '%%s' '%%s' '%s' -quiet", backup);
+    assert_int_not_equal(tu_capture(out, sizeof out, 1, cmd, getenv("DARKNET"), f->new_data, cfg), 0);
+    /* layer 8: conv, maxpool, conv, [task] quad, conv, avgpool, [lwf_distill], [task] tint, conv */
+    if (!strstr(out, "iteration 3: the weights of layer 8 (") || !strstr(out, "task 'tint') are not finite") ||
+        !strstr(out, "the last good backup is ") || strstr(out, "the loss of task"))
+        fail_msg("expected the weights check's message, got:\n%s", out);
+    assert_true(tu_file_size(final) < 0); /* nothing written after the check */
+    free(cfg);
+}
+
+/* -method featext: the trunk and the old head never change (every stored value, bit for bit,
+ * is the old model's after the warm-up and after the joint phase), and the new head learns
+ * in both phases. */
+static void test_featext_learns_only_the_new_head(void **state)
+{
+    fixture *f = *state;
+    char *cfg = lwf_cfg(f, "featext", 10, 60, 0.1f, "");
+    char backup[4096], mid[4200];
+    snprintf(backup, sizeof backup, "%s/backup-tint/featext.backup", f->dir);
+    snprintf(mid, sizeof mid, "%s/featext-warm.weights", f->dir);
+    /* the warm-up, then a copy of its backup, then the joint phase */
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 3 -method featext -stop 10"), 0);
+    assert_int_equal(tu_sh("cp '%s' '%s'", backup, mid), 0);
+    assert_int_equal(train(f->new_data, cfg, backup, "-method featext"), 0);
+    size_t nold, nwarm, nend;
+    unsigned char *old = tu_slurp(f->old_weights, &nold), *warm = tu_slurp(mid, &nwarm);
+    unsigned char *end = final_weights(f, "featext", &nend);
+    assert_true(nwarm > nold);
+    assert_int_equal(nend, nwarm);
+    /* after the 20-byte header: the old network's floats, then the new head's */
+    assert_memory_equal(old + 20, warm + 20, nold - 20);
+    assert_memory_equal(old + 20, end + 20, nold - 20);
+    /* the new head learned in the joint phase (from its warm-up values) ... */
+    assert_memory_not_equal(warm + nold, end + nold, nend - nold);
+    /* ... and answers the new task better than after the warm-up, from the old features
+     * (seen: 0.38 after the warm-up, 0.62 at the end; chance is 0.25, the noise of 128
+     * validation images ~0.04) */
+    char wpath[4200];
+    snprintf(wpath, sizeof wpath, "%s/backup-tint/featext.weights", f->dir);
+    double before = valid_top1(cfg, mid, "tint"), after = valid_top1(cfg, wpath, "tint");
+    print_message("# featext: tint %.3f after the warm-up, %.3f at the end\n", before, after);
+    assert_true(after > 0.45);
+    assert_true(after - before > 0.1);
+    free(old);
+    free(warm);
+    free(end);
+    free(cfg);
+}
+
+/* The CSV log after a resume from an older backup: cut back to the resumed iteration, then
+ * continued, so every iteration 1..total has exactly one line, in order, and the lines up to
+ * the backup are the first run's.  The run goes on past the backup it resumes from (as a
+ * run killed after its last backup does), so its log holds lines the resume must drop. */
+static void test_log_after_resume_has_each_iteration_once(void **state)
+{
+    fixture *f = *state;
+    char *cfg = lwf_cfg(f, "logcut", 4, 16, 0.05f, "");
+    char backup[4096], saved[4200], log[4200];
+    snprintf(backup, sizeof backup, "%s/backup-tint/logcut.backup", f->dir);
+    snprintf(saved, sizeof saved, "%s/logcut-at8.backup", f->dir);
+    snprintf(log, sizeof log, "%s/backup-tint/logcut.log.csv", f->dir);
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 5 -stop 8"), 0);
+    assert_int_equal(tu_sh("cp '%s' '%s' && cp '%s.state' '%s.state'", backup, saved, backup, saved), 0);
+    assert_int_equal(train(f->new_data, cfg, backup, "-stop 13"), 0);
+    char *first = (char *)tu_slurp(log, NULL);
+    assert_int_equal(train(f->new_data, cfg, saved, ""), 0);
+    char *text = (char *)tu_slurp(log, NULL);
+    /* the header, then iterations 1..20 */
+    char *line = strtok(text, "\n");
+    assert_non_null(line);
+    assert_string_equal(line, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,quad_loss,tint_loss");
+    long long want = 1;
+    for (line = strtok(NULL, "\n"); line; line = strtok(NULL, "\n"), ++want) {
+        long long it = -1;
+        char phase[16] = "";
+        if (sscanf(line, "%lld,%*[^,],%15[^,],", &it, phase) != 2 || it != want)
+            fail_msg("line %lld of the log is '%s': expected iteration %lld", want + 1, line, want);
+        assert_string_equal(phase, it <= 4 ? "warmup" : "joint");
+        /* up to the backup (iteration 8), the first run's own lines */
+        if (it <= 8 && !strstr(first, line)) fail_msg("iteration %lld's line is not the first run's: '%s'", it, line);
+    }
+    assert_int_equal(want, 21);
+    free(first);
+    free(text);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +614,9 @@ int main(void)
         cmocka_unit_test(test_resume_with_the_other_teacher),
         cmocka_unit_test(test_corrupt_teacher_cache_is_recorded_again),
         cmocka_unit_test(test_topk_agrees_with_stock),
+        cmocka_unit_test(test_weights_check_stops_a_run_with_a_finite_loss),
+        cmocka_unit_test(test_featext_learns_only_the_new_head),
+        cmocka_unit_test(test_log_after_resume_has_each_iteration_once),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
