@@ -277,10 +277,11 @@ static void test_stock(void **state)
     if (m->trunk != info.head || m->ntasks != 2 || m->new_task != 1)
         fail_msg("%s: built trunk %d, %d tasks", c->name, m->trunk, m->ntasks);
     const lwf_task *o = &m->tasks[0], *n = &m->tasks[1];
-    if (strcmp(o->name, c->name) || o->is_new || o->classes != c->classes || o->temperature != 2 || o->lambda != 1 ||
+    lwf_task_loss ol = lwf_task_loss_of(m, 0);
+    if (strcmp(o->name, c->name) || o->is_new || o->classes != c->classes || ol.temperature != 2 || ol.lambda != 1 ||
         o->data)
         fail_msg("%s: old task '%s' new=%d %d classes T=%g lambda=%g", c->name, o->name, o->is_new, o->classes,
-                 o->temperature, o->lambda);
+                 ol.temperature, ol.lambda);
     if (strcmp(n->name, "newtask") || !n->is_new || n->classes != NEW_CLASSES || !n->data ||
         strcmp(n->data, G.newdata))
         fail_msg("%s: new task '%s' new=%d %d classes", c->name, n->name, n->is_new, n->classes);
@@ -373,12 +374,13 @@ static void check_heads(const char *cfg, const head_want *w, int n)
     if (m->ntasks != n) fail_msg("%s: %d tasks, want %d", cfg, m->ntasks, n);
     for (int k = 0; k < n; ++k) {
         const lwf_task *t = &m->tasks[k];
+        lwf_task_loss tl = lwf_task_loss_of(m, k);
         if (strcmp(t->name, w[k].name) || t->classes != w[k].classes || t->is_new != w[k].is_new ||
-            (!t->is_new && (t->temperature != w[k].T || t->lambda != w[k].lambda)) ||
+            (!t->is_new && (tl.temperature != w[k].T || tl.lambda != w[k].lambda)) ||
             (w[k].data ? !t->data || strcmp(t->data, w[k].data) : t->data != NULL))
             fail_msg("%s: task %d is '%s' (%d classes, new=%d, T=%g, lambda=%g, data=%s), want '%s' (%d, %d, %g, %g, "
                      "%s)",
-                     cfg, k, t->name, t->classes, t->is_new, t->temperature, t->lambda, t->data ? t->data : "-",
+                     cfg, k, t->name, t->classes, t->is_new, tl.temperature, tl.lambda, t->data ? t->data : "-",
                      w[k].name, w[k].classes, w[k].is_new, w[k].T, w[k].lambda, w[k].data ? w[k].data : "-");
     }
     lwf_model_free(m);
