@@ -55,10 +55,11 @@ typedef struct lwf_model {
 /* Options for building a model. */
 typedef struct lwf_build_opts {
     int batch;           /* > 0: overrides [net] batch (subdivisions become 1) */
-    int quiet;           /* 1: the plugin prints none of the layer table (header, layer
-                          * numbers, its own layers); libdarknet's parsers still print
-                          * their lines on stderr: a caller that wants none points fd 2
-                          * elsewhere around the call (the commands: src/quiet.c) */
+    int quiet;           /* 1: no table header and no layer numbers on stderr.  Each
+                          * layer's own line (printed by libdarknet's parse functions and
+                          * by [lwf_distill]) is printed whatever quiet says: a caller that
+                          * wants none points fd 2 elsewhere around the call (the
+                          * commands do: src/quiet.c); the plugin never redirects it */
 } lwf_build_opts;
 
 /* Parses an LwF cfg and builds its network.  Returns NULL and fills err on any
