@@ -1,6 +1,7 @@
 /* Cfg tools: `lwf init` writes an LwF cfg from a stock classifier cfg (or adds a new head
  * to an LwF cfg); `lwf export` writes one task of an LwF model as a stock classifier cfg +
- * .weights.  Cfgs are read with lwf_cfg_read; building networks is left to builder.c. */
+ * .weights.  Cfgs are read with lwf_cfg_read and sections known by the section table
+ * (cfg/sections.c); building networks is left to cfg/builder.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools/tools.h"
 
