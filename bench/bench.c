@@ -7,6 +7,7 @@
 #include "lwf.h"
 
 #include <cblas.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +193,17 @@ static lwf_model *load(const char *cfg, int batch)
 {
     lwf_err err;
     lwf_build_opts o = {batch, 1};
+    /* no layer table: libdarknet prints one whatever quiet says, so fd 2 goes to /dev/null */
+    fflush(stderr);
+    int saved = dup(2), nul = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && nul >= 0) dup2(nul, 2);
+    if (nul >= 0) close(nul);
     lwf_model *m = lwf_model_load(cfg, &o, &err);
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+    }
     if (!m) die(cfg, &err);
     return m;
 }

@@ -28,9 +28,7 @@ typedef struct lwf_task {
     int is_new;        /* 1: ends in [softmax] (new task); 0: ends in [lwf_distill] */
     int classes;       /* logits of this head = inputs of its loss layer */
     int offset;        /* first column of this task's slice in a truth row */
-    float temperature; /* [lwf_distill] temperature (old heads only) */
-    float lambda;      /* [lwf_distill] lambda (old heads only) */
-    int t2_scaling;    /* [lwf_distill] t2_scaling (old heads only) */
+    /* temperature, lambda, t2_scaling: the loss layer's, lwf_task_loss */
 } lwf_task;
 
 /* Augmentation options of [net], as Darknet's classifier loader reads them. */
@@ -58,7 +56,11 @@ typedef struct lwf_model {
 /* Options for building a model. */
 typedef struct lwf_build_opts {
     int batch;           /* > 0: overrides [net] batch (subdivisions become 1) */
-    int quiet;           /* 1: no layer table on stderr */
+    int quiet;           /* 1: no table header and no layer numbers on stderr.  Each
+                          * layer's own line (printed by libdarknet's parse functions and
+                          * by [lwf_distill]) is printed whatever quiet says: a caller that
+                          * wants none points fd 2 elsewhere around the call (the
+                          * commands do: src/quiet.c); the plugin never redirects it */
 } lwf_build_opts;
 
 /* Parses an LwF cfg and builds its network.  Returns NULL and fills err on any
@@ -68,6 +70,16 @@ void lwf_model_free(lwf_model *m);
 
 /* Index of the task named `name`, or -1. */
 int lwf_task_find(const lwf_model *m, const char *name);
+
+/* A head's loss settings, read from its loss layer (their one home, which the loss and
+ * the trainer read): [lwf_distill] temperature, lambda, t2_scaling; the new task's
+ * [softmax]: 1, 1, 0. */
+typedef struct lwf_task_loss {
+    float temperature;
+    float lambda;
+    int t2_scaling;
+} lwf_task_loss;
+lwf_task_loss lwf_task_loss_of(const lwf_model *m, int task);
 
 /* Number of layers that hold the old network: trunk + old heads (every layer
  * before the new head's [task]). */

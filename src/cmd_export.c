@@ -3,6 +3,7 @@
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
+#include "quiet.h"
 
 #include <stdio.h>
 
@@ -15,7 +16,10 @@ int lwf_cmd_export(int argc, char **argv)
     int npos;
     if (lwf_args_parse(argc, argv, NULL, pos, 5, 5, &npos, lwf_cmd_export_usage)) return 2;
     lwf_err err;
-    if (lwf_export(pos[0], pos[1], pos[2], pos[3], pos[4], &err)) {
+    int saved = lwf_quiet_begin(); /* no layer table: lwf_export builds the network */
+    int rc = lwf_export(pos[0], pos[1], pos[2], pos[3], pos[4], &err);
+    lwf_quiet_end(saved);
+    if (rc) {
         fprintf(stderr, "darknet lwf export: %s\n", err.msg);
         return 1;
     }

@@ -32,7 +32,8 @@ int lwf_cmd_info(int argc, char **argv)
         const lwf_task *t = &m->tasks[k];
         printf("task %-16s %s layers %d-%d, %d classes", t->name, t->is_new ? "new" : "old", t->first, t->loss,
                t->classes);
-        if (!t->is_new) printf(", T=%g lambda=%g t2_scaling=%d", t->temperature, t->lambda, t->t2_scaling);
+        lwf_task_loss tl = lwf_task_loss_of(m, k);
+        if (!t->is_new) printf(", T=%g lambda=%g t2_scaling=%d", tl.temperature, tl.lambda, tl.t2_scaling);
         if (t->data) printf(", data=%s", t->data);
         printf("\n");
     }

@@ -3,6 +3,7 @@
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
+#include "quiet.h"
 
 #include <stdio.h>
 
@@ -24,7 +25,9 @@ int lwf_cmd_valid(int argc, char **argv)
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
+    int saved = lwf_quiet_begin(); /* no layer table */
     lwf_model *m = lwf_model_load(pos[0], &bo, &err);
+    lwf_quiet_end(saved);
     int whole = 0, rc = 0;
     if (!m || lwf_weights_load_model(m, pos[1], &whole, NULL, &err)) {
         fprintf(stderr, "darknet lwf valid: %s\n", err.msg);

@@ -1,6 +1,7 @@
 /* Cfg tools: `lwf init` writes an LwF cfg from a stock classifier cfg (or adds a new head
  * to an LwF cfg); `lwf export` writes one task of an LwF model as a stock classifier cfg +
- * .weights.  Cfgs are read with lwf_cfg_read; building networks is left to builder.c. */
+ * .weights.  Cfgs are read with lwf_cfg_read and sections known by the section table
+ * (cfg/sections.c); building networks is left to cfg/builder.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools/tools.h"
 
@@ -49,30 +50,42 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     b->n += (size_t)need;
 }
 
-/* ---- section kinds, by name (Darknet's aliases included) ---- */
+/* ---- section kinds: the builder's section table (cfg/sections.c), aliases included ---- */
 
-static int is_type(const lwf_section *s, const char *a, const char *b)
+static int is_net(const lwf_section *s) { return lwf_section_role(s) == LWF_ROLE_NET; }
+static int is_softmax(const lwf_section *s) { return lwf_section_is(s, LWF_SEC_SOFTMAX); }
+static int is_task(const lwf_section *s) { return lwf_section_role(s) == LWF_ROLE_TASK; }
+static int is_loss(const lwf_section *s)
 {
-    return strcmp(s->type, a) == 0 || (b && strcmp(s->type, b) == 0);
+    lwf_sec_role r = lwf_section_role(s);
+    return r == LWF_ROLE_OLD_LOSS || r == LWF_ROLE_NEW_LOSS;
 }
-static int is_net(const lwf_section *s) { return is_type(s, "net", "network"); }
-static int is_softmax(const lwf_section *s) { return is_type(s, "softmax", "soft"); }
-static int is_distill(const lwf_section *s) { return is_type(s, "lwf_distill", NULL); }
-static int is_task(const lwf_section *s) { return is_type(s, "task", NULL); }
-static int is_loss(const lwf_section *s) { return is_softmax(s) || is_distill(s); }
-/* Layers that produce the class scores: the class count is their filters= / output=. */
-static int is_class_layer(const lwf_section *s)
+/* The key of a layer's output count when it can produce the class scores (filters= of a
+ * [convolutional], output= of a [connected]), else NULL. */
+static const char *class_key(const lwf_section *s)
 {
-    return is_type(s, "convolutional", "conv") || is_type(s, "connected", "conn");
+    const lwf_secdef *d = lwf_section_def(s->type);
+    return d ? d->class_key : NULL;
 }
 /* Shape-only layers: no weights, and each output depends on one channel's values only. */
 static int is_shape_only(const lwf_section *s)
 {
-    return is_type(s, "avgpool", "avg") || is_type(s, "dropout", NULL) || is_type(s, "activation", NULL);
+    const lwf_secdef *d = lwf_section_def(s->type);
+    return d && (d->flags & LWF_SEC_SHAPE_ONLY);
 }
-static const char *class_key(const lwf_section *s)
+/* Whether key k of s holds layer numbers ([route] layers=, [shortcut] from=). */
+static int is_layer_ref(const lwf_section *s, const char *key)
 {
-    return is_type(s, "connected", "conn") ? "output" : "filters";
+    const lwf_secdef *d = lwf_section_def(s->type);
+    const lwf_keydef *k = d ? lwf_section_key(d, key) : NULL;
+    return k && (k->flags & LWF_KEY_LAYERREF);
+}
+/* Whether key of s is the plugin's in a stock section ([net] warmup_batches, ...). */
+static int is_our_key(const lwf_section *s, const char *key)
+{
+    const lwf_secdef *d = lwf_section_def(s->type);
+    const lwf_keydef *k = d ? lwf_section_key(d, key) : NULL;
+    return k && (k->flags & LWF_KEY_OURS);
 }
 
 /* ---- writing sections ---- */
@@ -108,45 +121,50 @@ static int map_ref(const char *file, const lwf_section *s, const lwf_opt *o, con
     return 0;
 }
 
+/* Writes option o of s, a list of layer numbers, as "key=..." with each moved by rm. */
+static int emit_refs(sbuf *out, const char *file, const lwf_section *s, const lwf_opt *o, const refmap *rm,
+                     int src_pos, int dst_pos, lwf_err *err)
+{
+    sb_printf(out, "%s=", o->key);
+    char *copy = lwf_strdup(o->val);
+    if (!copy) return lwf_fail(err, "%s: out of memory", file);
+    if (!copy[0] || copy[0] == ',' || copy[strlen(copy) - 1] == ',' || strstr(copy, ",,")) {
+        free(copy);
+        return lwf_fail(err, "%s:%d: [%s] %s=%s is not a list of layer numbers", file, o->line, s->type, o->key,
+                        o->val);
+    }
+    char *save = NULL;
+    int first = 1;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!first) sb_printf(out, ",");
+        first = 0;
+        if (map_ref(file, s, o, tok, src_pos, dst_pos, rm, out, err)) {
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    sb_printf(out, "\n");
+    return 0;
+}
+
 /* Writes section s as "[type]" and its key=value lines.  `replace_key` (may be NULL)
  * gets `replace_val`; with rm, layer references are moved (s is layer src_pos of its
- * file, written as layer dst_pos).  `skip` (NULL-terminated, may be NULL) keys are left out. */
+ * file, written as layer dst_pos).  With drop_ours, the plugin's keys of a stock section
+ * (the section table's LWF_KEY_OURS) are left out. */
 static int emit(sbuf *out, const char *file, const lwf_section *s, const char *replace_key, const char *replace_val,
-                const char **skip, const refmap *rm, int src_pos, int dst_pos, lwf_err *err)
+                int drop_ours, const refmap *rm, int src_pos, int dst_pos, lwf_err *err)
 {
     sb_printf(out, "[%s]\n", s->type);
-    int is_ref = is_type(s, "route", NULL) || is_type(s, "shortcut", NULL);
     for (int i = 0; i < s->nopts; ++i) {
         const lwf_opt *o = &s->opts[i];
-        int skipped = 0;
-        for (int k = 0; skip && skip[k]; ++k)
-            if (strcmp(o->key, skip[k]) == 0) skipped = 1;
-        if (skipped) continue;
+        if (drop_ours && is_our_key(s, o->key)) continue;
         if (replace_key && strcmp(o->key, replace_key) == 0) {
             sb_printf(out, "%s=%s\n", o->key, replace_val);
             continue;
         }
-        if (rm && is_ref && (strcmp(o->key, "layers") == 0 || strcmp(o->key, "from") == 0)) {
-            sb_printf(out, "%s=", o->key);
-            char *copy = lwf_strdup(o->val);
-            if (!copy) return lwf_fail(err, "%s: out of memory", file);
-            if (!copy[0] || copy[0] == ',' || copy[strlen(copy) - 1] == ',' || strstr(copy, ",,")) {
-                free(copy);
-                return lwf_fail(err, "%s:%d: [%s] %s=%s is not a list of layer numbers", file, o->line, s->type,
-                                o->key, o->val);
-            }
-            char *save = NULL;
-            int first = 1;
-            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (!first) sb_printf(out, ",");
-                first = 0;
-                if (map_ref(file, s, o, tok, src_pos, dst_pos, rm, out, err)) {
-                    free(copy);
-                    return -1;
-                }
-            }
-            free(copy);
-            sb_printf(out, "\n");
+        if (rm && is_layer_ref(s, o->key)) {
+            if (emit_refs(out, file, s, o, rm, src_pos, dst_pos, err)) return -1;
             continue;
         }
         sb_printf(out, "%s=%s\n", o->key, o->val);
@@ -190,7 +208,7 @@ static int find_class_layer(const lwf_cfgfile *cf, int lo, int loss, int *classe
                         cf->path, s->line, s->type);
     }
     const lwf_section *s = &cf->sections[c];
-    if (!is_class_layer(s))
+    if (!class_key(s))
         return lwf_fail(err, "%s:%d: class count not found: [%s] feeds the [%s] at line %d; the class scores must "
                              "come from a [convolutional] (filters=) or [connected] (output=) layer, followed only "
                              "by [avgpool], [dropout] or [activation]",
@@ -251,10 +269,10 @@ static int emit_new_head(sbuf *out, const lwf_cfgfile *cf, int lo, int loss, int
     snprintf(cv, sizeof cv, "%d", classes);
     for (int i = lo; i < loss; ++i) {
         const lwf_section *s = &cf->sections[i];
-        if (emit(out, cf->path, s, i == cls ? class_key(s) : NULL, cv, NULL, &rm, i - 1, dst + 1 + (i - lo), err))
+        if (emit(out, cf->path, s, i == cls ? class_key(s) : NULL, cv, 0, &rm, i - 1, dst + 1 + (i - lo), err))
             return -1;
     }
-    if (is_softmax(&cf->sections[loss])) return emit(out, cf->path, &cf->sections[loss], NULL, NULL, NULL, NULL, 0, 0, err);
+    if (is_softmax(&cf->sections[loss])) return emit(out, cf->path, &cf->sections[loss], NULL, NULL, 0, NULL, 0, 0, err);
     sb_printf(out, "[softmax]\ngroups=1\n\n");
     return 0;
 }
@@ -288,7 +306,7 @@ static int init_from_stock(const lwf_cfgfile *cf, const lwf_datacfg *nd, int spl
         return lwf_fail(err, "%s:%d: the first section must be [net], got [%s]", file, cf->sections[0].line,
                         cf->sections[0].type);
     const lwf_section *ns = &cf->sections[0];
-    if (!lwf_cfg_opt(ns, "height") || !lwf_cfg_opt(ns, "width") || !lwf_cfg_opt(ns, "channels"))
+    if (lwf_section_missing(ns, lwf_section_def(ns->type)))
         return lwf_fail(err, "%s:%d: [%s] has no height, width or channels: lwf init needs an image classifier cfg",
                         file, ns->line, ns->type);
     int last = cf->nsections - 1;
@@ -340,11 +358,11 @@ static int init_from_stock(const lwf_cfgfile *cf, const lwf_datacfg *nd, int spl
     int hn = last - head;                /* head layers before the loss */
     if (emit_net(out, cf, err)) return -1;
     for (int i = 1; i < head; ++i)
-        if (emit(out, file, &cf->sections[i], NULL, NULL, NULL, NULL, 0, 0, err)) return -1;
+        if (emit(out, file, &cf->sections[i], NULL, NULL, 0, NULL, 0, 0, err)) return -1;
     sb_printf(out, "[task]\nname=%s\n\n", oldname);
     refmap rm = {h0, h0, h0 + hn, h0 + 1, -1, -1};
     for (int i = head; i < last; ++i)
-        if (emit(out, file, &cf->sections[i], NULL, NULL, NULL, &rm, i - 1, h0 + 1 + (i - head), err)) return -1;
+        if (emit(out, file, &cf->sections[i], NULL, NULL, 0, &rm, i - 1, h0 + 1 + (i - head), err)) return -1;
     sb_printf(out, "%s", distill_text);
     int dst = h0 + 1 + hn + 1;           /* the new [task] */
     refmap rn = {h0, h0, h0 + hn, dst + 1, -1, -1};
@@ -415,7 +433,7 @@ static int init_from_lwf(const lwf_cfgfile *cf, const lwf_datacfg *nd, sbuf *out
     for (int i = 1; i < cf->nsections; ++i) {
         const lwf_section *s = &cf->sections[i];
         if (is_softmax(s)) sb_printf(out, "%s", distill_text);
-        else if (emit(out, file, s, NULL, NULL, NULL, NULL, 0, 0, err)) return -1;
+        else if (emit(out, file, s, NULL, NULL, 0, NULL, 0, 0, err)) return -1;
     }
     /* the mirrored head: layers (last_task, last_loss) of the source move to dst + 1 ... */
     int trunk = first - 1, src_task = last_task - 1, dst = cf->nsections - 1;
@@ -529,17 +547,16 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
 
     if (lwf_cfg_read(cfgpath, &cf, err)) goto done;
     /* sections: [net] is 0, layer i is section i + 1 */
-    static const char *plugin_net_keys[] = {"warmup_batches", "warmup_learning_rate", "flip", NULL};
-    if (emit(&out, cfgpath, &cf.sections[0], NULL, NULL, plugin_net_keys, NULL, 0, 0, err)) goto done;
+    if (emit(&out, cfgpath, &cf.sections[0], NULL, NULL, 1, NULL, 0, 0, err)) goto done;
     for (int i = 0; i < trunk; ++i)
-        if (emit(&out, cfgpath, &cf.sections[i + 1], NULL, NULL, NULL, NULL, 0, 0, err)) goto done;
+        if (emit(&out, cfgpath, &cf.sections[i + 1], NULL, NULL, 0, NULL, 0, 0, err)) goto done;
     refmap rm = {trunk, t->first + 1, t->loss, trunk, t->first, trunk - 1};
     for (int i = 0; i < hn; ++i) {
         int src = t->first + 1 + i;
-        if (emit(&out, cfgpath, &cf.sections[src + 1], NULL, NULL, NULL, &rm, src, trunk + i, err)) goto done;
+        if (emit(&out, cfgpath, &cf.sections[src + 1], NULL, NULL, 0, &rm, src, trunk + i, err)) goto done;
     }
     if (t->is_new) {
-        if (emit(&out, cfgpath, &cf.sections[t->loss + 1], NULL, NULL, NULL, NULL, 0, 0, err)) goto done;
+        if (emit(&out, cfgpath, &cf.sections[t->loss + 1], NULL, NULL, 0, NULL, 0, 0, err)) goto done;
     } else {
         sb_printf(&out, "[softmax]\ngroups=1\n");
     }

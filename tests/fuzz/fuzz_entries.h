@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -33,6 +34,24 @@ static inline int fz_memfile(const void *bytes, size_t size, char path[64])
     }
     snprintf(path, 64, "/proc/self/fd/%d", fd);
     return fd;
+}
+
+/* Builds the model of cfg `path` with fd 2 at /dev/null: libdarknet prints a layer-table
+ * line per layer whatever quiet says, and the plugin leaves stderr to its callers. */
+static inline lwf_model *fz_model_load(const char *path, int batch, lwf_err *err)
+{
+    fflush(stderr);
+    int saved = dup(2), nul = open("/dev/null", O_WRONLY);
+    if (saved >= 0 && nul >= 0) dup2(nul, 2);
+    if (nul >= 0) close(nul);
+    lwf_build_opts o = {batch, 1};
+    lwf_model *m = lwf_model_load(path, &o, err);
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+    }
+    return m;
 }
 
 /* ---- cfg: lwf_model_load (quiet, batch 2), then, for a network small enough, one step
@@ -86,8 +105,7 @@ static inline int fz_cfg_input(const uint8_t *bytes, size_t size, lwf_err *err)
     char path[64];
     int fd = fz_memfile(bytes, size, path);
     if (fd < 0) return -1;
-    lwf_build_opts o = {2, 1};
-    lwf_model *m = lwf_model_load(path, &o, err);
+    lwf_model *m = fz_model_load(path, 2, err);
     if (m) {
         (void)lwf_old_layers(m);
         (void)lwf_weights_count(m->net, m->net->n);
@@ -163,8 +181,7 @@ static inline lwf_model *fz_weights_model(lwf_err *err)
         lwf_fail(err, "memfd_create failed");
         return NULL;
     }
-    lwf_build_opts o = {1, 1};
-    lwf_model *m = lwf_model_load(path, &o, err);
+    lwf_model *m = fz_model_load(path, 1, err);
     close(fd);
     return m;
 }

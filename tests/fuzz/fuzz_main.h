@@ -1,5 +1,5 @@
 /* The libFuzzer side of a harness: prototypes, and sanitizer reports kept visible while
- * lwf_model_load(quiet) points fd 2 at /dev/null. */
+ * the harness points fd 2 at /dev/null around lwf_model_load (fz_model_load). */
 #ifndef LWF_FUZZ_MAIN_H
 #define LWF_FUZZ_MAIN_H
 

@@ -277,10 +277,11 @@ static void test_stock(void **state)
     if (m->trunk != info.head || m->ntasks != 2 || m->new_task != 1)
         fail_msg("%s: built trunk %d, %d tasks", c->name, m->trunk, m->ntasks);
     const lwf_task *o = &m->tasks[0], *n = &m->tasks[1];
-    if (strcmp(o->name, c->name) || o->is_new || o->classes != c->classes || o->temperature != 2 || o->lambda != 1 ||
+    lwf_task_loss ol = lwf_task_loss_of(m, 0);
+    if (strcmp(o->name, c->name) || o->is_new || o->classes != c->classes || ol.temperature != 2 || ol.lambda != 1 ||
         o->data)
         fail_msg("%s: old task '%s' new=%d %d classes T=%g lambda=%g", c->name, o->name, o->is_new, o->classes,
-                 o->temperature, o->lambda);
+                 ol.temperature, ol.lambda);
     if (strcmp(n->name, "newtask") || !n->is_new || n->classes != NEW_CLASSES || !n->data ||
         strcmp(n->data, G.newdata))
         fail_msg("%s: new task '%s' new=%d %d classes", c->name, n->name, n->is_new, n->classes);
@@ -373,12 +374,13 @@ static void check_heads(const char *cfg, const head_want *w, int n)
     if (m->ntasks != n) fail_msg("%s: %d tasks, want %d", cfg, m->ntasks, n);
     for (int k = 0; k < n; ++k) {
         const lwf_task *t = &m->tasks[k];
+        lwf_task_loss tl = lwf_task_loss_of(m, k);
         if (strcmp(t->name, w[k].name) || t->classes != w[k].classes || t->is_new != w[k].is_new ||
-            (!t->is_new && (t->temperature != w[k].T || t->lambda != w[k].lambda)) ||
+            (!t->is_new && (tl.temperature != w[k].T || tl.lambda != w[k].lambda)) ||
             (w[k].data ? !t->data || strcmp(t->data, w[k].data) : t->data != NULL))
             fail_msg("%s: task %d is '%s' (%d classes, new=%d, T=%g, lambda=%g, data=%s), want '%s' (%d, %d, %g, %g, "
                      "%s)",
-                     cfg, k, t->name, t->classes, t->is_new, t->temperature, t->lambda, t->data ? t->data : "-",
+                     cfg, k, t->name, t->classes, t->is_new, tl.temperature, tl.lambda, t->data ? t->data : "-",
                      w[k].name, w[k].classes, w[k].is_new, w[k].T, w[k].lambda, w[k].data ? w[k].data : "-");
     }
     lwf_model_free(m);
@@ -626,10 +628,141 @@ static void test_init_errors(void **state)
     free(out);
 }
 
+/* ---- the section table (cfg/sections.c): one list of names for the builder and lwf init ---- */
+
+/* Every name an LwF cfg may use for a section, with the kind it stands for: Darknet's
+ * names and aliases (parse_network_cfg's string_to_layer_type) of the supported sections,
+ * and the plugin's. */
+static const struct {
+    const char *name;
+    lwf_sec_kind kind;
+} section_names[] = {
+    {"net", LWF_SEC_NET}, {"network", LWF_SEC_NET}, {"convolutional", LWF_SEC_CONV}, {"conv", LWF_SEC_CONV},
+    {"connected", LWF_SEC_CONN}, {"conn", LWF_SEC_CONN}, {"maxpool", LWF_SEC_MAXPOOL}, {"max", LWF_SEC_MAXPOOL},
+    {"avgpool", LWF_SEC_AVGPOOL}, {"avg", LWF_SEC_AVGPOOL}, {"dropout", LWF_SEC_DROPOUT},
+    {"batchnorm", LWF_SEC_BATCHNORM}, {"softmax", LWF_SEC_SOFTMAX}, {"soft", LWF_SEC_SOFTMAX},
+    {"activation", LWF_SEC_ACTIVATION}, {"crop", LWF_SEC_CROP}, {"normalization", LWF_SEC_NORM},
+    {"lrn", LWF_SEC_NORM}, {"reorg", LWF_SEC_REORG}, {"route", LWF_SEC_ROUTE}, {"shortcut", LWF_SEC_SHORTCUT},
+    {"upsample", LWF_SEC_UPSAMPLE}, {"task", LWF_SEC_TASK}, {"lwf_distill", LWF_SEC_DISTILL}};
+#define NNAMES (sizeof section_names / sizeof section_names[0])
+/* Darknet sections an LwF cfg refuses as "not supported" (not "unknown"). */
+static const char *refused_names[] = {"local", "deconvolutional", "deconv", "rnn", "gru", "lstm", "crnn", "cost",
+                                      "detection", "region", "yolo", "iseg", "l2norm", "logistic"};
+
+/* Each name maps to its kind; each row's names find that row; the rows the builder
+ * accepts are exactly the names above, each with a maker. */
+static void test_section_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NNAMES; ++i) {
+        const lwf_secdef *d = lwf_section_def(section_names[i].name);
+        if (!d || d->kind != section_names[i].kind || d->role == LWF_ROLE_NONE)
+            fail_msg("[%s]: row %s, kind %d, want kind %d", section_names[i].name, d ? d->name : "(none)",
+                     d ? (int)d->kind : -1, (int)section_names[i].kind);
+    }
+    for (size_t i = 0; i < sizeof refused_names / sizeof refused_names[0]; ++i) {
+        const lwf_secdef *d = lwf_section_def(refused_names[i]);
+        if (!d || d->role != LWF_ROLE_NONE || d->make) fail_msg("[%s] is not a refused row", refused_names[i]);
+    }
+    if (lwf_section_def("bogus") || lwf_section_def("Net")) fail_msg("an unknown name has a row");
+    int rows = 0;
+    for (const lwf_secdef *d = lwf_sections(); d->name; ++d) {
+        for (int a = -1; a < 0 || d->aliases[a]; ++a) {
+            const char *nm = a < 0 ? d->name : d->aliases[a];
+            if (lwf_section_def(nm) != d) fail_msg("[%s] of row %s finds another row", nm, d->name);
+            int listed = 0;
+            for (size_t i = 0; i < NNAMES; ++i) listed |= strcmp(section_names[i].name, nm) == 0;
+            if (d->role != LWF_ROLE_NONE && !listed) fail_msg("[%s] is accepted but not listed in this test", nm);
+        }
+        if (d->role != LWF_ROLE_NONE && d->role != LWF_ROLE_NET && !d->make) fail_msg("[%s] has no maker", d->name);
+        if (!(d->flags & LWF_SEC_PLUGIN) && d->make && !d->parse) fail_msg("stock [%s] has no parser", d->name);
+        ++rows;
+    }
+    if (rows < (int)NNAMES / 2) fail_msg("only %d rows", rows);
+}
+
+/* A cfg written with Darknet's aliases builds the same layers as one with the full names. */
+static void test_builder_aliases(void **state)
+{
+    (void)state;
+    const char *fmt = "[%s]\nheight=8\nwidth=8\nchannels=3\n[%s]\nfilters=4\nsize=3\npad=1\n[%s]\nsize=2\nstride=2\n"
+                      "[%s]\nsize=3\n[task]\nname=a\n[%s]\noutput=3\n[lwf_distill]\n[task]\nname=b\n[%s]\nfilters=2\n"
+                      "[%s]\n[%s]\n";
+    char text[1024];
+    snprintf(text, sizeof text, fmt, "net", "convolutional", "maxpool", "normalization", "connected",
+             "convolutional", "avgpool", "softmax");
+    char *full = tu_write(G.dir, "names.cfg", text);
+    snprintf(text, sizeof text, fmt, "network", "conv", "max", "lrn", "conn", "conv", "avg", "soft");
+    char *alias = tu_write(G.dir, "aliases.cfg", text);
+    lwf_model *a = tu_load(full, 1), *b = tu_load(alias, 1);
+    if (a->net->n != b->net->n || a->trunk != b->trunk || a->ntasks != b->ntasks || a->new_task != b->new_task)
+        fail_msg("%s: %d layers, trunk %d; with aliases %d, %d", full, a->net->n, a->trunk, b->net->n, b->trunk);
+    for (int i = 0; i < a->net->n; ++i) {
+        const layer *x = &a->net->layers[i], *y = &b->net->layers[i];
+        if (x->type != y->type || x->outputs != y->outputs)
+            fail_msg("layer %d: type %d, %d outputs; with aliases type %d, %d", i, (int)x->type, x->outputs,
+                     (int)y->type, y->outputs);
+    }
+    lwf_model_free(a);
+    lwf_model_free(b);
+    free(full);
+    free(alias);
+}
+
+/* lwf init of a stock cfg [net] conv [class] [shape] [softmax] with `name` in one slot. */
+static void init_with(const char *slot, const char *name, const lwf_secdef *d)
+{
+    const char *net = "net", *cls = "connected", *shape = "avgpool", *soft = "softmax", *key = "output";
+    if (!strcmp(slot, "net")) net = name;
+    if (!strcmp(slot, "class")) cls = name, key = d->class_key;
+    if (!strcmp(slot, "shape")) shape = name;
+    if (!strcmp(slot, "softmax")) soft = name;
+    char text[512];
+    snprintf(text, sizeof text, "[%s]\nheight=4\nwidth=4\nchannels=3\n[convolutional]\nfilters=4\nsize=3\npad=1\n"
+             "[%s]\n%s=3\n[%s]\n[%s]\n", net, cls, key, shape, soft);
+    char *stock = tu_write(G.dir, "slot.cfg", text), *out = path_in(G.dir, "slot-lwf.cfg");
+    lwf_init_info info;
+    lwf_err err = {{0}};
+    if (lwf_init_cfg(stock, G.newdata, out, -1, &info, &err))
+        fail_msg("[%s] as the %s: lwf init: %s", name, slot, err.msg);
+    if (info.head != 1 || info.old_classes != 3)
+        fail_msg("[%s] as the %s: head at %d with %d classes, want 1 and 3", name, slot, info.head, info.old_classes);
+    lwf_model *m = tu_load(out, 1);
+    LAYER_TYPE want = !strcmp(cls, "connected") ? CONNECTED : CONVOLUTIONAL;
+    if (!strcmp(slot, "class")) want = d->kind == LWF_SEC_CONN ? CONNECTED : CONVOLUTIONAL;
+    if (m->trunk != 1 || m->net->layers[m->tasks[1].first + 1].type != want || m->tasks[1].classes != NEW_CLASSES)
+        fail_msg("[%s] as the %s: the built LwF cfg has trunk %d, new head %d classes", name, slot, m->trunk,
+                 m->tasks[1].classes);
+    lwf_model_free(m);
+    free(stock);
+    free(out);
+}
+
+/* lwf init knows each section by the table: every name and alias of [net], of a class
+ * layer, of a shape-only layer and of [softmax] in its slot of a stock classifier. */
+static void test_init_reads_section_table(void **state)
+{
+    (void)state;
+    int tried = 0;
+    for (const lwf_secdef *d = lwf_sections(); d->name; ++d) {
+        const char *slot = d->role == LWF_ROLE_NET         ? "net"
+                           : d->class_key                 ? "class"
+                           : d->flags & LWF_SEC_SHAPE_ONLY ? "shape"
+                           : d->kind == LWF_SEC_SOFTMAX   ? "softmax"
+                                                          : NULL;
+        if (!slot) continue;
+        for (int a = -1; a < 0 || d->aliases[a]; ++a, ++tried) init_with(slot, a < 0 ? d->name : d->aliases[a], d);
+    }
+    if (tried < 12) fail_msg("only %d names tried", tried);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[NCASES + 6];
+    struct CMUnitTest tests[NCASES + 9];
     size_t n = 0;
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_section_table);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_builder_aliases);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_init_reads_section_table);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fashion);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_init_on_lwf_cfg);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_split);

@@ -31,7 +31,8 @@ static double total_loss(lwf_model *m)
         const layer *l = &net->layers[t->loss];
         double s = 0;
         for (int i = 0; i < l->batch * l->inputs; ++i) s += l->loss[i];
-        double w = t->is_new ? 1 : t->lambda * (t->t2_scaling ? t->temperature * t->temperature : 1);
+        lwf_task_loss tl = lwf_task_loss_of(m, k);
+        double w = t->is_new ? 1 : tl.lambda * (tl.t2_scaling ? tl.temperature * tl.temperature : 1);
         L += w * s;
     }
     return L;

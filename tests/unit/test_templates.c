@@ -48,11 +48,12 @@ static void check_structure(const lwf_model *m, const char *name)
                  SIDE);
     if (m->ntasks != 2) fail_msg("%s: %d tasks, want 2", name, m->ntasks);
     const lwf_task *o = &m->tasks[0], *n = &m->tasks[1];
-    if (strcmp(o->name, "imagenet") || o->is_new || o->classes != OLD_CLASSES || o->temperature != 2 ||
-        o->lambda != 1)
+    lwf_task_loss ol = lwf_task_loss_of(m, 0);
+    if (strcmp(o->name, "imagenet") || o->is_new || o->classes != OLD_CLASSES || ol.temperature != 2 ||
+        ol.lambda != 1)
         fail_msg("%s: old task is '%s' (new=%d, %d classes, T=%g, lambda=%g), want 'imagenet', old, %d classes, "
                  "T=2, lambda=1",
-                 name, o->name, o->is_new, o->classes, o->temperature, o->lambda, OLD_CLASSES);
+                 name, o->name, o->is_new, o->classes, ol.temperature, ol.lambda, OLD_CLASSES);
     if (strcmp(n->name, "newtask") || !n->is_new || n->classes != NEW_CLASSES || m->new_task != 1)
         fail_msg("%s: new task is '%s' (new=%d, %d classes), want 'newtask', new, %d classes", name, n->name,
                  n->is_new, n->classes, NEW_CLASSES);

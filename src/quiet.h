@@ -1,0 +1,14 @@
+/* The command layer's choice about stderr: libdarknet prints a line of the layer table on
+ * stderr for every layer it parses, whatever its caller asks, so a command that shows no
+ * table points fd 2 at /dev/null around the call that builds the network.  Only the
+ * commands do this (they own the process's descriptors); the plugin never redirects them. */
+#ifndef LWF_QUIET_H
+#define LWF_QUIET_H
+
+/* Flushes stderr and points fd 2 at /dev/null.  Returns what lwf_quiet_end needs (-1 if
+ * nothing was redirected). */
+int lwf_quiet_begin(void);
+/* Flushes stderr and puts fd 2 back. */
+void lwf_quiet_end(int saved);
+
+#endif
