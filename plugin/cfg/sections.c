@@ -616,7 +616,7 @@ static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, la
     int t2 = opt_int(s, "t2_scaling", 0);
     if (lwf_build_account(b, s, 5LL * p.inputs * p.batch)) return -1; /* its five arrays */
     *out = lwf_make_distill_layer(p.batch, p.inputs, T, lambda, t2);
-    if (!out->output || !out->delta || !out->loss || !out->x || !out->x_norm || !out->cweights)
+    if (!out->output || !out->delta || !out->loss || !out->x || !out->x_norm || !lwf_loss_params_of(out))
         return lwf_fail(b->err, "%s:%d: out of memory", b->file, s->line);
     return 0;
 }

@@ -62,22 +62,14 @@ static const char *bpath(trainer *t, const char *suffix)
     return lwf_folder_path(&t->dir, suffix);
 }
 
-/* Re-initialises the new head's weights from the seed, with Darknet's distributions. */
+/* Re-initialises the new head's weights from the seed, with Darknet's distributions (the
+ * per-layer-type table says which arrays, and how). */
 static void init_new_head(lwf_model *m, unsigned long long seed)
 {
     network *net = m->net;
     for (int i = m->tasks[m->new_task].first; i < net->n; ++i) {
-        layer *l = &net->layers[i];
         lwf_rng r = lwf_rng_make(seed, 0x4e455748ULL, (unsigned long long)i);
-        if (l->type == CONVOLUTIONAL) {
-            float scale = sqrtf(2.0f / (l->size * l->size * l->c / l->groups));
-            for (int k = 0; k < l->nweights; ++k) l->weights[k] = scale * lwf_rng_normal(&r);
-            memset(l->biases, 0, (size_t)l->n * sizeof(float));
-        } else if (l->type == CONNECTED) {
-            float scale = sqrtf(2.0f / l->inputs);
-            for (int k = 0; k < l->outputs * l->inputs; ++k) l->weights[k] = scale * lwf_rng_uniform(&r, -1, 1);
-            memset(l->biases, 0, (size_t)l->outputs * sizeof(float));
-        }
+        lwf_layer_init(&net->layers[i], &r);
     }
 }
 
@@ -398,8 +390,46 @@ static int refuse_cut_off(const char *weights, lwf_err *err)
     return 0;
 }
 
+/* Resuming from a whole-model backup (`seen` images in its header): reads the .state
+ * beside it and checks all of it before anything is applied.  A state whose iteration is
+ * the backup's gives the layers their momentum and update count; one of another iteration
+ * (batch= or subdivisions= changed since, or a state left beside another backup) gives
+ * none: the update buffers stay the parser's zeros.  Either way the state names the run:
+ * its -method must be this one, and its seed is the run's (in *st).  Returns 1 if a state
+ * was read, 0 if there is none, -1 on error (nothing changed). */
+static int resume_state(trainer *t, size_t seen, lwf_state *st, lwf_err *err)
+{
+    const lwf_train_opts *o = t->o;
+    network *net = t->m->net;
+    char sp[4200];
+    snprintf(sp, sizeof sp, "%s.state", o->weights);
+    lwf_state_file f;
+    int r = lwf_state_read(net, sp, &f, err);
+    if (r < 0) return -1;
+    if (r == 1) {
+        fprintf(stderr, "resume: no %s: momentum starts from zero\n", sp);
+        return 0;
+    }
+    if (f.st.method != (int)o->method) {
+        lwf_state_file_free(&f);
+        return lwf_fail(err, "%s: this run was trained with another -method (its .state says %s); resume it with the "
+                             "same one",
+                        o->weights, lwf_method_name((lwf_method)f.st.method));
+    }
+    size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
+    if (seen % imgs == 0 && (unsigned long long)f.st.iteration == seen / imgs)
+        lwf_state_apply(net, &f);
+    else
+        fprintf(stderr, "resume: no matching %s: it is for iteration %lld, the backup has seen %zu images, %zu an "
+                        "iteration with this cfg's batch and subdivisions: momentum starts from zero\n",
+                sp, f.st.iteration, seen, imgs);
+    *st = f.st;
+    lwf_state_file_free(&f);
+    return 1;
+}
+
 /* Resume (or start): the weights, the old network's for a fresh run or a whole-model
- * backup's with its .state (momentum, counters, seed) for a resumed one; the seen
+ * backup's with its .state (momentum, counters, seed: see resume_state) for a resumed one; the seen
  * counter, the seed, the new head's initialisation on a fresh run.  Sets t->resume. */
 static int resume_or_start(trainer *t, lwf_err *err)
 {
@@ -417,10 +447,6 @@ static int resume_or_start(trainer *t, lwf_err *err)
     if (o->weights && !whole && refuse_cut_off(o->weights, err)) return -1;
     int resume = t->resume = whole && !o->clear;
     if (resume) {
-        char sp[4200];
-        snprintf(sp, sizeof sp, "%s.state", o->weights);
-        int r = lwf_state_load(net, &st, sp, err);
-        if (r < 0) return -1;
         size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
         /* both counters come from files: compare without multiplying (a corrupt iteration
          * overflowed st.iteration * imgs), and refuse a count beyond this run's end */
@@ -428,20 +454,13 @@ static int resume_or_start(trainer *t, lwf_err *err)
             return lwf_fail(err, "%s: its header counts %zu images seen, iteration %zu, beyond this run's %lld "
                                  "iterations: a corrupt header (or give -clear to start the count again)",
                             o->weights, seen, seen / imgs, t->total);
-        if (r == 0 && seen % imgs == 0 && (unsigned long long)st.iteration == seen / imgs) {
-            have_state = 1;
-            if (st.method != (int)o->method)
-                return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
-                                o->weights);
-        } else {
-            /* the update buffers are still the zeros the parser gave them */
-            fprintf(stderr, "resume: no matching %s: momentum starts from zero\n", sp);
-        }
-        *net->seen = seen;
         if (t->distill && access(teacher_w, R_OK) != 0)
             return lwf_fail(err, "resume: the original old network %s is missing (it is written at the start of a "
                                  "run); start again from the old weights",
                             teacher_w);
+        have_state = resume_state(t, seen, &st, err);
+        if (have_state < 0) return -1;
+        *net->seen = seen;
     } else {
         *net->seen = 0;
     }

@@ -124,8 +124,9 @@ static void check_backup_folder(fixture *f, lwf_model *m)
         if (strstr(n, ".teacher.weights")) {
             assert_int_equal(tu_file_size(p), old);
         } else if (len > 6 && strcmp(n + len - 6, ".state") == 0) {
-            lwf_state st;
-            if (lwf_state_load(m->net, &st, p, &err) != 0) fail_msg("%s", err.msg);
+            lwf_state_file sf;
+            if (lwf_state_read(m->net, p, &sf, &err) != 0) fail_msg("%s", err.msg);
+            lwf_state_file_free(&sf);
         } else if (strstr(n, ".weights") || (len > 7 && strcmp(n + len - 7, ".backup") == 0)) {
             if (tu_file_size(p) != whole) fail_msg("%s has %lld bytes, a complete file %ld", p, tu_file_size(p), whole);
             if (lwf_weights_load(m->net, p, m->net->n, NULL, &err)) fail_msg("%s", err.msg);
