@@ -26,9 +26,10 @@ typedef struct lwf_loss_params {
  * owns and libdarknet's free_layer frees; struct layer has no untyped pointer for that.
  * cweights is the one that fits: free_layer frees it, it is a char * (a byte pointer, so
  * holding a malloc'd struct through it is plain C), and libdarknet allocates and reads it
- * only for binary convolutional layers, never for the BLANK ([lwf_distill]) and SOFTMAX
- * layers that carry a loss.  The other owned pointers are typed arrays that generic
- * libdarknet code reads by their meaning (cost, indexes, input_layers, map, rand, ...). */
+ * only for binary convolutional layers, never for the layers that carry a loss: BLANK
+ * ([lwf_distill], [lwf_softmax]), SOFTMAX and YOLO.  The other owned pointers are typed
+ * arrays that libdarknet code reads by their meaning (cost, indexes, input_layers, map,
+ * rand, mask: [yolo]'s anchors, ...). */
 static inline lwf_loss_params *lwf_loss_params_of(const layer *l)
 {
     return (lwf_loss_params *)(void *)l->cweights;

@@ -66,7 +66,8 @@ static const lwf_layer_kind kinds[] = {
     {"route ([task])", ROUTE, -1, NOTHING, 0, NULL},
     {"shortcut", SHORTCUT, -1, NOTHING, 0, NULL},
     {"upsample", UPSAMPLE, -1, NOTHING, 0, NULL},
-    {"blank ([lwf_distill])", BLANK, -1, NOTHING, 0, NULL},
+    {"yolo ([lwf_yolo])", YOLO, -1, NOTHING, 0, NULL},
+    {"blank ([lwf_distill], [lwf_softmax])", BLANK, -1, NOTHING, 0, NULL},
     /* last: any other type */
     {"(other)", BLANK, -1, NOTHING, 0, NULL},
 };
