@@ -71,7 +71,8 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
     return rc;
 }
 
-/* The header after the magic: fills f's counters; 0, or -1 and err. */
+/* The 48-byte header (magic, version, counters), checked against net: fills f's counters;
+ * 0, or -1 and err. */
 static int read_header(FILE *fp, const network *net, const char *path, lwf_state_file *f, lwf_err *err)
 {
     char magic[8];
