@@ -429,8 +429,9 @@ static int resume_state(trainer *t, size_t seen, lwf_state *st, lwf_err *err)
 }
 
 /* Resume (or start): the weights, the old network's for a fresh run or a whole-model
- * backup's with its .state (momentum, counters, seed: see resume_state) for a resumed one; the seen
- * counter, the seed, the new head's initialisation on a fresh run.  Sets t->resume. */
+ * backup's with its .state (momentum, counters, seed: see resume_state) for a resumed
+ * one; the seen counter, the seed, the new head's initialisation on a fresh run.  Sets
+ * t->resume. */
 static int resume_or_start(trainer *t, lwf_err *err)
 {
     const lwf_train_opts *o = t->o;
