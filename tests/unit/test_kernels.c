@@ -725,10 +725,59 @@ static void test_reference_switch(void **state)
     free(A), free(B), free(C0), free(Cf), free(Cr), free(Cn);
 }
 
+/* The threaded product (lwf_sgemm: at least LWF_SGEMM_SPLIT_MACS multiply-adds, split into
+ * blocks of rows of C when m >= n, of columns otherwise), reached through libdarknet's
+ * `gemm`, with each transpose, against a double-precision product.  Strides larger than
+ * the matrices, sizes not multiples of the 16-wide blocks.  Tolerance: 200-term float sums
+ * err by at most about 200 eps ~ 1.2e-5 of the sum of their terms' magnitudes, typically
+ * sqrt(200) eps ~ 1e-6; compared norm-wise as everywhere here (TOL). */
+static void test_threaded_gemm(void **state)
+{
+    (void)state;
+    if (lwf_threads() < 2) skip(); /* one thread: no split to test */
+    static const int shapes[][3] = {{150, 70, 200}, {70, 150, 200}}; /* rows split; columns split */
+    gemm_fn dg = darknet_gemm();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s)
+        for (int ta = 0; ta < 2; ++ta)
+            for (int tb = 0; tb < 2; ++tb) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                assert_true((double)M * N * K >= LWF_SGEMM_SPLIT_MACS);
+                int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+                size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+                unsigned st = 11u + (unsigned)(s * 4 + ta * 2 + tb);
+                float *A = rnd(na, &st, -1, 1), *B = rnd(nb, &st, -1, 1), *C = rnd(nc, &st, -1, 1);
+                float *want = malloc(nc * sizeof(float));
+                assert_non_null(want);
+                float alpha = 0.75f, beta = 0.5f;
+                for (int i = 0; i < M; ++i)
+                    for (int j = 0; j < ldc; ++j) {
+                        if (j >= N) { /* beyond the matrix: untouched */
+                            want[(size_t)i * ldc + j] = C[(size_t)i * ldc + j];
+                            continue;
+                        }
+                        double sum = 0;
+                        for (int q = 0; q < K; ++q)
+                            sum += (double)(ta ? A[(size_t)q * lda + i] : A[(size_t)i * lda + q]) *
+                                   (tb ? B[(size_t)j * ldb + q] : B[(size_t)q * ldb + j]);
+                        want[(size_t)i * ldc + j] = (float)(alpha * sum + beta * C[(size_t)i * ldc + j]);
+                    }
+                lwf_kernel_stats s0, s1;
+                lwf_kernel_stats_get(&s0);
+                dg(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                lwf_kernel_stats_get(&s1);
+                assert_int_equal(s1.fast_gemm, s0.fast_gemm + 1); /* ours, not Darknet's loop */
+                char where[64];
+                snprintf(where, sizeof where, "threaded gemm %dx%dx%d TA=%d TB=%d", M, N, K, ta, tb);
+                near("C", where, want, C, nc, TOL, 1);
+                free(A), free(B), free(C), free(want);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_switch),
+        cmocka_unit_test(test_threaded_gemm),
         cmocka_unit_test(test_conv_train),
         cmocka_unit_test(test_conv_inference_and_first_layer),
         cmocka_unit_test(test_conv_inference_per_image),
