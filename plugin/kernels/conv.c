@@ -754,6 +754,44 @@ static void reduce_part(void *vc, int t, int nt)
         }
 }
 
+/* The input delta of images [a, a + n) from their final delta D (F, n*HW), im2col'ed
+ * inputs no longer needed in b's buffers. */
+static void input_delta(const bctx *c, const tbufs *b, int a, int n, const float *D)
+{
+    const layer *l = c->l;
+    const plan *p = &c->p;
+    int F = p->F, HW = p->HW, K = p->K, C = l->c, hw = p->hw, serial = c->nt == 1;
+    size_t cols = (size_t)n * HW;
+    float *imd = c->net->delta + (size_t)a * l->inputs;
+    if (direct_input(l)) {
+        /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
+         * to it, dropping what a [shortcut] or [route] put there: kept as it is */
+        if (n == 1) {
+            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
+        } else {
+            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b->col, (int)cols);
+            for (int j = 0; j < n; ++j)
+                for (int ch = 0; ch < K; ++ch)
+                    copy_row(imd + ((size_t)j * K + ch) * HW, b->col + (size_t)ch * cols + (size_t)j * HW, HW);
+        }
+    } else if (p->tconv) {
+        int kt = l->size * l->size * F, pt = l->size - 1 - l->pad;
+        size_t icols = (size_t)n * hw;
+        im2col_n(l->delta + (size_t)a * l->outputs, F, l->out_h, l->out_w, l->size, 1, pt, l->h, l->w, n, b->col);
+        if (n == 1) {
+            product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b->col, (int)icols, 1, imd, (int)icols);
+        } else {
+            product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b->col, (int)icols, 0, b->tmp, (int)icols);
+            for (int j = 0; j < n; ++j)
+                for (int ch = 0; ch < C; ++ch)
+                    add_rows(imd + ((size_t)j * C + ch) * hw, b->tmp + (size_t)ch * icols + (size_t)j * hw, hw);
+        }
+    } else {
+        product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b->col, (int)cols);
+        col2im_n(b->col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
+    }
+}
+
 /* Pass 2: per chunk, the delta at the product (batch-norm backward applied), then the
  * weight gradient and the input's delta.
  *
@@ -768,7 +806,7 @@ static void grad_part(void *vc, int t, int nt)
     const layer *l = c->l;
     const network *net = c->net;
     const plan *p = &c->p;
-    int F = p->F, HW = p->HW, K = p->K, C = l->c, hw = p->hw;
+    int F = p->F, HW = p->HW, K = p->K, C = l->c;
     int lo, hi;
     lwf_split(l->batch, t, nt, &lo, &hi);
     tbufs b = bufs_of(net, p, t);
@@ -816,35 +854,7 @@ static void grad_part(void *vc, int t, int nt)
         }
         product(serial, 0, 1, F, K, (int)cols, D, (int)cols, B, (int)cols, beta, dw, K);
         beta = 1;
-        if (!net->delta) continue;
-        float *imd = net->delta + (size_t)a * l->inputs;
-        if (direct_input(l)) {
-            /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
-             * to it, dropping what a [shortcut] or [route] put there: kept as it is */
-            if (n == 1) {
-                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
-            } else {
-                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
-                for (int j = 0; j < n; ++j)
-                    for (int ch = 0; ch < K; ++ch)
-                        copy_row(imd + ((size_t)j * K + ch) * HW, b.col + (size_t)ch * cols + (size_t)j * HW, HW);
-            }
-        } else if (p->tconv) {
-            int kt = l->size * l->size * F, pt = l->size - 1 - l->pad;
-            size_t icols = (size_t)n * hw;
-            im2col_n(l->delta + (size_t)a * l->outputs, F, l->out_h, l->out_w, l->size, 1, pt, l->h, l->w, n, b.col);
-            if (n == 1) {
-                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 1, imd, (int)icols);
-            } else {
-                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 0, b.tmp, (int)icols);
-                for (int j = 0; j < n; ++j)
-                    for (int ch = 0; ch < C; ++ch)
-                        add_rows(imd + ((size_t)j * C + ch) * hw, b.tmp + (size_t)ch * icols + (size_t)j * hw, hw);
-            }
-        } else {
-            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
-            col2im_n(b.col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
-        }
+        if (net->delta) input_delta(c, &b, a, n, D);
     }
 }
 
