@@ -1,8 +1,11 @@
 /* The fast CPU kernels against Darknet's own: convolution (with and without batch-norm,
  * training and inference statistics, every activation we inline and one we do not, the
  * im2col and the Winograd ways),
- * maxpool and avgpool on varied shapes, outputs and every gradient; a whole training
- * step of a small LwF network; and the reference switch really switching. */
+ * maxpool and avgpool on varied shapes, outputs and every gradient; route; the dropout
+ * rule and its stream; a whole training step of a small LwF network (one model with the
+ * reference switch on, one with it off); the threaded gemm with each transpose; and the
+ * reference switch really switching.  Kernels are called with their context (kctx), as
+ * the installed layers call them. */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "train/train.h"
