@@ -466,7 +466,8 @@ static int resume_or_start(trainer *t, lwf_err *err)
         *net->seen = 0;
     }
     t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
-    srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
+    lwf_kernels_seed(net, t->seed); /* the fast [dropout]'s stream */
+    srand((unsigned)t->seed); /* libdarknet's own rand(): [crop], [dropout] under -reference */
     if (!whole) init_new_head(m, t->seed);
     return 0;
 }

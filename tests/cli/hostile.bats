@@ -1394,3 +1394,20 @@ evil_matrix() {
     hostile lwf valid "$T/rel.cfg" "$T/backup/small.weights" -task new
     assert_rejected "$T/rel.data" 2 "rel/valid.list" "current folder" "No such file"
 }
+
+@test "environment: LWF_THREADS=abc, 3x, 100000, 0 and LWF_REFERENCE=yes are refused, naming the variable" {
+    local v
+    for v in LWF_THREADS=abc LWF_THREADS=3x LWF_THREADS=100000 LWF_THREADS=0 LWF_THREADS=-2 LWF_REFERENCE=yes; do
+        run env "$v" "$DARKNET" lwf info "$BASE_CFG"
+        echo "$v: status $status: $output" | tail -n 3
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"$v: must be "* ]]
+        [[ "$output" != *"kernels: "* ]]
+    done
+    # the same values, valid: accepted
+    for v in LWF_THREADS=1 LWF_THREADS=64 LWF_REFERENCE=0 LWF_REFERENCE=1; do
+        run env "$v" "$DARKNET" lwf info "$BASE_CFG"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"kernels: "* ]]
+    done
+}
