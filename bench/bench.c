@@ -222,12 +222,13 @@ static const char *type_name(LAYER_TYPE t)
 void bench_profile_layers(network *netp, const lwf_plan *p, int reps)
 {
     int n = netp->n;
-    double *tf = calloc((size_t)n, sizeof(double)), *tb = calloc((size_t)n, sizeof(double));
+    /* wall and process CPU seconds summed over the reps: forward, backward */
+    double *tf = calloc(4 * (size_t)n, sizeof(double)), *tb = tf + n, *cf = tf + 2 * n, *cb = tf + 3 * n;
     for (int r = 0; r < reps; ++r) {
         network net = *netp;
         for (int i = 0; i < n; ++i) {
             if (!p->fwd[i]) continue;
-            double t0 = bench_now();
+            double t0 = bench_now(), c0 = bench_cpu_now();
             net.index = i;
             net.train = p->train[i];
             layer l = net.layers[i];
@@ -235,12 +236,13 @@ void bench_profile_layers(network *netp, const lwf_plan *p, int reps)
             l.forward(l, net);
             net.input = l.output;
             tf[i] += bench_now() - t0;
+            cf[i] += bench_cpu_now() - c0;
         }
         net = *netp;
         network orig = net;
         for (int i = n - 1; i >= 0; --i) {
             if (!p->learn[i]) continue;
-            double t0 = bench_now();
+            double t0 = bench_now(), c0 = bench_cpu_now();
             layer l = net.layers[i];
             if (i == 0) {
                 net = orig;
@@ -254,20 +256,22 @@ void bench_profile_layers(network *netp, const lwf_plan *p, int reps)
             net.train = p->train[i];
             l.backward(l, net);
             tb[i] += bench_now() - t0;
+            cb[i] += bench_cpu_now() - c0;
         }
         lwf_update(netp, p, 0.001f);
     }
-    fprintf(stderr, "%5s %-14s %9s %9s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
+    fprintf(stderr, "%5s %-14s %9s %9s %8s %8s %9s %9s\n", "layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s",
+            "fwd CPUms", "bwd CPUms");
     for (int i = 0; i < n; ++i) {
         const layer *l = &netp->layers[i];
         double f = 0;
         if (l->type == CONVOLUTIONAL)
             f = 2.0 * l->out_h * l->out_w * l->n * l->size * l->size * (double)l->c / l->groups * l->batch;
-        fprintf(stderr, "%5d %-14s %9.2f %9.2f %8.1f %8.1f\n", i, type_name(l->type), tf[i] / reps * 1e3,
-                tb[i] / reps * 1e3, f ? f / (tf[i] / reps) / 1e9 : 0, f ? 2 * f / (tb[i] / reps) / 1e9 : 0);
+        fprintf(stderr, "%5d %-14s %9.2f %9.2f %8.1f %8.1f %9.2f %9.2f\n", i, type_name(l->type), tf[i] / reps * 1e3,
+                tb[i] / reps * 1e3, f ? f / (tf[i] / reps) / 1e9 : 0, f ? 2 * f / (tb[i] / reps) / 1e9 : 0,
+                cf[i] / reps * 1e3, cb[i] / reps * 1e3);
     }
     free(tf);
-    free(tb);
 }
 
 /* One row of the training-step table: reference (tr) and fast (tf) timings of a net whose
@@ -385,7 +389,7 @@ int main(int argc, char **argv)
 {
     int quick = 0, no_lwf = 0, want_reps = 0, layers = 0, teacher_only = 0, ref_only = 0, no_peak = 0;
     const char *only = NULL; /* run only the nets whose name contains this */
-    bench_det_opts det = {"/usr/share/darknet/cfg/yolov3-tiny.cfg", 160, 8, 2, 10, 10, 0, NULL, NULL};
+    bench_det_opts det = {"/usr/share/darknet/cfg/yolov3-tiny.cfg", 160, 8, 2, 10, 1, 0, NULL, NULL};
     int no_det = 0;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
@@ -400,7 +404,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-detsize") == 0 && i + 1 < argc) det.size = atoi(argv[++i]);
         else if (strcmp(argv[i], "-detbatch") == 0 && i + 1 < argc) det.batch = atoi(argv[++i]);
         else if (strcmp(argv[i], "-nodet") == 0) no_det = 1;                               /* no detector row */
-        else if (strcmp(argv[i], "-notorch") == 0) det.torch_reps = 0;                     /* no PyTorch run */
+        else if (strcmp(argv[i], "-notorch") == 0) det.torch = 0;                          /* no PyTorch run */
         else {
             fprintf(stderr, "usage: bench [-quick | -refonly] [-nolwf] [-nopeak] [-layers] [-net NAME] [-reps N] "
                             "[-teacher N] [-det CFG] [-detsize N] [-detbatch N] [-nodet] [-notorch]\n");
@@ -472,8 +476,8 @@ int main(int argc, char **argv)
         det.dir = dir;
         det.layers = layers;
         if (quick) det.ref_reps = 0;
-        if (ref_only) det.fast_reps = det.torch_reps = 0;
-        if (want_reps > 0) det.fast_reps = det.torch_reps = want_reps;
+        if (ref_only) det.fast_reps = 0;
+        if (want_reps > 0) det.fast_reps = want_reps;
         if (bench_det(&det, peak) != 0) return 1;
     }
 

@@ -29,7 +29,8 @@ void bench_print_row(const char *name, int batch, double gf, const timing *tr, c
 typedef struct {
     const char *cfg;    /* a stock detector cfg ([yolo] heads) */
     int size, batch;    /* input height = width, and batch, written into its [net] */
-    int ref_reps, fast_reps, torch_reps;  /* steps to time at most (0: that side not run) */
+    int ref_reps, fast_reps;  /* steps to time at most (0: that side not run) */
+    int torch;          /* also PyTorch's step (bench/torch_det.py), interleaved with ours */
     int layers;         /* per-layer profile of the fast step on stderr */
     const char *root;   /* the repository (bench/torch_det.py) */
     const char *dir;    /* a scratch directory for the rewritten cfg */

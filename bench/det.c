@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,139 +107,198 @@ static int det_plan(const network *net, lwf_plan *p)
     return 0;
 }
 
-/* Times up to `reps` steps after 2 untimed ones (as torch_det.py does), stopping once
- * `budget` seconds are spent (at least 2 timed steps). */
-static timing det_time(network *net, const lwf_plan *p, int reps, double budget)
+/* ---- PyTorch: bench/torch_det.py --serve, one step per request ---- */
+
+typedef struct {
+    pid_t pid;
+    FILE *to, *from;   /* its stdin, its stdout */
+    double gf;         /* its step's GFLOP per image (the same stack: the same count) */
+    char version[64];  /* torch.__version__ */
+} torch_proc;
+
+/* Starts torch_det.py on the rewritten cfg with Debian's python3 (python3-torch's), no
+ * shell, and waits for its "ready" line (after its untimed steps).  Returns 0, 1 when
+ * PyTorch is not installed, -1 on failure. */
+static int torch_start(const bench_det_opts *o, const char *cfg, torch_proc *tp)
 {
-    double *t = calloc((size_t)reps, sizeof(double));
-    timing tm = {0, 0, 0, 0};
-    if (!t) return tm;
-    double start = 0, c0 = 0;
-    for (int r = -2; r < reps; ++r) {
-        if (r == 0) start = bench_now(), c0 = bench_cpu_now();
-        double t0 = bench_now();
-        lwf_forward(net, p);
-        lwf_backward(net, p);
-        lwf_update(net, p, 0.0001f);
-        double t1 = bench_now();
-        if (r >= 0) t[tm.n++] = t1 - t0;
-        if (tm.n >= 2 && t1 - start > budget) break;
+    char script[4096], threads[16];
+    snprintf(script, sizeof script, "%s/bench/torch_det.py", o->root);
+    snprintf(threads, sizeof threads, "%d", lwf_threads());
+    int in[2], out[2];
+    if (pipe(in) != 0) return -1;
+    if (pipe(out) != 0) {
+        close(in[0]), close(in[1]);
+        return -1;
     }
-    tm.cpu = (bench_cpu_now() - c0) / tm.n;
-    qsort(t, (size_t)tm.n, sizeof(double), bench_cmp_double);
-    tm.median = tm.n % 2 ? t[tm.n / 2] : 0.5 * (t[tm.n / 2 - 1] + t[tm.n / 2]);
+    signal(SIGPIPE, SIG_IGN); /* a dead child is seen as a failed read or write */
+    fflush(NULL);
+    tp->pid = fork();
+    if (tp->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        char *argv[] = {"/usr/bin/python3", script, "--cfg", (char *)cfg, "--threads", threads, "--serve", NULL};
+        execv(argv[0], argv);
+        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(3);
+    }
+    close(in[0]), close(out[1]);
+    tp->to = tp->pid > 0 ? fdopen(in[1], "w") : NULL;
+    tp->from = tp->pid > 0 ? fdopen(out[0], "r") : NULL;
+    char line[256];
+    if (tp->to && tp->from && fgets(line, sizeof line, tp->from) &&
+        sscanf(line, "ready gflop %lf torch %63s", &tp->gf, tp->version) == 2)
+        return 0;
+    int st = 0;
+    if (tp->to) fclose(tp->to);
+    else close(in[1]);
+    if (tp->from) fclose(tp->from);
+    else close(out[0]);
+    if (tp->pid > 0) waitpid(tp->pid, &st, 0);
+    return tp->pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 3 ? 1 : -1;
+}
+
+/* One PyTorch step, timed inside the child: wall and CPU seconds.  Returns 0 or -1. */
+static int torch_step(torch_proc *tp, double *wall, double *cpu)
+{
+    char line[256];
+    if (fputs("step\n", tp->to) == EOF || fflush(tp->to) != 0 || !fgets(line, sizeof line, tp->from)) return -1;
+    return sscanf(line, "t %lf %lf", wall, cpu) == 2 ? 0 : -1;
+}
+
+static int torch_stop(torch_proc *tp)
+{
+    fclose(tp->to); /* end of input: it exits */
+    fclose(tp->from);
+    int st = 0;
+    waitpid(tp->pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* ---- timing ---- */
+
+/* Median and best of t[n] (sorted in place), mean of cpu[n]. */
+static timing summarise(double *t, const double *cpu, int n)
+{
+    timing tm = {0, 0, 0, n};
+    if (n == 0) return tm;
+    qsort(t, (size_t)n, sizeof(double), bench_cmp_double);
+    tm.median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     tm.best = t[0];
-    free(t);
+    for (int i = 0; i < n; ++i) tm.cpu += cpu[i] / n;
     return tm;
 }
 
-/* One side of the row: parse the cfg (with the kernels of `reference`), time its steps.
- * Sets *gf to the step's GFLOP per image and *fast_layers to the layers ours run. */
-static int det_side(const bench_det_opts *o, const char *cfg, int reference, int reps, double budget, timing *tm,
-                    double *gf, int *fast_layers)
+static void det_step(network *net, const lwf_plan *p, double *wall, double *cpu)
+{
+    double t0 = bench_now(), c0 = bench_cpu_now();
+    lwf_forward(net, p);
+    lwf_backward(net, p);
+    lwf_update(net, p, 0.0001f);
+    *wall = bench_now() - t0;
+    *cpu = bench_cpu_now() - c0;
+}
+
+/* Up to `reps` rounds after 2 untimed steps (of each side); a round is one step of ours
+ * and, with tp, one of PyTorch's, in alternating order, so that load from elsewhere hits
+ * both alike; stops once `budget` seconds are spent (at least 2 rounds).  Returns 0, or
+ * -1 if PyTorch failed. */
+static int det_time(network *net, const lwf_plan *p, torch_proc *tp, int reps, double budget, timing *ours,
+                    timing *theirs)
+{
+    double *t = calloc(4 * (size_t)reps, sizeof(double)), w, c;
+    if (!t) return -1;
+    double *cpu = t + reps, *tt = t + 2 * reps, *tc = t + 3 * reps;
+    int n = 0, rc = 0;
+    for (int r = 0; r < 2; ++r) det_step(net, p, &w, &c);
+    double start = bench_now();
+    while (n < reps && rc == 0) {
+        for (int k = 0; k < 2 && rc == 0; ++k) {
+            if ((k + n) % 2 == 0) det_step(net, p, &t[n], &cpu[n]);
+            else if (tp) rc = torch_step(tp, &tt[n], &tc[n]);
+        }
+        ++n;
+        if (n >= 2 && bench_now() - start > budget) break;
+    }
+    *ours = summarise(t, cpu, n);
+    if (tp) *theirs = summarise(tt, tc, rc == 0 ? n : 0);
+    free(t);
+    return rc;
+}
+
+/* ---- the row ---- */
+
+typedef struct {
+    timing ref, fast, torch;
+    double gf;        /* GFLOP per image of a training step */
+    int fast_layers;  /* layers running our kernels */
+    int n_layers;
+    int torch_rc;     /* 0 ran, 1 not installed, -1 failed, 2 not asked */
+    char version[64];
+} det_result;
+
+/* One side: parse the cfg (with the kernels of `reference`), time its steps (with
+ * PyTorch's, interleaved, on the fast side). */
+static int det_side(const bench_det_opts *o, const char *cfg, int reference, det_result *res)
 {
     lwf_set_reference(reference);
     fprintf(stderr, "bench: %s, %s kernels\n", o->cfg, reference ? "reference" : "fast");
     network *net = parse_network_cfg((char *)cfg);
     lwf_err err;
-    if (!net || lwf_kernels_install(net, &err) != 0) {
-        fprintf(stderr, "bench: %s: %s\n", o->cfg, net ? err.msg : "libdarknet could not build it");
-        lwf_set_reference(0);
-        return -1;
-    }
     lwf_plan p;
-    if (det_plan(net, &p) != 0) {
-        free_network(net);
-        lwf_set_reference(0);
-        return -1;
+    int rc = !net || lwf_kernels_install(net, &err) != 0 ? -1 : det_plan(net, &p);
+    if (rc != 0) fprintf(stderr, "bench: %s: %s\n", o->cfg, net ? err.msg : "libdarknet could not build it");
+    torch_proc tp;
+    if (rc == 0 && !reference) res->torch_rc = o->torch ? torch_start(o, cfg, &tp) : 2;
+    if (rc == 0) {
+        res->gf = bench_fwd_flops(net, &p) * 3 / 1e9;
+        res->n_layers = net->n;
+        for (int i = 0; i < net->n; ++i) res->fast_layers += !reference && lwf_kernels_installed(&net->layers[i]);
+        det_fill(net, 1);
+        /* forward_yolo_layer prints a line per pass on stdout: to stderr with the progress */
+        fflush(stdout);
+        int out = dup(1);
+        if (out >= 0) dup2(2, 1);
+        torch_proc *t = !reference && res->torch_rc == 0 ? &tp : NULL;
+        int reps = reference ? o->ref_reps : o->fast_reps;
+        if (det_time(net, &p, t, reps, reference ? 20 : 30, reference ? &res->ref : &res->fast, &res->torch) != 0)
+            res->torch_rc = -1;
+        if (t && torch_stop(t) != 0) res->torch_rc = -1;
+        if (t) snprintf(res->version, sizeof res->version, "%s", tp.version);
+        if (t && fabs(tp.gf - res->gf) > 1e-6 * res->gf) /* the stacks differ: no comparison */
+            fprintf(stderr, "bench: PyTorch's stack counts %.6f GFLOP/img per step, Darknet's %.6f\n", tp.gf, res->gf),
+                res->torch_rc = -1;
+        if (o->layers && !reference) bench_profile_layers(net, &p, 3);
+        fflush(stdout);
+        if (out >= 0) dup2(out, 1), close(out);
+        lwf_plan_free(&p);
     }
-    *gf = bench_fwd_flops(net, &p) * 3 / 1e9;
-    *fast_layers = 0;
-    for (int i = 0; i < net->n; ++i) *fast_layers += lwf_kernels_installed(&net->layers[i]);
-    det_fill(net, 1);
-    /* forward_yolo_layer prints a line per pass on stdout: to stderr with the progress */
-    fflush(stdout);
-    int out = dup(1);
-    if (out >= 0) dup2(2, 1);
-    *tm = det_time(net, &p, reps, budget);
-    if (o->layers && !reference) bench_profile_layers(net, &p, 3);
-    fflush(stdout);
-    if (out >= 0) dup2(out, 1), close(out);
-    lwf_plan_free(&p);
-    free_network(net);
+    if (net) free_network(net);
     lwf_set_reference(0);
-    return tm->n > 0 ? 0 : -1;
+    return rc;
 }
 
-/* Runs bench/torch_det.py on the rewritten cfg with Debian's python3 (python3-torch's),
- * no shell; reads its result line.  Returns 0 with *tm, *gf (its step's GFLOP per image)
- * and version[], 1 when PyTorch is not installed, -1 on failure. */
-static int det_torch(const bench_det_opts *o, const char *cfg, timing *tm, double *gf, char *version, size_t vn)
+static void det_compare(const bench_det_opts *o, const det_result *r)
 {
-    char script[4096], threads[16], reps[16];
-    snprintf(script, sizeof script, "%s/bench/torch_det.py", o->root);
-    snprintf(threads, sizeof threads, "%d", lwf_threads());
-    snprintf(reps, sizeof reps, "%d", o->torch_reps);
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        char *argv[] = {"/usr/bin/python3", script, "--cfg", (char *)cfg, "--threads", threads, "--reps", reps, NULL};
-        execv(argv[0], argv);
-        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(3);
-    }
-    close(fd[1]);
-    FILE *in = fdopen(fd[0], "r");
-    char line[512];
-    int got = 0;
-    while (in && fgets(line, sizeof line, in))
-        if (sscanf(line, "torch_det: median %lf best %lf cpu %lf n %d gflop %lf torch %63s", &tm->median, &tm->best,
-                   &tm->cpu, &tm->n, gf, version) == 6)
-            got = 1;
-        else
-            fputs(line, stderr);
-    if (in) fclose(in);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    version[vn - 1] = '\0';
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 3) return 1;
-    return got && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static void det_compare(const bench_det_opts *o, const char *cfg, const timing *tr, const timing *tf, double gf)
-{
-    printf("\ndetector training step, same batch and input: Darknet's kernels, ours, PyTorch (%d threads, float32;\n"
-           "PyTorch runs the cfg's convolution stack with a squared-error loss on the [yolo] inputs instead of\n"
-           "[yolo]'s loss; medians of N steps after 2 untimed)\n", lwf_threads());
+    printf("\ndetector training step, batch %d at %dx%d: Darknet's kernels, ours, PyTorch (%d threads, float32).\n"
+           "PyTorch runs the cfg's convolution stack (the same GFLOP) with a squared-error loss on the [yolo]\n"
+           "inputs instead of [yolo]'s loss; ours and PyTorch's steps interleaved, one of each per round, after 2\n"
+           "untimed each; img/s from the medians; CPU s = CPU seconds of that process per step (mean)\n",
+           o->batch, o->size, o->size, lwf_threads());
     printf("%-36s %9s %9s %9s %4s\n", "kernels", "img/s", "best", "CPU s", "N");
-    if (tr->n) printf("%-36s %9.1f %9.1f %9.3f %4d\n", "Darknet reference (1 thread)", o->batch / tr->median,
-                      o->batch / tr->best, tr->cpu, tr->n);
-    printf("%-36s %9.1f %9.1f %9.3f %4d\n", "darknet-lwf", o->batch / tf->median, o->batch / tf->best, tf->cpu, tf->n);
-    if (o->torch_reps <= 0) return;
-    timing tt = {0, 0, 0, 0};
-    char version[64] = "?";
-    double tgf = 0;
-    int rc = det_torch(o, cfg, &tt, &tgf, version, sizeof version);
-    if (rc == 1) {
-        printf("%-36s skipped: python3-torch not installed (make bench-deps)\n", "PyTorch");
-        return;
-    }
-    if (rc != 0) {
-        printf("%-36s failed (bench/torch_det.py; see stderr)\n", "PyTorch");
-        return;
-    }
-    char name[64];
-    snprintf(name, sizeof name, "PyTorch %s", version);
-    printf("%-36s %9.1f %9.1f %9.3f %4d\n", name, o->batch / tt.median, o->batch / tt.best, tt.cpu, tt.n);
-    printf("ours / PyTorch: %.2fx (img/s of the medians)\n", tt.median / tf->median);
-    if (fabs(tgf - gf) > 1e-6 * gf) /* the stacks differ: the comparison is void */
-        printf("WARNING: PyTorch's stack counts %.6f GFLOP/img per step, Darknet's %.6f\n", tgf, gf);
+    const timing *t[3] = {&r->ref, &r->fast, &r->torch};
+    char torch[80];
+    snprintf(torch, sizeof torch, "PyTorch %s", r->version);
+    const char *names[3] = {"Darknet reference (1 thread)", "darknet-lwf", torch};
+    for (int i = 0; i < 3; ++i)
+        if (t[i]->n)
+            printf("%-36s %9.1f %9.1f %9.3f %4d\n", names[i], o->batch / t[i]->median, o->batch / t[i]->best, t[i]->cpu,
+                   t[i]->n);
+    if (r->torch_rc == 1) printf("%-36s skipped: python3-torch not installed (make bench-deps)\n", "PyTorch");
+    else if (r->torch_rc == -1) printf("%-36s failed (bench/torch_det.py; see stderr)\n", "PyTorch");
+    else if (r->torch_rc == 0 && r->torch.n)
+        printf("ours / PyTorch: %.2fx img/s, %.2fx CPU time\n", r->torch.median / r->fast.median,
+               r->torch.cpu / r->fast.cpu);
 }
 
 int bench_det(const bench_det_opts *o, double peak)
@@ -246,20 +306,21 @@ int bench_det(const bench_det_opts *o, double peak)
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s/det.cfg", o->dir);
     if (det_cfg(o->cfg, cfg, o->size, o->batch) != 0) return -1;
-    timing tr = {0, 0, 0, 0}, tf = {0, 0, 0, 0};
-    double gf = 0;
-    int fast = 0, ref_fast = 0;
+    det_result r;
+    memset(&r, 0, sizeof r);
+    r.torch_rc = 2;
     int rc = 0;
-    if (o->ref_reps > 0) rc = det_side(o, cfg, 1, o->ref_reps, 20, &tr, &gf, &ref_fast);
-    if (rc == 0 && o->fast_reps > 0) rc = det_side(o, cfg, 0, o->fast_reps, 5, &tf, &gf, &fast);
+    if (o->ref_reps > 0) rc = det_side(o, cfg, 1, &r);
+    if (rc == 0 && o->fast_reps > 0) rc = det_side(o, cfg, 0, &r);
     if (rc == 0) {
         const char *base = strrchr(o->cfg, '/') ? strrchr(o->cfg, '/') + 1 : o->cfg;
         char name[64];
         snprintf(name, sizeof name, "%.40s at %dx%d", base, o->size, o->size);
-        bench_print_row(name, o->batch, gf, &tr, &tf, peak);
-        if (tf.n) {
-            printf("(%s: stock [yolo] layers from libdarknet's parser; our kernels on %d of its layers)\n", base, fast);
-            det_compare(o, cfg, &tr, &tf, gf);
+        bench_print_row(name, o->batch, r.gf, &r.ref, &r.fast, peak);
+        if (r.fast.n) {
+            printf("(%s: stock [yolo] layers from libdarknet's parser; our kernels on %d of its %d layers)\n", base,
+                   r.fast_layers, r.n_layers);
+            det_compare(o, &r);
         }
     }
     unlink(cfg);

@@ -3,9 +3,10 @@
 Darknet detector cfg ([convolutional] with batch-norm and activation, [maxpool] incl.
 size=2 stride=1, [route], [upsample], [shortcut]; [yolo] marks an output) in PyTorch and
 times its training step the way bench/det.c does (2 untimed steps, then the median of up
-to --reps steps, stopping after --budget seconds).  [yolo]'s loss is replaced by a
+to --reps steps, stopping after --budget seconds); with --serve, bench/det.c asks for one
+step at a time and interleaves them with its own.  [yolo]'s loss is replaced by a
 squared-error loss on the maps the [yolo] layers read: the time is in the convolutions.
-Prints one result line on stdout for bench/det.c; exits 3 when PyTorch is not installed.
+Exits 3 when PyTorch is not installed.
 """
 import argparse
 import sys
@@ -112,6 +113,9 @@ def main():
     ap.add_argument('--reps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--budget', type=float, default=5.0)
+    ap.add_argument('--serve', action='store_true',
+                    help='for bench/det.c: after the untimed steps print "ready ...", then run one step per '
+                         '"step" line on stdin, answering "t WALL CPU" (seconds)')
     a = ap.parse_args()
     try:
         import torch
@@ -141,6 +145,18 @@ def main():
 
     for _ in range(a.warmup):
         step()
+    print('torch_det: %d threads, batch %d, %dx%d, %d parameters, %.3f GFLOP/img per step' %
+          (torch.get_num_threads(), batch, int(net['height']), int(net['width']),
+           sum(p.numel() for p in mods.parameters()), 3 * flops / 1e9), file=sys.stderr)
+    if a.serve:
+        print('ready gflop %.6f torch %s' % (3 * flops / 1e9, torch.__version__), flush=True)
+        for line in sys.stdin:
+            if line.strip() != 'step':
+                raise ValueError('expected "step", got %r' % line)
+            t0, c0 = time.perf_counter(), time.process_time()
+            step()
+            print('t %.6f %.6f' % (time.perf_counter() - t0, time.process_time() - c0), flush=True)
+        return 0
     times, start, c0 = [], time.perf_counter(), time.process_time()
     while len(times) < a.reps:
         t0 = time.perf_counter()
@@ -153,9 +169,6 @@ def main():
     times.sort()
     n = len(times)
     med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
-    print('torch_det: %d threads, batch %d, %dx%d, %d parameters, %.3f GFLOP/img per step' %
-          (torch.get_num_threads(), batch, int(net['height']), int(net['width']),
-           sum(p.numel() for p in mods.parameters()), 3 * flops / 1e9), file=sys.stderr)
     print('torch_det: median %.6f best %.6f cpu %.6f n %d gflop %.6f torch %s' %
           (med, times[0], cpu, n, 3 * flops / 1e9, torch.__version__))
     return 0
