@@ -265,8 +265,8 @@ static int det_side(const bench_det_opts *o, const char *cfg, int reference, det
             res->torch_rc = -1;
         if (t && torch_stop(t) != 0) res->torch_rc = -1;
         if (t) snprintf(res->version, sizeof res->version, "%s", tp.version);
-        if (t && fabs(tp.gf - res->gf) > 1e-6 * res->gf) /* the stacks differ: no comparison */
-            fprintf(stderr, "bench: PyTorch's stack counts %.6f GFLOP/img per step, Darknet's %.6f\n", tp.gf, res->gf),
+        if (t && fabs(tp.gf - res->gf) > 1e-9 * res->gf) /* the stacks differ: no comparison */
+            fprintf(stderr, "bench: PyTorch's stack counts %.9g GFLOP/img per step, Darknet's %.9g\n", tp.gf, res->gf),
                 res->torch_rc = -1;
         if (o->layers && !reference) bench_profile_layers(net, &p, 3);
         fflush(stdout);
@@ -291,7 +291,7 @@ static void det_compare(const bench_det_opts *o, const det_result *r)
     snprintf(torch, sizeof torch, "PyTorch %s", r->version);
     const char *names[3] = {"Darknet reference (1 thread)", "darknet-lwf", torch};
     for (int i = 0; i < 3; ++i)
-        if (t[i]->n)
+        if (t[i]->n && (i < 2 || r->torch_rc == 0))
             printf("%-36s %9.1f %9.1f %9.3f %4d\n", names[i], o->batch / t[i]->median, o->batch / t[i]->best, t[i]->cpu,
                    t[i]->n);
     if (r->torch_rc == 1) printf("%-36s skipped: python3-torch not installed (make bench-deps)\n", "PyTorch");

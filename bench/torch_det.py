@@ -149,7 +149,7 @@ def main():
           (torch.get_num_threads(), batch, int(net['height']), int(net['width']),
            sum(p.numel() for p in mods.parameters()), 3 * flops / 1e9), file=sys.stderr)
     if a.serve:
-        print('ready gflop %.6f torch %s' % (3 * flops / 1e9, torch.__version__), flush=True)
+        print('ready gflop %.17g torch %s' % (3 * flops / 1e9, torch.__version__), flush=True)
         for line in sys.stdin:
             if line.strip() != 'step':
                 raise ValueError('expected "step", got %r' % line)
@@ -169,7 +169,7 @@ def main():
     times.sort()
     n = len(times)
     med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
-    print('torch_det: median %.6f best %.6f cpu %.6f n %d gflop %.6f torch %s' %
+    print('torch_det: median %.6f best %.6f cpu %.6f n %d gflop %.17g torch %s' %
           (med, times[0], cpu, n, 3 * flops / 1e9, torch.__version__))
     return 0
 
