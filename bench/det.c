@@ -131,6 +131,10 @@ static int torch_start(const bench_det_opts *o, const char *cfg, torch_proc *tp)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN); /* a dead child is seen as a failed read or write */
+    /* OpenMP threads that wait without spinning, as our pool's do after a brief spin:
+     * with libgomp's default spinning, a 2-thread PyTorch ran 4x slower than itself
+     * passive while other jobs shared the cores (measured here); kept if already set */
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     fflush(NULL);
     tp->pid = fork();
     if (tp->pid == 0) {
@@ -283,8 +287,9 @@ static void det_compare(const bench_det_opts *o, const det_result *r)
     printf("\ndetector training step, batch %d at %dx%d: Darknet's kernels, ours, PyTorch (%d threads, float32).\n"
            "PyTorch runs the cfg's convolution stack (the same GFLOP) with a squared-error loss on the [yolo]\n"
            "inputs instead of [yolo]'s loss; ours and PyTorch's steps interleaved, one of each per round, after 2\n"
-           "untimed each; img/s from the medians; CPU s = CPU seconds of that process per step (mean)\n",
-           o->batch, o->size, o->size, lwf_threads());
+           "untimed each; img/s from the medians; CPU s = CPU seconds of that process per step (mean);\n"
+           "PyTorch with OMP_WAIT_POLICY=%s\n",
+           o->batch, o->size, o->size, lwf_threads(), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "-");
     printf("%-36s %9s %9s %9s %4s\n", "kernels", "img/s", "best", "CPU s", "N");
     const timing *t[3] = {&r->ref, &r->fast, &r->torch};
     char torch[80];
@@ -315,7 +320,7 @@ int bench_det(const bench_det_opts *o, double peak)
     if (rc == 0) {
         const char *base = strrchr(o->cfg, '/') ? strrchr(o->cfg, '/') + 1 : o->cfg;
         char name[64];
-        snprintf(name, sizeof name, "%.40s at %dx%d", base, o->size, o->size);
+        snprintf(name, sizeof name, "%.16s %dx%d", base, o->size, o->size);
         bench_print_row(name, o->batch, r.gf, &r.ref, &r.fast, peak);
         if (r.fast.n) {
             printf("(%s: stock [yolo] layers from libdarknet's parser; our kernels on %d of its %d layers)\n", base,
