@@ -14,7 +14,7 @@ SEED=1
 FIRST=cfg/fashion-seq.cfg
 E1=2   # epochs on the first task (from scratch, rate 0.1)
 E=1    # epochs of warm-up and of joint training on each next task (rate 0.01)
-DN=./darknet
+DN=${DARKNET:-./darknet} # the binary under test (tests/run.sh sets DARKNET)
 while getopts "o:m:s:f:E:e:" opt; do
     case $opt in
     o) OUT=$OPTARG ;; m) METHODS=$OPTARG ;; s) SEED=$OPTARG ;; f) FIRST=$OPTARG ;;
