@@ -25,27 +25,48 @@ const char *lwf_file_kind(unsigned mode)
     return "not a regular file";
 }
 
-FILE *lwf_open_regular(const char *path, const char *what, lwf_err *err)
+int lwf_open_regular_fd(const char *path, int flags, const char *what, lwf_err *err)
 {
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; cleared once it is known regular */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (nor a reader); cleared once the
+     * file is known to be regular */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, 0644);
+    const char *verb = (flags & O_ACCMODE) == O_RDONLY ? "read" : "write";
     if (fd < 0) {
-        lwf_fail(err, "%s: cannot open %s: %s", path, what, strerror(errno));
-        return NULL;
+        int e = errno;
+        struct stat ls;
+        /* O_NOFOLLOW on a link fails with ELOOP, O_WRONLY | O_NONBLOCK on a FIFO with ENXIO:
+         * say what the file is rather than the errno's text */
+        if ((e == ELOOP || e == ENXIO) && lstat(path, &ls) == 0 && !S_ISREG(ls.st_mode))
+            lwf_fail(err, "%s: cannot %s %s: %s, not a regular file", path, verb, what, lwf_file_kind(ls.st_mode));
+        else
+            lwf_fail(err, "%s: cannot open %s: %s", path, what, strerror(e));
+        return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         lwf_fail(err, "%s: cannot open %s: %s", path, what, strerror(errno));
         close(fd);
-        return NULL;
+        return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        lwf_fail(err, "%s: cannot read %s: %s, not a regular file", path, what, lwf_file_kind(st.st_mode));
+        lwf_fail(err, "%s: cannot %s %s: %s, not a regular file", path, verb, what, lwf_file_kind(st.st_mode));
         close(fd);
-        return NULL;
+        return -1;
     }
     int fl = fcntl(fd, F_GETFL);
-    FILE *fp = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ? NULL : fdopen(fd, "r");
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        lwf_fail(err, "%s: cannot open %s: %s", path, what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+FILE *lwf_open_regular(const char *path, const char *what, lwf_err *err)
+{
+    int fd = lwf_open_regular_fd(path, O_RDONLY, what, err);
+    if (fd < 0) return NULL;
+    FILE *fp = fdopen(fd, "r");
     if (!fp) {
         lwf_fail(err, "%s: cannot open %s: %s", path, what, strerror(errno));
         close(fd);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAGIC "LWFSTAT1"
 /* version 2: the teacher mode is no longer stored (version 1 had it after the method):
@@ -103,11 +104,10 @@ static int read_header(FILE *fp, const network *net, const char *path, lwf_state
 int lwf_state_read(const network *net, const char *path, lwf_state_file *f, lwf_err *err)
 {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        if (errno == ENOENT) return 1;
-        return lwf_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT) return 1;
+    FILE *fp = lwf_open_regular(path, "training state", err); /* a FIFO is refused, never waited on */
+    if (!fp) return -1;
     if (read_header(fp, net, path, f, err)) {
         fclose(fp);
         return -1;
