@@ -115,9 +115,9 @@ fuzz-bins: $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_HARNESSES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o)
 
 BENCH_BIN := $(BUILD)/bench
-$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o $(LIB)
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o $(BUILD)/obj/bench/common.o $(LIB)
 	$(CC) $(LDFLAGS) -rdynamic $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
-$(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o: bench/bench.h
+$(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o $(BUILD)/obj/bench/common.o: bench/bench.h
 
 # PyTorch for the bench's detector comparison only (bench/torch_det.py); not a test dependency.
 # Not fatal: without it the bench prints the PyTorch line as skipped.

@@ -1,5 +1,6 @@
 /* io/: what goes to and from files once a model is built: images and the batch loader
- * (loader.c), .weights (weights.c), the optimiser's state beside a backup (state.c). */
+ * (loader.c), their augmentation (augment.c), detection labels (boxes.c), .weights
+ * (weights.c), the optimiser's state beside a backup (state.c). */
 #ifndef LWF_IO_H
 #define LWF_IO_H
 

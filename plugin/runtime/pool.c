@@ -131,3 +131,10 @@ void lwf_zero(float *x, size_t n)
     if (n < (1u << 16)) memset(x, 0, n * sizeof(float));
     else lwf_parallel(zero_part, &z);
 }
+
+void lwf_parallel_if(const lwf_runtime *rt, double work, void (*fn)(void *ctx, int t, int nt),
+                                   void *ctx)
+{
+    if (work < rt->min_work) fn(ctx, 0, 1);
+    else lwf_parallel(fn, ctx);
+}

@@ -51,12 +51,8 @@ int lwf_runtime_threads(void);
 void lwf_parallel(void (*fn)(void *ctx, int t, int nt), void *ctx);
 /* lwf_parallel when `work` is worth waking the other threads for (rt->min_work), else
  * fn(ctx, 0, 1). */
-static inline void lwf_parallel_if(const lwf_runtime *rt, double work, void (*fn)(void *ctx, int t, int nt),
-                                   void *ctx)
-{
-    if (work < rt->min_work) fn(ctx, 0, 1);
-    else lwf_parallel(fn, ctx);
-}
+void lwf_parallel_if(const lwf_runtime *rt, double work, void (*fn)(void *ctx, int t, int nt),
+                     void *ctx);
 /* The range [lo, hi) of part t of nt over n items (contiguous, sizes differ by <= 1). */
 static inline void lwf_split(int n, int t, int nt, int *lo, int *hi)
 {
