@@ -604,18 +604,18 @@ static void test_log_after_resume_has_each_iteration_once(void **state)
 
 /* A cfg whose new head has a batch-norm convolution, with a [dropout] in the trunk (its
  * masks come from libc's rand() under -reference). */
-static char *bn_cfg(fixture *f, const char *name)
+static char *bn_cfg(fixture *f, const char *name, const char *extra)
 {
     char text[8192];
     snprintf(text, sizeof text,
-             "%slearning_rate=0.05\nmax_batches=4\nwarmup_batches=4\nflip=0\n"
+             "%slearning_rate=0.05\nmax_batches=4\nwarmup_batches=4\nflip=0\n%s"
              "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
              "[maxpool]\nsize=2\nstride=2\n[dropout]\nprobability=0.3\n"
              "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
              "[task]\nname=quad\ndata=%s\n%s[lwf_distill]\n[task]\nname=tint\ndata=%s\n"
              "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=1\nstride=1\npad=1\nactivation=linear\n"
              "[avgpool]\n[softmax]\n",
-             net_head, f->old_data, head, f->new_data);
+             net_head, extra, f->old_data, head, f->new_data);
     char fname[256];
     snprintf(fname, sizeof fname, "%s.cfg", name);
     return tu_write(f->dir, fname, text);
@@ -674,7 +674,7 @@ static void add_batch_stats(const layer *l, double *m, double *v)
 static void check_precise_bn(fixture *f, lwf_pass pass, int reference)
 {
     lwf_set_reference(reference);
-    char *cfg = bn_cfg(f, "pbn");
+    char *cfg = bn_cfg(f, "pbn", "");
     lwf_model *a = tu_load(cfg, 0), *b = tu_load(cfg, 0);
     network *na = a->net, *nb = b->net;
     tu_fill_convs(na, 0, 2, 5);
@@ -794,42 +794,53 @@ static unsigned char *rolling_mask(const char *cfg, size_t len)
 }
 
 /* lwf train with precise_bn=3 ends with the weights of the same run without the key, bit
- * for bit, except the rolling statistics (every one differs: each batch-norm layer trained
- * in the joint phase); precise_bn=0 is the run without the key, bit for bit. */
-static void test_precise_bn_changes_only_rolling_statistics(void **state)
+ * for bit, except the rolling statistics of the layers re-estimated (every one differs);
+ * precise_bn=0 is the run without the key, bit for bit.  On the bn cfg the warm-up's pass
+ * re-estimates the new head's batch-norm and the joint phase after it (with [dropout]:
+ * rand() under -reference) must train as without it. */
+static void check_only_rolling(fixture *f, char *off, char *zero, char *on, const char *flags)
 {
-    fixture *f = *state;
-    char *off = lwf_cfg(f, "pbn-off", 4, 6, 0.05f, ""), *zero = lwf_cfg(f, "pbn-zero", 4, 6, 0.05f, "precise_bn=0\n"),
-         *on = lwf_cfg(f, "pbn-on", 4, 6, 0.05f, "precise_bn=3\n");
-    assert_int_equal(train(f->new_data, off, f->old_weights, "-seed 4"), 0);
-    assert_int_equal(train(f->new_data, zero, f->old_weights, "-seed 4"), 0);
-    assert_int_equal(train(f->new_data, on, f->old_weights, "-seed 4"), 0);
-    size_t n0, nz, n1;
-    unsigned char *w0 = final_weights(f, "pbn-off", &n0), *wz = final_weights(f, "pbn-zero", &nz),
-                  *w1 = final_weights(f, "pbn-on", &n1);
-    assert_int_equal(n0, nz);
-    assert_memory_equal(w0, wz, n0);
-    assert_int_equal(n0, n1);
-    unsigned char *mask = rolling_mask(off, n0);
+    const char *name[3];
+    char *cfgs[3] = {off, zero, on};
+    unsigned char *w[3];
+    size_t n[3];
+    for (int k = 0; k < 3; ++k) {
+        assert_int_equal(train(f->new_data, cfgs[k], f->old_weights, flags), 0);
+        name[k] = strrchr(cfgs[k], '/') + 1;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(name[k]) - 4), name[k]);
+        w[k] = final_weights(f, stem, &n[k]);
+    }
+    assert_int_equal(n[0], n[1]);
+    assert_memory_equal(w[0], w[1], n[0]);
+    assert_int_equal(n[0], n[2]);
+    unsigned char *mask = rolling_mask(off, n[0]);
     size_t same = 0, rolling = 0, differ = 0;
-    for (size_t i = 0; i < n0; ++i) {
-        if (!mask[i] && w0[i] != w1[i]) fail_msg("byte %zu (not a rolling statistic) differs", i);
+    for (size_t i = 0; i < n[0]; ++i) {
+        if (!mask[i] && w[0][i] != w[2][i]) fail_msg("%s: byte %zu (not a rolling statistic) differs", name[2], i);
         same += !mask[i];
         if (mask[i] && i % 4 == 0) {
             ++rolling;
-            differ += memcmp(w0 + i, w1 + i, 4) != 0;
+            differ += memcmp(w[0] + i, w[2] + i, 4) != 0;
         }
     }
-    print_message("# %zu rolling statistics, %zu re-estimated; %zu other bytes equal\n", rolling, differ, same);
+    print_message("# %s %s: %zu rolling statistics, %zu re-estimated; %zu other bytes equal\n", name[2], flags, rolling,
+                  differ, same);
     assert_true(rolling > 0);
     assert_int_equal(differ, rolling);
     free(mask);
-    free(w0);
-    free(wz);
-    free(w1);
-    free(off);
-    free(zero);
-    free(on);
+    for (int k = 0; k < 3; ++k) free(w[k]), free(cfgs[k]);
+}
+
+static void test_precise_bn_changes_only_rolling_statistics(void **state)
+{
+    fixture *f = *state;
+    check_only_rolling(f, lwf_cfg(f, "pbn-off", 4, 6, 0.05f, ""), lwf_cfg(f, "pbn-zero", 4, 6, 0.05f, "precise_bn=0\n"),
+                       lwf_cfg(f, "pbn-on", 4, 6, 0.05f, "precise_bn=3\n"), "-seed 4");
+    const char *ref[2] = {"-seed 4", "-seed 4 -reference"};
+    for (int r = 0; r < 2; ++r)
+        check_only_rolling(f, bn_cfg(f, "pbnh-off", ""), bn_cfg(f, "pbnh-zero", "precise_bn=0\n"),
+                           bn_cfg(f, "pbnh-on", "precise_bn=3\n"), ref[r]);
 }
 
 /* With precise_bn on, a run stopped at the end of the warm-up (its backup holds the
@@ -838,12 +849,12 @@ static void test_precise_bn_changes_only_rolling_statistics(void **state)
 static void test_precise_bn_resume(void **state)
 {
     fixture *f = *state;
+    /* the bn cfg: 4 warm-up + 4 joint iterations, a batch-norm layer in the new head */
     const char *key = "precise_bn=3\n";
-    char *a = lwf_cfg(f, "pbn-straight", 10, 20, 0.05f, key), *b = lwf_cfg(f, "pbn-warm", 10, 20, 0.05f, key),
-         *c = lwf_cfg(f, "pbn-joint", 10, 20, 0.05f, key);
+    char *a = bn_cfg(f, "pbn-straight", key), *b = bn_cfg(f, "pbn-warm", key), *c = bn_cfg(f, "pbn-joint", key);
     assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 6"), 0);
-    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -stop 10"), 0);
-    assert_int_equal(train(f->new_data, c, f->old_weights, "-seed 6 -stop 17"), 0);
+    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -stop 4"), 0);
+    assert_int_equal(train(f->new_data, c, f->old_weights, "-seed 6 -stop 6"), 0);
     char backup[4096];
     snprintf(backup, sizeof backup, "%s/backup-tint/pbn-warm.backup", f->dir);
     assert_int_equal(train(f->new_data, b, backup, ""), 0);
