@@ -50,6 +50,8 @@ typedef struct lwf_model {
     int new_task;        /* index of the new task (the last head) */
     int warmup_batches;  /* [net] warmup_batches, >= 0 */
     float warmup_learning_rate;
+    int precise_bn;      /* [net] precise_bn: batches of the batch-norm re-estimation at the
+                          * end of each phase (train/precise_bn.c); 0 = none, as stock */
     lwf_augment aug;
 } lwf_model;
 
@@ -232,8 +234,8 @@ typedef struct lwf_init_info {
  * - oldcfg an LwF cfg (has [task]): every [softmax] head becomes old ([lwf_distill]
  *   temperature=2, lambda=1), [lwf_distill] heads stay, and a new head mirroring the last
  *   head is appended.  split must be -1.
- * [net] gets warmup_batches = max_batches / 2 and warmup_learning_rate = learning_rate when
- * absent.  Options are written as key=value, in order, without comments.  info may be NULL. */
+ * [net] gets warmup_batches = max_batches / 2, warmup_learning_rate = learning_rate and
+ * precise_bn = 50 when absent.  Options are written as key=value, in order, without comments.  info may be NULL. */
 int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, int split, lwf_init_info *info,
                  lwf_err *err);
 

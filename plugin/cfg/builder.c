@@ -79,6 +79,7 @@ static int build_net(lwf_model *m, lwf_build *b, const lwf_section *ns, const lw
     m->warmup_batches = option_find_int_quiet(nopts, "warmup_batches", 0);
     m->warmup_learning_rate = option_find_float_quiet(nopts, "warmup_learning_rate", net->learning_rate);
     m->aug.flip = option_find_int_quiet(nopts, "flip", 1);
+    m->precise_bn = option_find_int_quiet(nopts, "precise_bn", 0);
     int rc = lwf_section_check_used(file, ns, kvps, b->err);
     lwf_section_opts_free(nopts, kvps);
     if (rc) return -1;

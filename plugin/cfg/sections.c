@@ -28,7 +28,7 @@ static const lwf_keydef net_keys[] = {
     {"scales", LWF_KEY_FLOATLIST, -BIG, BIG, 0}, {"gamma", F, -BIG, BIG, 0}, {"max_batches", I, 0, INT_MAX, 0},
     /* ours */
     {"warmup_batches", I, 0, INT_MAX, LWF_KEY_OURS}, {"warmup_learning_rate", F, 0, BIG, LWF_KEY_OURS},
-    {"flip", I, 0, 1, LWF_KEY_OURS},
+    {"flip", I, 0, 1, LWF_KEY_OURS}, {"precise_bn", I, 0, 1 << 20, LWF_KEY_OURS},
     /* no effect here: the input size is height x width x channels (all three required),
      * and only libdarknet's GPU updates clip weights */
     REFUSED("inputs"), REFUSED("clip"), {0, 0, 0, 0, 0}};

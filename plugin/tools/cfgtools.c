@@ -13,6 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* precise_bn= that lwf init writes: 50 batches of the new task's images re-estimate the
+ * batch-norm statistics at the end of each phase (chosen on P2: README "Batch-norm
+ * statistics"); a cfg that sets precise_bn keeps its value, and 0 is stock Darknet's. */
+#define LWF_INIT_PRECISE_BN 50
+
 /* ---- a growing text buffer ---- */
 
 typedef struct {
@@ -222,8 +227,10 @@ static int find_class_layer(const lwf_cfgfile *cf, int lo, int loss, int *classe
     return c;
 }
 
-/* [net] as written, with warmup_batches (max_batches / 2) and warmup_learning_rate
- * (learning_rate, or Darknet's default 0.001) added when absent. */
+/* [net] as written, with warmup_batches (max_batches / 2), warmup_learning_rate
+ * (learning_rate, or Darknet's default 0.001) and precise_bn (LWF_INIT_PRECISE_BN batches:
+ * the batch-norm re-estimation at the end of each phase, README "Batch-norm statistics")
+ * added when absent. */
 static int emit_net(sbuf *out, const lwf_cfgfile *cf, lwf_err *err)
 {
     const lwf_section *ns = &cf->sections[0];
@@ -241,6 +248,7 @@ static int emit_net(sbuf *out, const lwf_cfgfile *cf, lwf_err *err)
         const lwf_opt *lr = lwf_cfg_opt(ns, "learning_rate");
         sb_printf(out, "warmup_learning_rate=%s\n", lr ? lr->val : "0.001");
     }
+    if (!lwf_cfg_opt(ns, "precise_bn")) sb_printf(out, "precise_bn=%d\n", LWF_INIT_PRECISE_BN);
     sb_printf(out, "\n");
     return 0;
 }

@@ -238,6 +238,16 @@ static void stop_loaders(trainer *t)
     }
 }
 
+/* [net] precise_bn: after the phase that `plan` ran (phase 0 warm-up, 1 joint) ended at
+ * iteration it, its batch-norm statistics re-estimated from the training sources, each
+ * phase with a stream of its own (precise_bn.c). */
+static int precise_bn(trainer *t, const lwf_plan *plan, int phase, lwf_err *err)
+{
+    lwf_bn_source bs[LWF_MAX_TASKS];
+    for (int q = 0; q < t->nsrc; ++q) bs[q] = (lwf_bn_source){&t->src[q].paths, t->src[q].row0, t->src[q].rows};
+    return lwf_precise_bn(t->m, plan, t->m->precise_bn, bs, t->nsrc, t->seed + 0x9e3779b97f4a7c15ULL * (unsigned)(phase + 1), err);
+}
+
 /* The schedule: from the resumed iteration to the end, warm-up then joint, each iteration
  * its passes, one update, the weights check, the report, the backups. */
 static int run(trainer *t, lwf_err *err)
@@ -275,6 +285,8 @@ static int run(trainer *t, lwf_err *err)
         lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, now - it0,
                              *net->seen, scored, task_loss};
         rc = report(t, &r, eta, err);
+        if (!rc && k + 1 == t->warmup) rc = precise_bn(t, &warm, 0, err);
+        if (!rc && k + 1 == t->total && t->total > t->warmup) rc = precise_bn(t, &joint, 1, err);
         if (!rc) rc = save_backups(t, k + 1, N, &stop, err);
     }
     if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = lwf_folder_save(&t->dir, net, ".weights", NULL, err);

@@ -104,4 +104,27 @@ int lwf_folder_prepare(lwf_folder *f, const char *cfg, lwf_err *err);
 int lwf_folder_save(lwf_folder *f, const network *net, const char *suffix, const lwf_state *st, lwf_err *err);
 void lwf_folder_close(lwf_folder *f);
 
+/* ---- batch-norm re-estimation (precise_bn.c) ----
+ * [net] precise_bn=N: at the end of a phase, the rolling mean and variance of each layer
+ * lwf_precise_bn_layer names become the mean of its batch means and of its batch variances
+ * (Darknet's unbiased ones) over N batches, each a forward pass in training mode with the
+ * phase's final weights.  Nothing else changes: weights, update buffers, the seen and update
+ * counters, the training's batch streams and libc's random() state are as before. */
+#define LWF_PRECISE_BN_MAX_SOURCES 64
+
+/* Images that fill rows [row0, row0 + rows) of each batch of the pass. */
+typedef struct lwf_bn_source {
+    const lwf_list *paths;
+    int row0, rows;
+} lwf_bn_source;
+
+/* Whether the pass re-estimates layer i of net after a phase run with plan: the layer runs
+ * forward in training mode and keeps rolling batch-norm statistics. */
+int lwf_precise_bn_layer(const network *net, const lwf_plan *plan, int i);
+/* Re-estimates them from `batches` batches (0: does nothing), the sources' images drawn by
+ * their own loaders (m's augmentation; source q's stream is lwf_loader_start's with seed
+ * seed + 7919 q, from its batch 0).  0, or -1 and err (a bad image, out of memory). */
+int lwf_precise_bn(lwf_model *m, const lwf_plan *plan, int batches, const lwf_bn_source *src, int nsrc,
+                   unsigned long long seed, lwf_err *err);
+
 #endif

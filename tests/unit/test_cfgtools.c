@@ -74,9 +74,10 @@ static void check_mirror(const char *stock, const char *out, int head, const cha
     int hs = head + 1, last = in.nsections - 1, hn = last - hs;
     if (o.nsections != in.nsections + 3 + hn)
         fail_msg("%s: %d sections, want %d", out, o.nsections, in.nsections + 3 + hn);
-    /* [net]: the stock options, then the two warm-up keys when absent */
+    /* [net]: the stock options, then the two warm-up keys and precise_bn when absent */
     const lwf_section *n0 = &in.sections[0], *n1 = &o.sections[0];
-    int extra = !lwf_cfg_opt(n0, "warmup_batches") + !lwf_cfg_opt(n0, "warmup_learning_rate");
+    int extra = !lwf_cfg_opt(n0, "warmup_batches") + !lwf_cfg_opt(n0, "warmup_learning_rate") +
+                !lwf_cfg_opt(n0, "precise_bn");
     if (n1->nopts != n0->nopts + extra) fail_msg("%s: [net] has %d options, want %d", out, n1->nopts, n0->nopts + extra);
     for (int i = 0; i < n0->nopts; ++i)
         if (strcmp(n0->opts[i].key, n1->opts[i].key) || strcmp(n0->opts[i].val, n1->opts[i].val))
@@ -88,6 +89,8 @@ static void check_mirror(const char *stock, const char *out, int head, const cha
         fail_msg("%s: warmup_batches=%s, want %s (max_batches / 2)", out, val(n1, "warmup_batches"), want);
     if (!lwf_cfg_opt(n0, "warmup_learning_rate") && strcmp(val(n1, "warmup_learning_rate"), lr ? lr->val : "0.001"))
         fail_msg("%s: warmup_learning_rate=%s, want the learning rate", out, val(n1, "warmup_learning_rate"));
+    if (!lwf_cfg_opt(n0, "precise_bn") && strcmp(val(n1, "precise_bn"), "50"))
+        fail_msg("%s: precise_bn=%s, want 50 (lwf init's default)", out, val(n1, "precise_bn"));
     for (int i = 1; i < hs; ++i) same_section(&o.sections[i], &in.sections[i], "trunk");
     const lwf_section *t0 = &o.sections[hs];
     if (strcmp(t0->type, "task") || t0->nopts != 1 || strcmp(val(t0, "name"), oldname))

@@ -4,11 +4,12 @@
  * forgets it, lwf valid agrees with stock `classifier valid`, the weights check stops a
  * run whose loss is still finite, featext changes the new head only, and the CSV log
  * after a resume has each iteration once. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* initstate, setstate */
 #include "testutil.h"
 #include "train/train.h"
 
 #include <float.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -599,6 +600,281 @@ static void test_log_after_resume_has_each_iteration_once(void **state)
     free(cfg);
 }
 
+/* ---- [net] precise_bn (train/precise_bn.c) ---- */
+
+/* A cfg whose new head has a batch-norm convolution, with a [dropout] in the trunk (its
+ * masks come from libc's rand() under -reference). */
+static char *bn_cfg(fixture *f, const char *name, const char *extra)
+{
+    char text[8192];
+    snprintf(text, sizeof text,
+             "%slearning_rate=0.05\nmax_batches=4\nwarmup_batches=4\nflip=0\n%s"
+             "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+             "[maxpool]\nsize=2\nstride=2\n[dropout]\nprobability=0.3\n"
+             "[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+             "[task]\nname=quad\ndata=%s\n%s[lwf_distill]\n[task]\nname=tint\ndata=%s\n"
+             "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=1\nstride=1\npad=1\nactivation=linear\n"
+             "[avgpool]\n[softmax]\n",
+             net_head, extra, f->old_data, head, f->new_data);
+    char fname[256];
+    snprintf(fname, sizeof fname, "%s.cfg", name);
+    return tu_write(f->dir, fname, text);
+}
+
+/* Every stored float and update buffer of net, in layer order (malloc'd, *n floats). */
+static float *all_floats(const network *net, size_t *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < net->n; ++i)
+        total += lwf_layer_stored_floats(&net->layers[i]) + lwf_layer_update_floats(&net->layers[i]);
+    float *v = malloc((total + 1) * sizeof *v), *p = v;
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int a = 0; a < k->nstored + k->nupdates; ++a) {
+            const lwf_array *ar = a < k->nstored ? &k->stored[a] : &k->updates[a - k->nstored];
+            size_t c = lwf_array_floats(l, k, ar);
+            /* the rolling statistics are compared on their own */
+            if (ar->field == offsetof(layer, rolling_mean) || ar->field == offsetof(layer, rolling_variance))
+                continue;
+            memcpy(p, lwf_array_data(l, ar), c * sizeof *p);
+            p += c;
+        }
+    }
+    *n = (size_t)(p - v);
+    return v;
+}
+
+/* The statistics of one batch-norm layer over the batch its last forward saw, from l.x
+ * (its values before normalising, (batch, out_c, out_h * out_w)), in double: Darknet's
+ * mean and unbiased variance per channel, added into m and v. */
+static void add_batch_stats(const layer *l, double *m, double *v)
+{
+    int S = l->out_h * l->out_w, C = l->out_c, B = l->batch;
+    for (int c = 0; c < C; ++c) {
+        double s = 0, q = 0;
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < S; ++i) s += l->x[((size_t)b * C + c) * S + i];
+        double mean = s / ((double)B * S);
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < S; ++i) {
+                double d = l->x[((size_t)b * C + c) * S + i] - mean;
+                q += d * d;
+            }
+        m[c] += mean;
+        v[c] += q / ((double)B * S - 1);
+    }
+}
+
+/* After lwf_precise_bn(N = 3) each layer the phase trained holds the mean of its batch
+ * means and of its batch variances over the 3 batches of the documented stream, computed
+ * here independently on a second copy of the model; every other float (weights, biases,
+ * scales, update buffers, the other layers' rolling statistics), the counters and libc's
+ * rand() stream are as before. */
+static void check_precise_bn(fixture *f, lwf_pass pass, int reference)
+{
+    lwf_set_reference(reference);
+    char *cfg = bn_cfg(f, "pbn", "");
+    lwf_model *a = tu_load(cfg, 0), *b = tu_load(cfg, 0);
+    network *na = a->net, *nb = b->net;
+    tu_fill_convs(na, 0, 2, 5);
+    tu_fill_convs(nb, 0, 2, 5);
+    lwf_datacfg dc;
+    lwf_list paths;
+    lwf_err err;
+    assert_int_equal(lwf_datacfg_read(f->new_data, &dc, &err), 0);
+    assert_int_equal(lwf_datacfg_list(&dc, "train", &paths, &err), 0);
+    lwf_plan plan;
+    assert_int_equal(lwf_plan_make(a, pass, &plan), 0);
+    size_t n0, n1;
+    float *before = all_floats(na, &n0);
+    float *rm0 = calloc((size_t)na->n * 64, sizeof(float)), *rv0 = calloc((size_t)na->n * 64, sizeof(float));
+    for (int i = 0; i < na->n; ++i)
+        if (na->layers[i].rolling_mean) {
+            memcpy(rm0 + 64 * i, na->layers[i].rolling_mean, (size_t)na->layers[i].out_c * sizeof(float));
+            memcpy(rv0 + 64 * i, na->layers[i].rolling_variance, (size_t)na->layers[i].out_c * sizeof(float));
+        }
+    size_t seen = *na->seen;
+    int t = *na->t;
+    srand(77);
+    int r_expect = rand();
+    srand(77);
+    const int N = 3;
+    lwf_bn_source src = {&paths, 0, na->batch};
+    if (lwf_precise_bn(a, &plan, N, &src, 1, 99, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(rand(), r_expect);
+    assert_int_equal(*na->seen, seen);
+    assert_int_equal(*na->t, t);
+    float *after = all_floats(na, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0 * sizeof(float));
+    /* independently: the same batches (seed 99, source 0) through the copy */
+    double m[64][64] = {{0}}, v[64][64] = {{0}}, lm[64][64] = {{0}}, lv[64][64] = {{0}};
+    lwf_loader *ld = lwf_loader_start(&paths, &b->aug, nb->w, nb->h, nb->batch, 99, 0, &err);
+    assert_non_null(ld);
+    char scratch[256];
+    char *keep = initstate(99, scratch, sizeof scratch); /* the pass's documented rand() state */
+    for (int k = 0; k < N; ++k) {
+        const lwf_batch *bt = lwf_loader_next(ld, &err);
+        assert_non_null(bt);
+        memcpy(nb->input, bt->X, (size_t)nb->batch * nb->inputs * sizeof(float));
+        lwf_forward(nb, &plan);
+        for (int i = 0; i < nb->n && i < 64; ++i)
+            if (lwf_precise_bn_layer(nb, &plan, i)) {
+                if (k == N - 1) add_batch_stats(&nb->layers[i], lm[i], lv[i]);
+                add_batch_stats(&nb->layers[i], m[i], v[i]);
+            }
+    }
+    setstate(keep);
+    lwf_loader_stop(ld);
+    int checked = 0, moved = 0, not_last = 0;
+    for (int i = 0; i < na->n && i < 64; ++i) {
+        const layer *l = &na->layers[i];
+        if (!l->rolling_mean) continue;
+        int re = lwf_precise_bn_layer(na, &plan, i);
+        for (int c = 0; c < l->out_c; ++c) {
+            double wm = m[i][c] / N, wv = v[i][c] / N;
+            /* float sums of up to 16 * 144 values against double: 1e-5 relative (seen ~1e-7) */
+            if (re && (fabs(l->rolling_mean[c] - wm) > 1e-5 * (1 + fabs(wm)) ||
+                       fabs(l->rolling_variance[c] - wv) > 1e-5 * (1 + fabs(wv))))
+                fail_msg("layer %d channel %d: rolling %g %g, want the batches' mean %g %g", i, c,
+                         l->rolling_mean[c], l->rolling_variance[c], wm, wv);
+            if (!re && (l->rolling_mean[c] != rm0[64 * i + c] || l->rolling_variance[c] != rv0[64 * i + c]))
+                fail_msg("layer %d (not trained in the phase): its rolling statistics changed", i);
+            checked += re;
+            moved += re && fabs(l->rolling_mean[c] - rm0[64 * i + c]) > 1e-3;
+            not_last += re && fabs(wm - lm[i][c]) > 1e-4 * (1 + fabs(wm));
+        }
+    }
+    print_message("# pass %d reference %d: %d channels re-estimated, %d moved, %d differ from the last batch's\n",
+                  (int)pass, reference, checked, moved, not_last);
+    /* guards: something was re-estimated, moved, and by an average, not the last batch */
+    assert_true(checked > 0 && moved > 0 && not_last > 0);
+    if (pass == LWF_PASS_WARMUP) assert_int_equal(checked, 4); /* only the new head's 4 channels */
+    free(before);
+    free(after);
+    free(rm0);
+    free(rv0);
+    lwf_plan_free(&plan);
+    lwf_list_free(&paths);
+    lwf_datacfg_free(&dc);
+    lwf_model_free(a);
+    lwf_model_free(b);
+    free(cfg);
+    lwf_set_reference(0);
+}
+
+static void test_precise_bn_formula(void **state)
+{
+    check_precise_bn(*state, LWF_PASS_JOINT, 0);
+    check_precise_bn(*state, LWF_PASS_WARMUP, 0);
+    check_precise_bn(*state, LWF_PASS_JOINT, 1);
+}
+
+/* Byte ranges of the rolling statistics in a .weights file of cfg's model: mask[i] = 1. */
+static unsigned char *rolling_mask(const char *cfg, size_t len)
+{
+    lwf_model *m = tu_load(cfg, 0);
+    unsigned char *mask = calloc(len, 1);
+    size_t at = 20; /* header: 3 int32 and seen (size_t) */
+    for (int i = 0; i < m->net->n; ++i) {
+        const layer *l = &m->net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int a = 0; a < k->nstored; ++a) {
+            size_t c = lwf_array_floats(l, k, &k->stored[a]) * sizeof(float);
+            assert_true(at + c <= len);
+            if (k->stored[a].field == offsetof(layer, rolling_mean) || k->stored[a].field == offsetof(layer, rolling_variance))
+                memset(mask + at, 1, c);
+            at += c;
+        }
+    }
+    assert_int_equal(at, len);
+    lwf_model_free(m);
+    return mask;
+}
+
+/* lwf train with precise_bn=3 ends with the weights of the same run without the key, bit
+ * for bit, except the rolling statistics of the layers re-estimated (every one differs);
+ * precise_bn=0 is the run without the key, bit for bit.  On the bn cfg the warm-up's pass
+ * re-estimates the new head's batch-norm and the joint phase after it (with [dropout]:
+ * rand() under -reference) must train as without it. */
+static void check_only_rolling(fixture *f, char *off, char *zero, char *on, const char *flags)
+{
+    const char *name[3];
+    char *cfgs[3] = {off, zero, on};
+    unsigned char *w[3];
+    size_t n[3];
+    for (int k = 0; k < 3; ++k) {
+        assert_int_equal(train(f->new_data, cfgs[k], f->old_weights, flags), 0);
+        name[k] = strrchr(cfgs[k], '/') + 1;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(name[k]) - 4), name[k]);
+        w[k] = final_weights(f, stem, &n[k]);
+    }
+    assert_int_equal(n[0], n[1]);
+    assert_memory_equal(w[0], w[1], n[0]);
+    assert_int_equal(n[0], n[2]);
+    unsigned char *mask = rolling_mask(off, n[0]);
+    size_t same = 0, rolling = 0, differ = 0;
+    for (size_t i = 0; i < n[0]; ++i) {
+        if (!mask[i] && w[0][i] != w[2][i]) fail_msg("%s: byte %zu (not a rolling statistic) differs", name[2], i);
+        same += !mask[i];
+        if (mask[i] && i % 4 == 0) {
+            ++rolling;
+            differ += memcmp(w[0] + i, w[2] + i, 4) != 0;
+        }
+    }
+    print_message("# %s %s: %zu rolling statistics, %zu re-estimated; %zu other bytes equal\n", name[2], flags, rolling,
+                  differ, same);
+    assert_true(rolling > 0);
+    assert_int_equal(differ, rolling);
+    free(mask);
+    for (int k = 0; k < 3; ++k) free(w[k]), free(cfgs[k]);
+}
+
+static void test_precise_bn_changes_only_rolling_statistics(void **state)
+{
+    fixture *f = *state;
+    check_only_rolling(f, lwf_cfg(f, "pbn-off", 4, 6, 0.05f, ""), lwf_cfg(f, "pbn-zero", 4, 6, 0.05f, "precise_bn=0\n"),
+                       lwf_cfg(f, "pbn-on", 4, 6, 0.05f, "precise_bn=3\n"), "-seed 4");
+    const char *ref[2] = {"-seed 4", "-seed 4 -reference"};
+    for (int r = 0; r < 2; ++r)
+        check_only_rolling(f, bn_cfg(f, "pbnh-off", ""), bn_cfg(f, "pbnh-zero", "precise_bn=0\n"),
+                           bn_cfg(f, "pbnh-on", "precise_bn=3\n"), ref[r]);
+}
+
+/* With precise_bn on, a run stopped at the end of the warm-up (its backup holds the
+ * warm-up's pass) or in the joint phase and resumed ends with the uninterrupted run's
+ * weights, bit for bit. */
+static void test_precise_bn_resume(void **state)
+{
+    fixture *f = *state;
+    /* the bn cfg: 4 warm-up + 4 joint iterations, a batch-norm layer in the new head */
+    const char *key = "precise_bn=3\n";
+    char *a = bn_cfg(f, "pbn-straight", key), *b = bn_cfg(f, "pbn-warm", key), *c = bn_cfg(f, "pbn-joint", key);
+    assert_int_equal(train(f->new_data, a, f->old_weights, "-seed 6"), 0);
+    assert_int_equal(train(f->new_data, b, f->old_weights, "-seed 6 -stop 4"), 0);
+    assert_int_equal(train(f->new_data, c, f->old_weights, "-seed 6 -stop 6"), 0);
+    char backup[4096];
+    snprintf(backup, sizeof backup, "%s/backup-tint/pbn-warm.backup", f->dir);
+    assert_int_equal(train(f->new_data, b, backup, ""), 0);
+    snprintf(backup, sizeof backup, "%s/backup-tint/pbn-joint.backup", f->dir);
+    assert_int_equal(train(f->new_data, c, backup, ""), 0);
+    size_t na, nb, nc;
+    unsigned char *wa = final_weights(f, "pbn-straight", &na), *wb = final_weights(f, "pbn-warm", &nb),
+                  *wc = final_weights(f, "pbn-joint", &nc);
+    assert_int_equal(na, nb);
+    assert_int_equal(na, nc);
+    assert_memory_equal(wa, wb, na);
+    assert_memory_equal(wa, wc, na);
+    free(wa);
+    free(wb);
+    free(wc);
+    free(a);
+    free(b);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +893,9 @@ int main(void)
         cmocka_unit_test(test_weights_check_stops_a_run_with_a_finite_loss),
         cmocka_unit_test(test_featext_learns_only_the_new_head),
         cmocka_unit_test(test_log_after_resume_has_each_iteration_once),
+        cmocka_unit_test(test_precise_bn_formula),
+        cmocka_unit_test(test_precise_bn_changes_only_rolling_statistics),
+        cmocka_unit_test(test_precise_bn_resume),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
