@@ -5,6 +5,7 @@
  * reassociation (tests/unit/test_kernels.c).  Installed by install.c. */
 #include "kernels/kernels.h"
 #include "kernels/wino.h"
+#include "kernels/clones.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -152,12 +153,6 @@ static tbufs bufs_of(const network *net, const plan *p, int t)
 /* ---- row kernels: vectorised for the CPU at hand (target_clones picks the version at
  * load time from what the CPU supports), float arithmetic in Darknet's order except for
  * sums, which use 16 partial sums per row (then double across rows) ---- */
-
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* x = act(x + bias) */
 CLONES static void bias_act(float *x, int n, float bias, ACTIVATION a)
