@@ -5,6 +5,7 @@
  * reassociation (tests/unit/test_kernels.c).  Installed by install.c. */
 #include "kernels/kernels.h"
 #include "kernels/wino.h"
+#include "kernels/clones.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,8 +33,10 @@ typedef struct {
     int wino;       /* Winograd F(2x2, 3x3) (3x3, stride 1, see wino_kernels.c) */
     lwf_wino g;     /* its tiles (wino) */
     int wp, hp;     /* padded input width and height (direct) */
+    const struct direct_block *db; /* its register block, for this CPU (direct) */
     size_t plane;   /* floats of one padded input plane, with slack (direct) */
-    size_t q;       /* output positions on the padded grid, rounded up to 16 (direct) */
+    size_t q;       /* output positions on the padded grid, rounded up to a multiple of 16
+                     * and of the block's positions (direct) */
     size_t wt;      /* floats, shared: (c, F*size*size) the flipped weights of that convolution */
     size_t col;     /* floats: (K, nc * HW) columns, or (F*size*size, nc * hw) */
     size_t tmp;     /* floats: (F, nc * HW) products or gathered deltas, or (c, nc * hw) */
@@ -50,6 +53,29 @@ static size_t up16(size_t n)
     return (n + 15) / 16 * 16;
 }
 
+/* The direct convolution's register block: a group of `filters` filters by `positions`
+ * positions, kept in registers while the taps stream past (see direct_f16) */
+struct direct_block {
+    int filters, positions;
+    /* G[f][q] for the group's filters and every position q < nq (a multiple of
+     * positions); W holds the group's weights tap by tap: W[t*filters + f] */
+    void (*group)(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
+                  float *restrict G, size_t gld, size_t nq);
+};
+
+/* n rounded up to a multiple of 16 (direct_f1's step) and of the block's positions */
+static size_t up_block(size_t n, const struct direct_block *db)
+{
+    size_t a = (size_t)db->positions, b = 16;
+    while (b) {
+        size_t r = a % b;
+        a = b;
+        b = r;
+    }
+    size_t m = (size_t)db->positions / a * 16; /* their least common multiple */
+    return (n + m - 1) / m * m;
+}
+
 static size_t maxz(size_t a, size_t b)
 {
     return a > b ? a : b;
@@ -63,6 +89,8 @@ static int handled(const layer *l)
     return l->type == CONVOLUTIONAL && l->groups == 1 && !l->binary && !l->xnor && l->size >= 1 && l->stride >= 1 &&
            l->out_h > 0 && l->out_w > 0 && l->n > 0 && l->c > 0 && (l->size > 1 || (l->stride == 1 && l->pad == 0));
 }
+
+static const struct direct_block *direct_block_of_cpu(void);
 
 static void make_plan(const layer *l, plan *p)
 {
@@ -79,8 +107,9 @@ static void make_plan(const layer *l, plan *p)
     p->wm = p->scr = 0;
     p->wp = l->w + 2 * l->pad;
     p->hp = l->h + 2 * l->pad;
-    p->q = up16((size_t)l->out_h * p->wp);
-    p->plane = up16((size_t)p->hp * p->wp + (size_t)(l->size - 1) * p->wp + l->size + 16);
+    p->db = direct_block_of_cpu();
+    p->q = up_block((size_t)l->out_h * p->wp, p->db);
+    p->plane = up16((size_t)p->hp * p->wp + (size_t)(l->size - 1) * p->wp + l->size + (size_t)p->db->positions);
     size_t kt = (size_t)l->size * l->size * l->n; /* rows of the delta's column matrix */
     /* 1x1: the products read the input where it lies, one image at a time */
     int nc = l->size == 1 && l->stride == 1 && l->pad == 0 ? 1 : (TARGET_COLS + p->HW - 1) / p->HW;
@@ -152,12 +181,6 @@ static tbufs bufs_of(const network *net, const plan *p, int t)
 /* ---- row kernels: vectorised for the CPU at hand (target_clones picks the version at
  * load time from what the CPU supports), float arithmetic in Darknet's order except for
  * sums, which use 16 partial sums per row (then double across rows) ---- */
-
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* x = act(x + bias) */
 CLONES static void bias_act(float *x, int n, float bias, ACTIVATION a)
@@ -383,7 +406,7 @@ typedef struct {
     int bn_train;         /* batch-norm with batch statistics */
     const float *inv;     /* (F) 1 / (sqrt(var) + 1e-6), set between the two passes */
     const float *mean;    /* (F) the statistics used */
-    const float *wt16;    /* direct: weights of each group of 16 filters, tap by tap */
+    const float *wtg;     /* direct: weights of each group of filters (p.db), tap by tap */
     const float *u;       /* wino: (16, F, c) transformed filters */
 } fctx;
 
@@ -471,14 +494,15 @@ static const float *chunk_product(const fctx *c, const tbufs *b, int a, int n, f
  * Stride 1: the image is copied into zero-padded planes (hp x wp, one per channel), and
  * every output is computed on the padded grid (out_h rows of wp positions, the last
  * size - 1 of each row discarded), so that output q reads plane position
- * q + ky*wp + kx for tap (ky, kx): one contiguous run for all rows.  Sixteen positions
- * by sixteen filters at a time stay in registers while the taps stream past, in
- * Darknet's order (channel, ky, kx), one multiply-add each. */
+ * q + ky*wp + kx for tap (ky, kx): one contiguous run for all rows.  A block of
+ * positions by a group of filters stays in registers while the taps stream past, in
+ * Darknet's order (channel, ky, kx), one multiply-add each: the block is chosen at run
+ * time from the CPU (direct_blocks). */
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
 
-/* G[f][q] for 16 filters and every position q < nq (a multiple of 16); W holds the 16
- * filters' weights tap by tap: W[t*16 + f] */
+/* AVX-512: 16 positions by 16 filters, 16 of its 32 registers of 16 floats */
 CLONES static void direct_f16(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
                               float *restrict G, size_t gld, size_t nq)
 {
@@ -498,7 +522,59 @@ CLONES static void direct_f16(const float *restrict P, const int *restrict off, 
     }
 }
 
-/* the same for one filter (those left over after groups of 16) */
+/* AVX2 (16 registers of 8 floats) and others: 24 positions (3 vectors of 8) by 4
+ * filters, 12 registers, the 3 position vectors and a broadcast weight in the rest (16
+ * by 16 would spill: 32 registers' worth) */
+CLONES static void direct_f4(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
+                             float *restrict G, size_t gld, size_t nq)
+{
+    for (size_t q0 = 0; q0 < nq; q0 += 24) {
+        v8 acc[4][3];
+#pragma GCC unroll 4
+        for (int f = 0; f < 4; ++f)
+#pragma GCC unroll 3
+            for (int v = 0; v < 3; ++v) acc[f][v] = (v8){0};
+        const float *w = W;
+        for (int t = 0; t < ntap; ++t, w += 4) {
+            v8 s[3];
+#pragma GCC unroll 3
+            for (int v = 0; v < 3; ++v) memcpy(&s[v], P + q0 + off[t] + 8 * v, sizeof s[v]);
+#pragma GCC unroll 4
+            for (int f = 0; f < 4; ++f)
+#pragma GCC unroll 3
+                for (int v = 0; v < 3; ++v) acc[f][v] += w[f] * s[v];
+        }
+#pragma GCC unroll 4
+        for (int f = 0; f < 4; ++f)
+#pragma GCC unroll 3
+            for (int v = 0; v < 3; ++v) memcpy(G + (size_t)f * gld + q0 + 8 * v, &acc[f][v], sizeof acc[f][v]);
+    }
+}
+
+/* The blocks: AVX-512's where the CPU has it, otherwise AVX2's, which also suits
+ * narrower vector units (SSE: 16 registers of 4 floats) better than 16 x 16 */
+static const struct direct_block direct_blocks[] = {
+    {16, 16, direct_f16},
+    {4, 24, direct_f4},
+};
+
+static const struct direct_block *direct_block_of_cpu(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) return &direct_blocks[0];
+#endif
+    return &direct_blocks[1];
+}
+
+int lwf_conv_direct(const layer *l)
+{
+    if (!handled(l)) return 0;
+    plan p;
+    make_plan(l, &p);
+    return p.direct ? p.db->filters : 0;
+}
+
+/* the same for one filter (those left over after the groups) */
 CLONES static void direct_f1(const float *restrict P, const int *restrict off, int ntap, const float *restrict W,
                              float *restrict G, size_t nq)
 {
@@ -560,8 +636,8 @@ static void direct_image(const layer *l, const network *net, const plan *p, cons
     for (int ch = 0, t = 0; ch < C; ++ch)
         for (int ky = 0; ky < ks; ++ky)
             for (int kx = 0; kx < ks; ++kx) off[t++] = (int)(ch * p->plane) + ky * wp + kx;
-    int f = 0;
-    for (; f + 16 <= F; f += 16) direct_f16(P, off, ntap, c->wt16 + (size_t)f * p->K, G + (size_t)f * p->q, p->q, p->q);
+    int f = 0, gf = p->db->filters;
+    for (; f + gf <= F; f += gf) p->db->group(P, off, ntap, c->wtg + (size_t)f * p->K, G + (size_t)f * p->q, p->q, p->q);
     for (; f < F; ++f) direct_f1(P, off, ntap, l->weights + (size_t)f * p->K, G + (size_t)f * p->q, p->q);
     for (f = 0; f < F; ++f) {
         float *o = l->output + ((size_t)img * F + f) * p->HW;
@@ -678,13 +754,13 @@ void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
     }
     if (c.p.wino) c.u = wino_filters(&k->rt, &l, &net);
     if (c.p.direct) {
-        /* (F/16, K, 16) in the shared part of the workspace */
-        float *w16 = (float *)net.workspace;
-        int K = c.p.K;
-        for (int g = 0; g + 16 <= F; g += 16)
+        /* (F/G, K, G) in the shared part of the workspace, G filters per group */
+        float *wg = (float *)net.workspace;
+        int K = c.p.K, G = c.p.db->filters;
+        for (int g = 0; g + G <= F; g += G)
             for (int t = 0; t < K; ++t)
-                for (int f = 0; f < 16; ++f) w16[(size_t)g * K + (size_t)t * 16 + f] = l.weights[(size_t)(g + f) * K + t];
-        c.wt16 = w16;
+                for (int f = 0; f < G; ++f) wg[(size_t)g * K + (size_t)t * G + f] = l.weights[(size_t)(g + f) * K + t];
+        c.wtg = wg;
         run(direct_part, &c, nt);
     } else {
         run(forward_part, &c, nt);

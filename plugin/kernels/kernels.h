@@ -41,6 +41,9 @@ size_t lwf_conv_workspace(const layer *l, int nt);
 /* Whether that fast convolution of l is the Winograd one (3x3, stride 1, enough channels
  * and filters, see conv.c) */
 int lwf_conv_winograd(const layer *l);
+/* Whether it is the direct convolution (stride 1, small weights, see conv.c): 0 if not,
+ * else the filters of the register block chosen for this CPU: 16 with AVX-512, 4 without */
+int lwf_conv_direct(const layer *l);
 void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net);
 void lwf_conv_backward(lwf_kernel_ctx *k, layer l, network net);
 int lwf_maxpool_supported(const layer *l);

@@ -3,6 +3,7 @@
  * Darknet's maxpool_layer.c (the first maximum wins; indexes into the input batch), and
  * the same sums as avgpool_layer.c.  Installed by install.c. */
 #include "kernels/kernels.h"
+#include "kernels/clones.h"
 
 #include <float.h>
 #include <string.h>
@@ -16,12 +17,6 @@ int lwf_maxpool_supported(const layer *l)
 {
     return l->type == MAXPOOL && l->size >= 1 && l->stride >= 1 && l->out_w > 0 && l->out_h > 0;
 }
-
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* One output row of 2x2 stride-2 windows lying inside the image: the same comparisons in
  * the same order as Darknet's loop (the first maximum wins), without branches (random

@@ -2,17 +2,12 @@
  * and additions as Darknet's route_layer.c, split over the pool's threads by image, so
  * bit for bit the same results.  Installed by install.c. */
 #include "kernels/kernels.h"
+#include "kernels/clones.h"
 
 typedef struct {
     const layer *l;
     const network *net;
 } rctx;
-
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 CLONES static void copy_n(float *restrict d, const float *restrict s, int n)
 {

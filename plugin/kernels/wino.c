@@ -19,15 +19,10 @@
  * Layouts: V[(xi*C + c)*P + p] and M[(xi*F + f)*P + p], tile p = j*T + ty*tw + tx of image
  * j of the chunk; U[(xi*F + f)*C + c]. */
 #include "kernels/wino.h"
+#include "kernels/clones.h"
 
 #include <stddef.h>
 #include <string.h>
-
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 void lwf_wino_geometry(const layer *l, lwf_wino *g)
 {

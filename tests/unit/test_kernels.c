@@ -113,6 +113,20 @@ static const conv_case conv_cases[] = {
     {2, 3, 3, 64, 64, 3, 1, 1, 1, LEAKY},   /* under 16 outputs: not Winograd */
 };
 static const int conv_winograd[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
+/* the direct convolution's (stride 1, small weights): filters 5, 5, 6, 4, 32, 2, 3 make
+ * whole groups of 4 (AVX2's block) and filters left over */
+static const int conv_direct[] = {1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* The direct convolution's register block meant for this CPU (see conv.c): AVX-512's
+ * 16 filters where the CPU has it, else AVX2's 4.  Only the one for this CPU runs here:
+ * on a CPU without AVX-512 these tests cannot reach the AVX-512 block. */
+static int direct_filters_for_cpu(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) return 16;
+#endif
+    return 4;
+}
 
 static layer make_conv(const conv_case *k)
 {
@@ -130,6 +144,7 @@ static void check_conv_case(const conv_case *k, int train, int with_delta, int s
     layer r = make_conv(k), f = make_conv(k);
     assert_true(lwf_conv_workspace(&f, lwf_threads()) > 0);
     assert_int_equal(lwf_conv_winograd(&f), conv_winograd[k - conv_cases]); /* the path meant */
+    assert_int_equal(lwf_conv_direct(&f), conv_direct[k - conv_cases] ? direct_filters_for_cpu() : 0);
     unsigned st = 1234u + (unsigned)k->h * 7u + (unsigned)k->filters;
     size_t nw = (size_t)r.nweights, nf = (size_t)k->filters, nin = (size_t)r.inputs * k->batch,
            nout = (size_t)r.outputs * k->batch;
