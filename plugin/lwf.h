@@ -51,6 +51,8 @@ typedef struct lwf_model {
     int warmup_batches;  /* [net] warmup_batches, >= 0 */
     float warmup_learning_rate;
     lwf_augment aug;
+    int detector;        /* 1: a YOLO detector, one task (0) whose losses are its [yolo] and
+                          * [lwf_yolo] layers; trunk = 0, and no layer is a [task] */
 } lwf_model;
 
 /* Options for building a model. */
