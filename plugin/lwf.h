@@ -111,6 +111,7 @@ typedef struct lwf_datacfg {
     char *train, *valid, *labels, *backup;  /* owned, NULL when absent */
     int top;             /* top=, default 1 */
     int train_line, valid_line, labels_line;  /* their lines in path, 0 when absent */
+    char *old_data, *new_data; /* a grown detector's: the old and new tasks' .data, or NULL */
 } lwf_datacfg;
 
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err);

@@ -511,6 +511,17 @@ lwf_model *lwf_model_load_old_detector(const char *cfgpath, const lwf_build_opts
     return load(cfgpath, opts, 1, err);
 }
 
+int lwf_cfg_is_detector(const char *cfgpath)
+{
+    lwf_cfgfile cf;
+    lwf_err err;
+    if (lwf_cfg_read(cfgpath, &cf, &err)) return 0;
+    int det = 0;
+    for (int i = 0; i < cf.nsections; ++i) det |= lwf_section_role(&cf.sections[i]) == LWF_ROLE_DET_LOSS;
+    lwf_cfg_free(&cf);
+    return det;
+}
+
 void lwf_model_free(lwf_model *m)
 {
     if (!m) return;

@@ -158,6 +158,10 @@ int lwf_section_check_used(const char *file, const lwf_section *s, const dn_kvp 
  * convolution before it with (old_classes + 5) x masks filters. */
 lwf_model *lwf_model_load_old_detector(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err);
 
+/* 1 if the cfg at path reads and has a [yolo] or [lwf_yolo] section (a detector), else 0
+ * (lwf_model_load then says what is wrong with it). */
+int lwf_cfg_is_detector(const char *cfgpath);
+
 /* Label of each path by Darknet's rule (the label string occurs in the path);
  * a path that matches no label or several is an error naming the list line. */
 int lwf_labels_of(const lwf_list *paths, const char *listpath, const lwf_list *labels,
