@@ -10,6 +10,7 @@
 #include "cfg/cfg.h"
 #include "run/run.h"
 #include "io/io.h"
+#include "train/train.h"
 
 /* src with every line starting `from` replaced by `to` (first occurrences first), malloc'd. */
 static char *edit(const char *src, const char *from, const char *to, int times)
@@ -200,6 +201,67 @@ static void test_grown_detector_truth_row(void **state)
     free(dir);
 }
 
+/* The teacher of a grown detector: the old detector with the student's old rows
+ * (lwf_detector_old_weights), run on the same rows; each [lwf_yolo] slice then holds, for
+ * every anchor, the box, objectness and K old class planes of the student's own output
+ * (both in inference mode here). */
+static void test_teacher_slices_are_old_rows(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *cfg = grown_cfg(dir, NULL);
+    lwf_model *m = tu_load(cfg, 2);
+    network *net = m->net;
+    fill_weights(net, 77);
+    lwf_build_opts bo = {1, 1};
+    lwf_err err;
+    lwf_model *old = lwf_model_load_old_detector(cfg, &bo, &err);
+    if (!old) fail_msg("%s", err.msg);
+    if (lwf_detector_old_weights(m, old, &err)) fail_msg("%s", err.msg);
+    char w[4096];
+    snprintf(w, sizeof w, "%s/old.weights", dir);
+    if (lwf_weights_save(old->net, w, old->net->n, 0, &err)) fail_msg("%s", err.msg);
+    lwf_model_free(old);
+    lwf_teacher *t = lwf_teacher_open_detector(m, w, &err);
+    if (!t) fail_msg("%s", err.msg);
+    unsigned s = 5;
+    tu_fill(net->input, (size_t)net->inputs * net->batch, &s, 0, 1);
+    memset(net->truth, 0, (size_t)net->truths * net->batch * sizeof(float));
+    if (lwf_teacher_fill(t, NULL, net->input, net->batch, net->truth, net->truths, &err)) fail_msg("%s", err.msg);
+    lwf_plan plan;
+    assert_int_equal(lwf_plan_make(m, LWF_PASS_EVAL, &plan), 0);
+    lwf_forward(net, &plan);
+    int checked = 0;
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        if (l->type != YOLO) continue;
+        const lwf_yolo_params *q = (const lwf_yolo_params *)lwf_loss_params_of(l);
+        int K = q->old_classes, C = l->classes, wh = l->w * l->h;
+        for (int b = 0; b < net->batch; ++b)
+            for (int n = 0; n < l->n; ++n)
+                for (int e = 0; e < 5 + K; ++e)
+                    for (int loc = 0; loc < wh; ++loc) {
+                        float so = l->output[(size_t)b * l->outputs + (n * (5 + C) + e) * wh + loc];
+                        float to = net->truth[(size_t)b * net->truths + q->loss.offset + (n * (5 + K) + e) * wh + loc];
+                        if (fabsf(so - to) > 1e-5f * fmaxf(1, fabsf(so)))
+                            fail_msg("layer %d row %d anchor %d entry %d cell %d: student %g, teacher %g", i, b, n, e,
+                                     loc, so, to);
+                        ++checked;
+                    }
+        /* the boxes' columns are not the teacher's */
+        for (int c = 0; c < 450; ++c) assert_true(net->truth[c] == 0);
+    }
+    assert_int_equal(checked, 2 * (3 * 10 * 9 + 3 * 10 * 36));
+    lwf_plan_free(&plan);
+    lwf_teacher_close(t);
+    assert_int_not_equal(lwf_teacher_check(m, LWF_TEACHER_RECORD, &err), 0);
+    assert_non_null(strstr(err.msg, "impossible for a detector"));
+    lwf_model_free(m);
+    free(cfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void expect_error(const char *text, const char *want)
 {
     char *dir = tu_tmpdir();
@@ -255,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_fashion_det_forward_is_stock),
         cmocka_unit_test(test_yolov3_tiny_forward_is_stock),
         cmocka_unit_test(test_grown_detector_truth_row),
+        cmocka_unit_test(test_teacher_slices_are_old_rows),
         cmocka_unit_test(test_detector_errors),
     };
     return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
