@@ -28,6 +28,12 @@ setup_file() {
     write_data "$F/a.data" 5 a "$F/bk"
     # the uninterrupted run the tests look at
     "$DARKNET" lwf train "$F/a.data" "$F/det.cfg" -seed 3 -backup 8 -quiet > "$F/train.out" 2>&1 || return 0
+    # and one without batch normalisation for lwf predict and lwf map: after 24 iterations the
+    # rolling statistics (Darknet's .99/.01 from zero) still hold a third of their zero start,
+    # and the batch-normalised detector finds nothing in inference mode
+    sed -e '/^batch_normalize=1/d' -e 's/^learning_rate=0.005/learning_rate=0.0005/' "$F/det.cfg" > "$F/nobn.cfg"
+    write_data "$F/n.data" 5 a "$F/bk-n"
+    "$DARKNET" lwf train "$F/n.data" "$F/nobn.cfg" -seed 3 -quiet >> "$F/train.out" 2>&1 || return 0
     touch "$F/.trained"
 }
 
@@ -107,4 +113,71 @@ grow_setup() {
     run "$DARKNET" lwf train "$F/grown.data" "$F/grown.cfg" -quiet
     [ "$status" -ne 0 ]
     assert_contains "grown.cfg:" "random=1 (stock multi-scale training"
+}
+
+# the "name: NN%" lines of a `detector test` output
+class_lines() {
+    grep -E '^[A-Za-z0-9_-]+: [0-9]+%$'
+}
+
+@test "lwf predict on a detector: stock detector test's lines, each box's place, the drawn image" {
+    local img n
+    mkdir "$BATS_TEST_TMPDIR/stock"
+    for i in 1 2 3 4; do
+        img=$(sed -n ${i}p "$F/d/a-test.list")
+        run "$DARKNET" lwf predict "$F/nobn.cfg" "$F/bk-n/nobn.weights" "$img" -data "$F/a.data" -thresh .02 \
+            -out "$BATS_TEST_TMPDIR/ours"
+        [ "$status" -eq 0 ]
+        echo "$output" | class_lines >> "$BATS_TEST_TMPDIR/ours.txt"
+        # one box line per detection with a class above the threshold
+        [ "$(echo "$output" | grep -c '^box: ')" -le "$(echo "$output" | class_lines | wc -l)" ]
+        # stock, in a folder of its own (it may write bad.list into its current folder)
+        (cd "$BATS_TEST_TMPDIR/stock" && /usr/bin/darknet detector test "$F/a.data" "$F/nobn.cfg" \
+            "$F/bk-n/nobn.weights" "$img" -thresh .02 -out pred 2>/dev/null) | class_lines >> "$BATS_TEST_TMPDIR/stock.txt"
+    done
+    assert_contains "without labels"
+    [ -s "$BATS_TEST_TMPDIR/ours.jpg" ]
+    n=$(wc -l < "$BATS_TEST_TMPDIR/ours.txt")
+    echo "$n class lines"
+    [ "$n" -ge 5 ]
+    diff "$BATS_TEST_TMPDIR/ours.txt" "$BATS_TEST_TMPDIR/stock.txt"
+    # a classifier refuses the detector's flags
+    run "$DARKNET" lwf predict cfg/fashion-lwf.cfg x.weights "$img" -thresh .5
+    [ "$status" -eq 2 ]
+}
+
+# $1: the CSV of lwf map: header, one line per name of $2, then @old, @new, @all; every AP a
+# number in [0, 1] or empty (@old of a plain detector)
+check_map_csv() {
+    local names=$2 want
+    want=$(( $(wc -l < "$names") + 4 ))
+    [ "$(echo "$1" | wc -l)" -eq "$want" ]
+    [ "$(echo "$1" | head -1)" = "class,ap" ]
+    diff <(echo "$1" | sed -n "2,$((want - 3))p" | cut -d, -f1) "$names"
+    diff <(echo "$1" | tail -3 | cut -d, -f1) <(printf '@old\n@new\n@all\n')
+    echo "$1" | tail -n +2 | awk -F, 'NF != 2 || ($2 != "" && !($2 >= 0 && $2 <= 1)) { exit 1 }'
+}
+
+@test "lwf map: per-class VOC AP of a detector, -csv (class,ap; @old, @new, @all)" {
+    run "$DARKNET" lwf map "$F/nobn.cfg" "$F/bk-n/nobn.weights" -data "$F/a.data"
+    [ "$status" -eq 0 ]
+    assert_contains "30 images, IoU > 0.5, thresh 0.005, nms 0.45" "tee" "coat" "mAP all classes"
+    run "$DARKNET" lwf map "$F/nobn.cfg" "$F/bk-n/nobn.weights" -data "$F/a.data" -csv
+    [ "$status" -eq 0 ]
+    check_map_csv "$output" "$LWF_ROOT/cfg/fashion-det-a.names"
+    [ "$(echo "$output" | grep -c '^@old,$')" -eq 1 ] # a plain detector has no old classes
+    # a grown detector: both valid lists, ten classes, the means over old and new
+    grow_setup "$F/bk-map"
+    "$DARKNET" lwf train "$F/grown.data" "$F/grown.cfg" "$F/bk/det.weights" -seed 1 -method finetune -quiet \
+        > /dev/null 2>&1
+    run "$DARKNET" lwf map "$F/grown.cfg" "$F/bk-map/grown.weights" -data "$F/grown.data" -csv
+    [ "$status" -eq 0 ]
+    check_map_csv "$output" "$F/grown.names"
+    [ "$(echo "$output" | grep -c '^@old,0')" -eq 1 ]
+    # errors
+    run "$DARKNET" lwf map "$F/det.cfg" "$F/bk/det.weights"
+    [ "$status" -eq 1 ]
+    assert_contains "no [task] data=: give the .data with -data"
+    run "$DARKNET" lwf map "$F/det.cfg" "$F/bk/det.weights" -data "$F/a.data" -iou 2
+    [ "$status" -eq 2 ]
 }

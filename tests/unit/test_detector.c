@@ -262,6 +262,68 @@ static void test_teacher_slices_are_old_rows(void **state)
     free(dir);
 }
 
+/* lwf_detect against stock `detector test`'s steps in libdarknet (parse_network_cfg,
+ * load_weights, load_image_color, letterbox_image, network_predict, get_network_boxes,
+ * do_nms_sort) on a non-square image: the same boxes, objectness and class probabilities
+ * (random weights give a few hundred boxes above .25). */
+static void test_detect_is_stock(void **state)
+{
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cfg/fashion-det.cfg", tu_root());
+    char *text = read_text(path);
+    char *small = edit(text, "batch=32", "batch=1", 1);
+    char *dir = tu_tmpdir();
+    char *cfg = tu_write(dir, "det.cfg", small);
+    lwf_model *m = tu_load(cfg, 1);
+    fill_weights(m->net, 31);
+    char w[4096], img[4096], stem[4096];
+    snprintf(w, sizeof w, "%s/w.weights", dir);
+    snprintf(stem, sizeof stem, "%s/im", dir);
+    snprintf(img, sizeof img, "%s/im.png", dir);
+    lwf_err err;
+    if (lwf_weights_save(m->net, w, m->net->n, 0, &err)) fail_msg("%s", err.msg);
+    image pic = make_image(120, 80, 3);
+    unsigned s = 12;
+    tu_fill(pic.data, (size_t)120 * 80 * 3, &s, 0, 1);
+    save_image_options(pic, stem, PNG, 0);
+    free_image(pic);
+    image im;
+    detection *ours = NULL;
+    int n = 0;
+    if (lwf_detect(m, img, .25f, .45f, &im, &ours, &n, &err)) fail_msg("%s", err.msg);
+    network *net = parse_network_cfg(cfg);
+    load_weights(net, w);
+    set_batch_network(net, 1);
+    image sim = load_image_color(img, 0, 0);
+    image sized = letterbox_image(sim, net->w, net->h);
+    network_predict(net, sized.data);
+    int sn = 0;
+    detection *theirs = get_network_boxes(net, sim.w, sim.h, .25f, .5f, 0, 1, &sn);
+    do_nms_sort(theirs, sn, 5, .45f);
+    assert_int_equal(im.w, 120);
+    assert_int_equal(sim.w, 120);
+    assert_int_equal(n, sn);
+    assert_true(n > 10); /* not a vacuous comparison */
+    int above = 0;
+    for (int i = 0; i < n; ++i) {
+        const detection *a = &ours[i], *b = &theirs[i];
+        float d = fabsf(a->bbox.x - b->bbox.x) + fabsf(a->bbox.y - b->bbox.y) + fabsf(a->bbox.w - b->bbox.w) +
+                  fabsf(a->bbox.h - b->bbox.h) + fabsf(a->objectness - b->objectness);
+        for (int j = 0; j < 5; ++j) d += fabsf(a->prob[j] - b->prob[j]), above += a->prob[j] > 0;
+        if (d > 1e-5f) fail_msg("box %d of %d differs from stock's by %g", i, n, d);
+    }
+    assert_true(above > 0);
+    free_detections(ours, n);
+    free_detections(theirs, sn);
+    free_image(im), free_image(sim), free_image(sized);
+    free_network(net);
+    lwf_model_free(m);
+    free(cfg), free(small), free(text);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void expect_error(const char *text, const char *want)
 {
     char *dir = tu_tmpdir();
@@ -318,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_yolov3_tiny_forward_is_stock),
         cmocka_unit_test(test_grown_detector_truth_row),
         cmocka_unit_test(test_teacher_slices_are_old_rows),
+        cmocka_unit_test(test_detect_is_stock),
         cmocka_unit_test(test_detector_errors),
     };
     return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
