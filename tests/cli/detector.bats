@@ -181,3 +181,19 @@ check_map_csv() {
     run "$DARKNET" lwf map "$F/det.cfg" "$F/bk/det.weights" -data "$F/a.data" -iou 2
     [ "$status" -eq 2 ]
 }
+
+@test "a detector's [task] names it and gives its data=; lwf valid refuses a detector, lwf info lists it" {
+    # the [task] right after [net]: no layer (the same weights load), map finds its .data
+    sed "0,/^\[convolutional\]/s//[task]\nname=clothes\ndata=$(echo "$F/n.data" | sed 's/[\/&]/\\&/g')\n\n[convolutional]/" \
+        "$F/nobn.cfg" > "$F/task.cfg"
+    run "$DARKNET" lwf map "$F/task.cfg" "$F/bk-n/nobn.weights" -csv
+    [ "$status" -eq 0 ]
+    check_map_csv "$output" "$LWF_ROOT/cfg/fashion-det-a.names"
+    run "$DARKNET" lwf valid "$F/task.cfg" "$F/bk-n/nobn.weights"
+    [ "$status" -ne 0 ]
+    refute_crash
+    assert_contains "a detector: score it with lwf map"
+    run "$DARKNET" lwf info "$F/task.cfg" "$F/bk-n/nobn.weights"
+    [ "$status" -eq 0 ]
+    assert_contains "task clothes" "5 classes"
+}
