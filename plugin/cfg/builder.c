@@ -209,6 +209,9 @@ static int detector_task(walk *w, const lwf_section *s)
     const lwf_opt *name = lwf_cfg_opt(s, "name"), *dataopt = lwf_cfg_opt(s, "data");
     lwf_task *t = &w->m->tasks[0];
     if (!name) return lwf_fail(w->b.err, "%s:%d: [task] needs name=", w->b.file, s->line);
+    const lwf_secdef *d = lwf_section_def(s->type);
+    dn_size_params p = {0};
+    if (d->check && d->check(&w->b, s, &p)) return -1; /* the name's own rules */
     t->name = lwf_strdup(name->val);
     t->data = dataopt ? lwf_strdup(dataopt->val) : NULL;
     t->line = s->line;
@@ -406,7 +409,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     /* each head's [task] reads the trunk's output where it lies instead of copying it,
      * unless the head's first layer works in place on its input ([dropout]) */
     for (int k = 0; k < m->ntasks && !m->detector; ++k) lwf_task_share_output(net, m->tasks[k].first);
-    /* the fast CPU kernels, unless Darknet's reference ones were asked for */
+    /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on) */
     return lwf_kernels_install(net, err);
 }
 

@@ -220,14 +220,19 @@ static int resume_or_start(dtrainer *t, lwf_err *err)
     if (t->resume) {
         char sp[4200];
         snprintf(sp, sizeof sp, "%s.state", o->weights);
-        int r = lwf_state_load(net, &st, sp, err);
+        lwf_state_file f;
+        int r = lwf_state_read(net, sp, &f, err);
         if (r < 0) return -1;
         size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
+        int match = r == 0 && seen % imgs == 0 && (unsigned long long)f.st.iteration == seen / imgs;
+        if (match) st = f.st;
+        if (match && st.method == (int)o->method) lwf_state_apply(net, &f);
+        if (r == 0) lwf_state_file_free(&f);
         if ((long long)(seen / imgs) > t->total)
             return lwf_fail(err, "%s: its header counts %zu images seen, beyond this run's %lld iterations (give "
                                  "-clear to start the count again)",
                             o->weights, seen, t->total);
-        if (r == 0 && seen % imgs == 0 && (unsigned long long)st.iteration == seen / imgs) {
+        if (match) {
             have_state = 1;
             if (st.method != (int)o->method)
                 return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
