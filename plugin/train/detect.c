@@ -342,6 +342,13 @@ static int open_teacher(dtrainer *t, lwf_err *err)
     return t->teacher ? 0 : -1;
 }
 
+/* The -method's name (train.c has lwf_method_name, but this file may not call back into
+ * train.c, which calls lwf_train_detector). */
+static const char *method_str(lwf_method m)
+{
+    return m == LWF_METHOD_FINETUNE ? "finetune" : m == LWF_METHOD_JOINT ? "joint" : "lwf";
+}
+
 static int setup(dtrainer *t, lwf_err *err)
 {
     if (load(t, err) || resume_or_start(t, err)) return -1;
@@ -350,7 +357,7 @@ static int setup(dtrainer *t, lwf_err *err)
     network *net = t->m->net;
     long long upto = t->resume ? (long long)(*net->seen / ((size_t)net->batch * net->subdivisions)) : 0;
     fprintf(stderr, "lwf train: %s, detector, method %s, teacher %s, seed %llu, %d images, %lld iterations%s\n",
-            t->o->cfg, lwf_method_name(t->o->method), t->distill ? "online" : "none", t->seed, t->src[0].paths.n,
+            t->o->cfg, method_str(t->o->method), t->distill ? "online" : "none", t->seed, t->src[0].paths.n,
             t->total, t->resume ? " (resumed)" : "");
     return lwf_log_open(&t->log, lwf_folder_path(&t->dir, ".log.csv"), t->m, upto, err);
 }
