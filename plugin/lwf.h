@@ -53,6 +53,8 @@ typedef struct lwf_model {
     int precise_bn;      /* [net] precise_bn: batches of the batch-norm re-estimation at the
                           * end of each phase (train/precise_bn.c); 0 = none, as stock */
     lwf_augment aug;
+    int detector;        /* 1: a YOLO detector, one task (0) whose losses are its [yolo] and
+                          * [lwf_yolo] layers; trunk = 0, and no layer is a [task] */
 } lwf_model;
 
 /* Options for building a model. */
@@ -111,6 +113,7 @@ typedef struct lwf_datacfg {
     char *train, *valid, *labels, *backup;  /* owned, NULL when absent */
     int top;             /* top=, default 1 */
     int train_line, valid_line, labels_line;  /* their lines in path, 0 when absent */
+    char *old_data, *new_data; /* a grown detector's: the old and new tasks' .data, or NULL */
 } lwf_datacfg;
 
 int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err);
@@ -210,6 +213,35 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
  * task's probabilities are then in m->net->layers[task.loss].output. */
 int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);
 
+
+/* ---- detectors (plugin/eval/detect.c) ---- */
+
+/* One image's detections by detector m (built with batch 1): the image letterboxed to the
+ * network as stock `detector test` and `detector valid` do, libdarknet's get_network_boxes
+ * (thresh, hier_thresh .5, boxes relative to the image) and do_nms_sort (nms; 0: none).
+ * *im gets the decoded image (free_image), *dets libdarknet's detections (free_detections). */
+int lwf_detect(lwf_model *m, const char *imagepath, float thresh, float nms, image *im, detection **dets, int *n,
+               lwf_err *err);
+
+typedef struct lwf_map_opts {
+    const char *data;    /* the .data: a plain detector's valid= list, or a grown one's
+                          * old_data= and new_data= valid lists (new ids shifted by K) */
+    float iou;           /* a detection is right above this IoU (VOC: .5) */
+    float thresh, nms;   /* stock `detector valid`: .005, .45 */
+} lwf_map_opts;
+
+typedef struct lwf_map_result {
+    int classes, old_classes;  /* K + M and K (0 for a plain detector: no old classes) */
+    lwf_list names;            /* (classes) the .data's names */
+    double *ap;                /* (classes) VOC all-point AP; NAN for a class with no box */
+    double mean_old, mean_new, mean_all; /* means over classes [0, K), [K, C), all (NANs left
+                                          * out; NAN when none) */
+    int images;
+} lwf_map_result;
+
+/* Per-class AP of detector m (batch 1) over o->data's validation images. */
+int lwf_map(lwf_model *m, const lwf_map_opts *o, lwf_map_result *r, lwf_err *err);
+void lwf_map_result_free(lwf_map_result *r);
 
 /* ---- cfg tools (plugin/tools/cfgtools.c): lwf init and lwf export ---- */
 

@@ -25,6 +25,7 @@ static const command commands[] = {{"train", lwf_cmd_train, lwf_cmd_train_usage}
                                    {"export", lwf_cmd_export, lwf_cmd_export_usage},
                                    {"init", lwf_cmd_init, lwf_cmd_init_usage},
                                    {"info", lwf_cmd_info, lwf_cmd_info_usage},
+                                   {"map", lwf_cmd_map, lwf_cmd_map_usage},
                                    {NULL, NULL, NULL}};
 
 static void usage(FILE *out)

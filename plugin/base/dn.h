@@ -44,6 +44,7 @@ layer parse_reorg(list *options, dn_size_params params);
 layer parse_route(list *options, dn_size_params params, network *net);
 layer parse_shortcut(list *options, dn_size_params params, network *net);
 layer parse_upsample(list *options, dn_size_params params, network *net);
+layer parse_yolo(list *options, dn_size_params params);
 
 layer make_route_layer(int batch, int n, int *input_layers, int *input_sizes);
 layer make_convolutional_layer(int batch, int h, int w, int c, int n, int groups, int size, int stride, int padding,

@@ -29,10 +29,29 @@ static size_t memory_budget(void)
 #endif
 }
 
+/* A detector (a cfg with [yolo] or [lwf_yolo]) is one task: no [task], or one right after
+ * [net] naming it; its losses are its [yolo] layers, no classifier loss. */
+static int check_detector(const lwf_cfgfile *cf, int ntasks, lwf_err *err)
+{
+    for (int i = 1; i < cf->nsections; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        lwf_sec_role r = lwf_section_role(s);
+        if (r == LWF_ROLE_TASK && i != 1)
+            return lwf_fail(err, "%s:%d: a detector is one task: its [task] (optional) comes right after [net]",
+                            cf->path, s->line);
+        if (r == LWF_ROLE_OLD_LOSS || r == LWF_ROLE_NEW_LOSS)
+            return lwf_fail(err, "%s:%d: [%s] in a detector: its losses are its [yolo]/[lwf_yolo] layers", cf->path,
+                            s->line, s->type);
+    }
+    return ntasks > 1 ? lwf_fail(err, "%s: a detector is one task, but it has %d [task] sections", cf->path, ntasks)
+                      : 0;
+}
+
 /* Phase 1, before anything is built: [net] first and once, every section in the table and
- * not refused, every key known and well formed, [net]'s own rules, at least one [task].
- * Returns the number of [task] sections, or -1. */
-static int check_sections(const lwf_cfgfile *cf, lwf_err *err)
+ * not refused, every key known and well formed, [net]'s own rules, at least one [task]
+ * (a detector: see check_detector).  Returns the number of [task] sections, or -1; *det
+ * the number of [yolo] and [lwf_yolo] sections. */
+static int check_sections(const lwf_cfgfile *cf, int *det, lwf_err *err)
 {
     const char *file = cf->path;
     const lwf_section *ns = &cf->sections[0];
@@ -50,6 +69,7 @@ static int check_sections(const lwf_cfgfile *cf, lwf_err *err)
         if (d->role == LWF_ROLE_NET && i > 0) return lwf_fail(err, "%s:%d: [%s] given twice", file, s->line, s->type);
         if (lwf_section_check_keys(file, s, d, err)) return -1;
         if (d->role == LWF_ROLE_TASK) ++ntasks;
+        if (d->role == LWF_ROLE_DET_LOSS) ++*det;
     }
     if (cf->nsections < 2) return lwf_fail(err, "%s: no layers after [net]", file);
     if (lwf_section_missing(ns, nd))
@@ -61,6 +81,7 @@ static int check_sections(const lwf_cfgfile *cf, lwf_err *err)
         if (lwf_check_list(st->val, 0, 0, INT_MAX) != lwf_check_list(sc->val, 1, -1e9, 1e9))
             return lwf_fail(err, "%s:%d: steps= and scales= have different lengths", file, sc->line);
     }
+    if (*det) return check_detector(cf, ntasks, err) ? -1 : ntasks;
     if (ntasks == 0) return lwf_fail(err, "%s: no [task] section: an LwF cfg needs at least the new task's head", file);
     return ntasks;
 }
@@ -116,6 +137,8 @@ typedef struct {
     int closed;          /* the current head has its loss layer */
     int truths;          /* width of a truth row so far */
     int nnew;            /* heads ending in the new task's loss */
+    int det;             /* a detector: one task, no [task] layer */
+    int yolo_classes;    /* a detector: classes of its first [yolo] (all must agree) */
     size_t workspace;    /* the largest layer workspace (bytes) */
 } walk;
 
@@ -181,6 +204,64 @@ static int close_head(walk *w, const lwf_section *s, lwf_sec_role role, int coun
     return 0;
 }
 
+/* A detector's [task] (right after [net]): the task's name and .data; it makes no layer. */
+static int detector_task(walk *w, const lwf_section *s)
+{
+    const lwf_opt *name = lwf_cfg_opt(s, "name"), *dataopt = lwf_cfg_opt(s, "data");
+    lwf_task *t = &w->m->tasks[0];
+    if (!name) return lwf_fail(w->b.err, "%s:%d: [task] needs name=", w->b.file, s->line);
+    const lwf_secdef *d = lwf_section_def(s->type);
+    dn_size_params p = {0};
+    if (d->check && d->check(&w->b, s, &p)) return -1; /* the name's own rules */
+    t->name = lwf_strdup(name->val);
+    t->data = dataopt ? lwf_strdup(dataopt->val) : NULL;
+    t->line = s->line;
+    if (dataopt && !file_is_readable(dataopt->val))
+        return lwf_fail(w->b.err, "%s:%d: [task] data=%s: no such readable file", w->b.file, dataopt->line,
+                        dataopt->val);
+    return 0;
+}
+
+/* A detector's [yolo] or [lwf_yolo], layer `count` (l): one of the task's losses.  Every one
+ * has the same classes; an [lwf_yolo]'s slice of the truth row holds the teacher's output
+ * for it (masks x (4 + 1 + old_classes) planes of w x h), after the boxes. */
+static int detector_loss(walk *w, const lwf_section *s, layer *l, int count)
+{
+    lwf_task *t = &w->m->tasks[0];
+    if (!w->yolo_classes) w->yolo_classes = l->classes;
+    if (l->classes != w->yolo_classes)
+        return lwf_fail(w->b.err, "%s:%d: [%s] classes=%d, but the detector's first one has classes=%d", w->b.file,
+                        s->line, s->type, l->classes, w->yolo_classes);
+    lwf_yolo_params *q = (lwf_yolo_params *)lwf_loss_params_of(l);
+    if (!w->truths) w->truths = LWF_YOLO_BOXES * 5;
+    q->loss.offset = w->truths;
+    if (q->old_classes > 0) w->truths += l->n * (4 + 1 + q->old_classes) * l->w * l->h;
+    t->loss = count;
+    t->classes = l->classes;
+    w->closed = 1;
+    return 0;
+}
+
+/* Phase 4 of a detector: its one task (named after the cfg file without a [task]), every
+ * [yolo] layer's row width. */
+static int finish_detector(walk *w)
+{
+    lwf_model *m = w->m;
+    lwf_task *t = &m->tasks[0];
+    m->ntasks = 1;
+    m->new_task = 0;
+    m->trunk = 0;
+    m->detector = 1;
+    t->first = 0;
+    t->is_new = 1;
+    t->offset = 0;
+    if (!t->name) t->name = lwf_path_stem(w->b.file);
+    if (!t->name) return lwf_fail(w->b.err, "%s: out of memory", w->b.file);
+    for (int i = 0; i < w->b.net->n; ++i)
+        if (w->b.net->layers[i].type == YOLO) lwf_loss_params_of(&w->b.net->layers[i])->truths = w->truths;
+    return 0;
+}
+
 /* One section, layer p->index: its place in the trunk and heads, then its layer, made by
  * the table's maker; p moves on to the layer's output. */
 static int walk_section(walk *w, const lwf_section *s, dn_size_params *p)
@@ -195,6 +276,8 @@ static int walk_section(walk *w, const lwf_section *s, dn_size_params *p)
                       s->line, s->type, w->m->tasks[w->cur].name);
     } else if (d->role == LWF_ROLE_OLD_LOSS || d->role == LWF_ROLE_NEW_LOSS) {
         rc = close_head(w, s, d->role, count, p->inputs);
+    } else if (w->det) {
+        w->b.other_lo = w->b.other_hi = 0;
     } else {
         /* a head may read the trunk or its own layers, never another head's */
         w->b.other_lo = w->cur < 0 ? 0 : w->m->trunk;
@@ -207,6 +290,7 @@ static int walk_section(walk *w, const lwf_section *s, dn_size_params *p)
     net->layers[net->n++] = l; /* on failure too: freed with the model */
     if (rc) return -1;
     if (l.workspace_size > w->workspace) w->workspace = l.workspace_size;
+    if (d->role == LWF_ROLE_DET_LOSS && detector_loss(w, s, &l, count)) return -1;
     p->h = l.out_h;
     p->w = l.out_w;
     p->c = l.out_c;
@@ -218,8 +302,14 @@ static int walk_layers(walk *w, const lwf_cfgfile *cf, const lwf_build_opts *opt
 {
     network *net = w->b.net;
     dn_size_params p = {net->batch, net->inputs, net->h, net->w, net->c, 0, 1, net};
+    int skip = 0; /* a detector's [task] makes no layer */
     for (int i = 1; i < cf->nsections; ++i) {
-        p.index = i - 1;
+        if (w->det && lwf_section_role(&cf->sections[i]) == LWF_ROLE_TASK) {
+            if (detector_task(w, &cf->sections[i])) return -1;
+            skip = 1;
+            continue;
+        }
+        p.index = i - 1 - skip;
         w->m->line[p.index] = cf->sections[i].line;
         if (!opts || !opts->quiet) fprintf(stderr, "%5d ", p.index);
         if (walk_section(w, &cf->sections[i], &p)) return -1;
@@ -229,8 +319,9 @@ static int walk_layers(walk *w, const lwf_cfgfile *cf, const lwf_build_opts *opt
 
 /* Phase 4: every head closed, exactly one new head and it is the last; each loss layer
  * reads its slice of a truth row (batch, truths). */
-static int finish_heads(const walk *w)
+static int finish_heads(walk *w)
 {
+    if (w->det) return finish_detector(w);
     const char *file = w->b.file;
     lwf_model *m = w->m;
     if (w->cur >= 0 && !w->closed)
@@ -297,9 +388,11 @@ static int check_task_data(const lwf_model *m, const char *file, lwf_err *err)
 static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts, lwf_err *err)
 {
     const char *file = cf->path;
-    int ntasks = check_sections(cf, err);
+    int det = 0;
+    int ntasks = check_sections(cf, &det, err);
     if (ntasks < 0) return -1;
-    int n = cf->nsections - 1;
+    int n = cf->nsections - 1 - (det && ntasks); /* a detector's [task] makes no layer */
+    if (det) ntasks = 1;
     network *net = make_network(n);
     if (!net) return lwf_fail(err, "%s: out of memory", file);
     net->n = 0; /* counts the layers built so far, so a failure frees only those */
@@ -308,22 +401,89 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     m->tasks = calloc((size_t)ntasks, sizeof *m->tasks);
     if (!m->line || !m->tasks) return lwf_fail(err, "%s: out of memory", file);
 
-    walk w = {{file, err, net, 0, memory_budget(), 0, 0, 0}, m, -1, 0, 0, 0, 0};
+    walk w = {{file, err, net, 0, memory_budget(), 0, 0, 0, NULL}, m, -1, 0, 0, 0, det > 0, 0, 0};
+    w.b.line = m->line;
     const lwf_section *ns = &cf->sections[0];
     if (build_net(m, &w.b, ns, opts) || walk_layers(&w, cf, opts) || finish_heads(&w) || alloc_buffers(&w, ns) ||
         check_task_data(m, file, err))
         return -1;
     /* each head's [task] reads the trunk's output where it lies instead of copying it,
      * unless the head's first layer works in place on its input ([dropout]) */
-    for (int k = 0; k < m->ntasks; ++k) lwf_task_share_output(net, m->tasks[k].first);
+    for (int k = 0; k < m->ntasks && !m->detector; ++k) lwf_task_share_output(net, m->tasks[k].first);
     /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on) */
     return lwf_kernels_install(net, err);
 }
 
-lwf_model *lwf_model_load(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err)
+/* Sets option key of s to val (added when absent). */
+static int set_opt(lwf_section *s, const char *key, const char *val)
+{
+    for (int i = 0; i < s->nopts; ++i)
+        if (strcmp(s->opts[i].key, key) == 0) {
+            char *v = lwf_strdup(val);
+            if (!v) return -1;
+            free(s->opts[i].val);
+            s->opts[i].val = v;
+            return 0;
+        }
+    lwf_opt *no = realloc(s->opts, (size_t)(s->nopts + 1) * sizeof *no);
+    if (!no) return -1;
+    s->opts = no;
+    no[s->nopts].key = lwf_strdup(key);
+    no[s->nopts].val = lwf_strdup(val);
+    no[s->nopts].line = s->line;
+    s->nopts++;
+    return no[s->nopts - 1].key && no[s->nopts - 1].val ? 0 : -1;
+}
+
+/* The old detector of a grown one (lwf_build_opts.old_detector), in cf: each [lwf_yolo]
+ * becomes the [yolo] it grew from (classes = old_classes, without the plugin's keys) and
+ * the convolution before it gets (old_classes + 5) x masks filters. */
+static int as_old_detector(lwf_cfgfile *cf, lwf_err *err)
+{
+    for (int i = 1; i < cf->nsections; ++i) {
+        lwf_section *s = &cf->sections[i];
+        const lwf_secdef *d = lwf_section_def(s->type);
+        if (!d || d->kind != LWF_SEC_LWF_YOLO) continue;
+        const lwf_opt *ko = lwf_cfg_opt(s, "old_classes"), *mo = lwf_cfg_opt(s, "mask"), *no = lwf_cfg_opt(s, "num");
+        if (!ko) continue; /* the builder reports it */
+        char kv[32], fv[32];
+        int K = 0, masks = 1;
+        lwf_parse_int(ko->val, 1, 1 << 16, &K);
+        if (mo) masks = lwf_check_list(mo->val, 0, 0, INT_MAX);
+        else if (no) lwf_parse_int(no->val, 1, 1 << 10, &masks);
+        snprintf(kv, sizeof kv, "%d", K);
+        snprintf(fv, sizeof fv, "%d", (K + 5) * (masks > 0 ? masks : 1));
+        int k = 0;
+        for (int j = 0; j < s->nopts; ++j) { /* drop the plugin's keys */
+            const lwf_keydef *kd = lwf_section_key(d, s->opts[j].key);
+            if (kd && (kd->flags & LWF_KEY_OURS)) {
+                free(s->opts[j].key);
+                free(s->opts[j].val);
+            } else {
+                s->opts[k++] = s->opts[j];
+            }
+        }
+        s->nopts = k;
+        char *type = lwf_strdup("yolo");
+        if (!type || set_opt(s, "classes", kv) ||
+            (lwf_section_is(&cf->sections[i - 1], LWF_SEC_CONV) && set_opt(&cf->sections[i - 1], "filters", fv))) {
+            free(type);
+            return lwf_fail(err, "%s: out of memory", cf->path);
+        }
+        free(s->type);
+        s->type = type;
+    }
+    return 0;
+}
+
+static lwf_model *load(const char *cfgpath, const lwf_build_opts *opts, int old_detector, lwf_err *err)
 {
     lwf_cfgfile cf;
     if (lwf_cfg_read(cfgpath, &cf, err)) return NULL;
+    if (old_detector && as_old_detector(&cf, err)) {
+        lwf_cfg_free(&cf);
+        return NULL;
+    }
     lwf_model *m = calloc(1, sizeof *m);
     if (!m) {
         lwf_cfg_free(&cf);
@@ -345,12 +505,33 @@ lwf_model *lwf_model_load(const char *cfgpath, const lwf_build_opts *opts, lwf_e
     return m;
 }
 
+lwf_model *lwf_model_load(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err)
+{
+    return load(cfgpath, opts, 0, err);
+}
+
+lwf_model *lwf_model_load_old_detector(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err)
+{
+    return load(cfgpath, opts, 1, err);
+}
+
+int lwf_cfg_is_detector(const char *cfgpath)
+{
+    lwf_cfgfile cf;
+    lwf_err err;
+    if (lwf_cfg_read(cfgpath, &cf, &err)) return 0;
+    int det = 0;
+    for (int i = 0; i < cf.nsections; ++i) det |= lwf_section_role(&cf.sections[i]) == LWF_ROLE_DET_LOSS;
+    lwf_cfg_free(&cf);
+    return det;
+}
+
 void lwf_model_free(lwf_model *m)
 {
     if (!m) return;
     network *net = m->net;
     if (net) {
-        for (int k = 0; k < m->ntasks; ++k)
+        for (int k = 0; k < m->ntasks && !m->detector; ++k)
             if (m->tasks[k].first > 0 && m->tasks[k].first < net->n) lwf_task_unshare_output(net, m->tasks[k].first);
         for (int i = 0; i < net->n; ++i) lwf_layer_free(net->layers[i]);
         free(net->layers);

@@ -66,6 +66,7 @@ typedef enum {
     LWF_SEC_NET, LWF_SEC_CONV, LWF_SEC_CONN, LWF_SEC_MAXPOOL, LWF_SEC_AVGPOOL, LWF_SEC_DROPOUT,
     LWF_SEC_BATCHNORM, LWF_SEC_SOFTMAX, LWF_SEC_ACTIVATION, LWF_SEC_CROP, LWF_SEC_NORM, LWF_SEC_REORG,
     LWF_SEC_ROUTE, LWF_SEC_SHORTCUT, LWF_SEC_UPSAMPLE, LWF_SEC_TASK, LWF_SEC_DISTILL,
+    LWF_SEC_YOLO, LWF_SEC_LWF_YOLO,
     LWF_SEC_REFUSED      /* a Darknet section an LwF classifier cfg refuses */
 } lwf_sec_kind;
 
@@ -76,7 +77,8 @@ typedef enum {
     LWF_ROLE_LAYER,      /* a trunk or head layer */
     LWF_ROLE_TASK,       /* opens a head */
     LWF_ROLE_OLD_LOSS,   /* ends an old task's head */
-    LWF_ROLE_NEW_LOSS    /* ends the new task's head */
+    LWF_ROLE_NEW_LOSS,   /* ends the new task's head */
+    LWF_ROLE_DET_LOSS    /* [yolo], [lwf_yolo]: one of a detector's losses (a detector is one task) */
 } lwf_sec_role;
 
 /* lwf_secdef.flags */
@@ -98,6 +100,7 @@ typedef struct lwf_build {
     int other_lo, other_hi; /* [other_lo, other_hi): the other heads' layers, which a head's
                              * [route] and [shortcut] may not read (empty in the trunk) */
     int trunk;           /* layers [0, trunk) are the trunk, once the first [task] is seen */
+    const int *line;     /* (net->n) cfg line of each layer built so far, or NULL */
 } lwf_build;
 
 typedef struct lwf_secdef {
@@ -149,6 +152,15 @@ int lwf_build_account(lwf_build *b, const lwf_section *s, long long floats);
 list *lwf_section_opts(const lwf_section *s, dn_kvp **kvps);
 void lwf_section_opts_free(list *l, dn_kvp *kvps);
 int lwf_section_check_used(const char *file, const lwf_section *s, const dn_kvp *kvps, lwf_err *err);
+
+/* The old detector of a grown one (the teacher): lwf_model_load with every [lwf_yolo] built
+ * as the [yolo] it grew from (classes = old_classes, without the plugin's keys) and the
+ * convolution before it with (old_classes + 5) x masks filters. */
+lwf_model *lwf_model_load_old_detector(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err);
+
+/* 1 if the cfg at path reads and has a [yolo] or [lwf_yolo] section (a detector), else 0
+ * (lwf_model_load then says what is wrong with it). */
+int lwf_cfg_is_detector(const char *cfgpath);
 
 /* Label of each path by Darknet's rule (the label string occurs in the path);
  * a path that matches no label or several is an error naming the list line. */

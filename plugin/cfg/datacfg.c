@@ -13,7 +13,9 @@
 
 /* Keys stock Darknet reads from .data files; ours use a subset. */
 static const char *known_data_keys[] = {"classes", "train", "valid", "test", "labels", "names", "backup", "top",
-                                        "tree", "leaves", "eval", "results", "map", "tag", "train_list", 0};
+                                        "tree", "leaves", "eval", "results", "map", "tag", "train_list",
+                                        /* a grown detector's (DESIGN: Detection) */
+                                        "old_data", "new_data", 0};
 #define NDATA_KEYS (sizeof known_data_keys / sizeof known_data_keys[0] - 1)
 
 /* Index of key in known_data_keys, names counted as labels (its alias), or -1. */
@@ -84,6 +86,8 @@ int lwf_datacfg_read(const char *path, lwf_datacfg *d, lwf_err *err)
         else if (strcmp(key, "valid") == 0) slot = &d->valid, slot_line = &d->valid_line;
         else if (strcmp(key, "labels") == 0 || strcmp(key, "names") == 0) slot = &d->labels, slot_line = &d->labels_line;
         else if (strcmp(key, "backup") == 0) slot = &d->backup;
+        else if (strcmp(key, "old_data") == 0) slot = &d->old_data;
+        else if (strcmp(key, "new_data") == 0) slot = &d->new_data;
         if (slot) {
             if (!val[0]) {
                 rc = lwf_fail(err, "%s:%d: %s is empty", path, line, key);
@@ -109,6 +113,8 @@ void lwf_datacfg_free(lwf_datacfg *d)
     free(d->valid);
     free(d->labels);
     free(d->backup);
+    free(d->old_data);
+    free(d->new_data);
     memset(d, 0, sizeof *d);
 }
 

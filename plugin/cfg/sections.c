@@ -73,6 +73,20 @@ static const lwf_keydef shortcut_keys[] = {
 static const lwf_keydef upsample_keys[] = {{"stride", I, -64, 64, 0}, {"scale", F, -BIG, BIG, 0}, {0, 0, 0, 0, 0}};
 static const lwf_keydef task_keys[] = {
     {"name", LWF_KEY_STR, 0, 0, LWF_KEY_REQUIRED}, {"data", LWF_KEY_STR, 0, 0, 0}, {0, 0, 0, 0, 0}};
+/* every key libdarknet's parse_yolo reads; `random` is read (stock multi-scale training) but lwf
+ * train refuses random=1; `map` (a class map file, read with exit(0) on a missing file) refused */
+#define YOLO_KEYS                                                                                                  \
+    {"classes", I, 1, 1 << 16, 0}, {"num", I, 1, 1 << 10, 0}, {"mask", LWF_KEY_INTLIST, 0, (1 << 10) - 1, 0},      \
+        {"max", I, 1, LWF_YOLO_BOXES, 0}, {"jitter", F, 0, 0.99, 0}, {"ignore_thresh", F, 0, 1, 0},                \
+        {"truth_thresh", F, 0, 1, 0}, {"random", I, 0, 1, 0}, {"anchors", LWF_KEY_FLOATLIST, 0, BIG, 0},          \
+        REFUSED("map")
+static const lwf_keydef yolo_keys[] = {YOLO_KEYS, {0, 0, 0, 0, 0}};
+/* [lwf_yolo]: the stock keys, then ours (defaults in make_yolo; provisional until measured) */
+static const lwf_keydef lwf_yolo_keys[] = {
+    YOLO_KEYS, {"old_classes", I, 1, 1 << 16, LWF_KEY_REQUIRED | LWF_KEY_OURS}, {"lambda", F, 0, BIG, LWF_KEY_OURS},
+    {"lambda_obj", F, 0, BIG, LWF_KEY_OURS}, {"lambda_cls", F, 0, BIG, LWF_KEY_OURS},
+    {"lambda_box", F, 0, BIG, LWF_KEY_OURS}, {"teacher_thresh", F, 0, 1, LWF_KEY_OURS}, {0, 0, 0, 0, 0}};
+#undef YOLO_KEYS
 static const lwf_keydef distill_keys[] = {
     {"temperature", LWF_KEY_POS, 0, BIG, 0}, {"lambda", F, 0, BIG, 0}, {"t2_scaling", I, 0, 1, 0}, {0, 0, 0, 0, 0}};
 #undef I
@@ -426,6 +440,42 @@ static int check_shortcut(lwf_build *b, const lwf_section *s, const dn_size_para
     return 0;
 }
 
+/* [yolo] and [lwf_yolo]: what parse_yolo would overrun (anchors beyond num, a mask naming no
+ * anchor, more boxes than a truth row holds) or assert (its input is not (classes + 5) per
+ * mask anchor: then the convolution before it is at fault, named at its line). */
+static int check_yolo(lwf_build *b, const lwf_section *s, const dn_size_params *p)
+{
+    int classes = opt_int(s, "classes", 20), num = opt_int(s, "num", 1), masks = num;
+    const lwf_opt *mask = lwf_cfg_opt(s, "mask"), *anchors = lwf_cfg_opt(s, "anchors");
+    if (mask) {
+        masks = lwf_check_list(mask->val, 0, 0, num - 1);
+        if (masks < 0)
+            return lwf_fail(b->err, "%s:%d: [%s] mask must list anchors 0..num-1 = 0..%d, got '%s'", b->file,
+                            mask->line, s->type, num - 1, mask->val);
+    }
+    if (anchors && lwf_check_list(anchors->val, 1, 0, BIG) > 2 * num)
+        return lwf_fail(b->err, "%s:%d: [%s] %d anchor values, more than 2 x num=%d", b->file, anchors->line, s->type,
+                        lwf_check_list(anchors->val, 1, 0, BIG), num);
+    const lwf_opt *old = lwf_cfg_opt(s, "old_classes");
+    if (old && opt_int(s, "old_classes", 0) >= classes)
+        return lwf_fail(b->err, "%s:%d: [%s] old_classes=%s must be less than classes=%d (the old classes, then at "
+                                "least one new one)",
+                        b->file, old->line, s->type, old->val, classes);
+    long long want = (long long)p->w * p->h * masks * (classes + 5);
+    if (p->index == 0 || p->inputs != want) {
+        int prev = p->index - 1;
+        const layer *pl = prev >= 0 ? &b->net->layers[prev] : NULL;
+        if (pl && pl->type == CONVOLUTIONAL)
+            return lwf_fail(b->err, "%s:%d: [convolutional] filters=%d, but the [%s] after it (line %d) needs "
+                                    "(classes + 5) x masks = (%d + 5) x %d = %d",
+                            b->file, b->line ? b->line[prev] : s->line, pl->n, s->type, s->line, classes, masks,
+                            (classes + 5) * masks);
+        return lwf_fail(b->err, "%s:%d: [%s] needs a convolution before it with filters=(classes + 5) x masks = %d",
+                        b->file, s->line, s->type, (classes + 5) * masks);
+    }
+    return check_size(b, s, p->batch, p->h, p->w, (long long)masks * (classes + 5), 0);
+}
+
 /* ---- libdarknet's parsers, and what the plugin adds to their layers ---- */
 
 /* libdarknet's backward_maxpool_layer, except that it skips an output whose window held no
@@ -552,6 +602,13 @@ static int parse_upsample_layer(list *o, dn_size_params p, network *net, layer *
     return 0;
 }
 
+static int parse_yolo_layer(list *o, dn_size_params p, network *net, layer *l)
+{
+    (void)net;
+    *l = parse_yolo(o, p);
+    return 0;
+}
+
 /* ---- makers ---- */
 
 static const lwf_secdef *def_of(const lwf_section *s)
@@ -577,6 +634,10 @@ static int make_stock(lwf_build *b, const lwf_section *s, dn_size_params p, laye
     /* the per-layer keys parse_network_cfg reads (those with an effect: see layer_keys) */
     l.stopbackward = option_find_int_quiet(opts, "stopbackward", 0);
     l.learning_rate_scale = option_find_float_quiet(opts, "learning_rate", 1);
+    for (int i = 0; i < s->nopts; ++i) { /* the plugin's keys are its maker's to read ([lwf_yolo]'s) */
+        const lwf_keydef *k = lwf_section_key(d, s->opts[i].key);
+        if (k && (k->flags & LWF_KEY_OURS)) kvps[i].used = 1;
+    }
     int rc = lwf_section_check_used(b->file, s, kvps, b->err);
     lwf_section_opts_free(opts, kvps);
     *out = l;
@@ -636,6 +697,27 @@ static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, la
     return 0;
 }
 
+/* [yolo] and [lwf_yolo]: libdarknet's layer (every stock key), with the plugin's parameters.
+ * A [yolo] is an [lwf_yolo] with no old classes and no distillation: stock forward on the
+ * boxes of its truth row.  [lwf_yolo]'s distillation weights are lambda times lambda_obj,
+ * lambda_cls, lambda_box. */
+static int make_yolo(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
+{
+    if (make_stock(b, s, p, out)) return -1;
+    int K = opt_int(s, "old_classes", 0);
+    float lambda = opt_float(s, "lambda", 1);
+    lwf_yolo_params keys;
+    memset(&keys, 0, sizeof keys);
+    keys.loss.lambda = lambda;
+    keys.lambda_obj = lambda * opt_float(s, "lambda_obj", 1);
+    keys.lambda_cls = lambda * opt_float(s, "lambda_cls", 1);
+    keys.lambda_box = lambda * opt_float(s, "lambda_box", 1);
+    keys.teacher_thresh = opt_float(s, "teacher_thresh", 0.5f);
+    if (lwf_make_yolo_head(out, K, &keys)) return lwf_fail(b->err, "%s:%d: out of memory", b->file, s->line);
+    lwf_loss_params_of(out)->distill = K > 0; /* the trainer turns it off when there is no teacher */
+    return 0;
+}
+
 /* ---- the table ---- */
 
 #define LAYER LWF_ROLE_LAYER
@@ -665,7 +747,12 @@ static const lwf_secdef table[] = {
           make_stock),
     ROW("upsample", NULL, LWF_SEC_UPSAMPLE, LAYER, 0, upsample_keys, NULL, check_upsample, parse_upsample_layer, 0,
           make_stock),
+    /* arrays: output, delta, the boxes' scratch */
+    ROW("yolo", NULL, LWF_SEC_YOLO, LWF_ROLE_DET_LOSS, 0, yolo_keys, NULL, check_yolo, parse_yolo_layer, 0,
+          make_yolo),
     /* ours */
+    ROW("lwf_yolo", NULL, LWF_SEC_LWF_YOLO, LWF_ROLE_DET_LOSS, LWF_SEC_PLUGIN, lwf_yolo_keys, NULL, check_yolo,
+          parse_yolo_layer, 0, make_yolo),
     ROW("task", NULL, LWF_SEC_TASK, LWF_ROLE_TASK, LWF_SEC_PLUGIN, task_keys, NULL, check_task, NULL, 0, make_task),
     ROW("lwf_distill", NULL, LWF_SEC_DISTILL, LWF_ROLE_OLD_LOSS, LWF_SEC_PLUGIN, distill_keys, NULL, NULL, NULL, 0,
           make_distill),
@@ -673,7 +760,7 @@ static const lwf_secdef table[] = {
     REFUSED_SECTION("local", NULL), REFUSED_SECTION("deconvolutional", "deconv"), REFUSED_SECTION("rnn", NULL),
     REFUSED_SECTION("gru", NULL), REFUSED_SECTION("lstm", NULL), REFUSED_SECTION("crnn", NULL),
     REFUSED_SECTION("cost", NULL), REFUSED_SECTION("detection", NULL), REFUSED_SECTION("region", NULL),
-    REFUSED_SECTION("yolo", NULL), REFUSED_SECTION("iseg", NULL), REFUSED_SECTION("l2norm", NULL),
+    REFUSED_SECTION("iseg", NULL), REFUSED_SECTION("l2norm", NULL),
     REFUSED_SECTION("logistic", NULL),
     {0}};
 

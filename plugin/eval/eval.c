@@ -16,6 +16,7 @@ static void run_eval(lwf_model *m, const lwf_plan *p, const float *x)
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
 {
     const lwf_task *t = &m->tasks[task];
+    if (m->detector) return lwf_fail(err, "%s: a detector: score it with lwf map", m->cfg);
     if (lwf_check_image_input(m, err)) return -1;
     if (!t->data) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
     lwf_datacfg d;

@@ -83,5 +83,6 @@ float lwf_layer_loss(const layer *l)
 void lwf_layer_free(layer l)
 {
     free(l.loss);
+    if (l.type == YOLO) lwf_yolo_free(&l);
     free_layer(l);
 }

@@ -31,6 +31,10 @@ struct lwf_teacher {
 
 int lwf_teacher_check(const lwf_model *m, lwf_teacher_mode mode, lwf_err *err)
 {
+    if (m->detector && mode == LWF_TEACHER_RECORD)
+        return lwf_fail(err, "%s: -teacher record is impossible for a detector (its training images are jittered, "
+                             "so the teacher must see each augmented image): use -teacher online",
+                        m->cfg);
     if (mode == LWF_TEACHER_RECORD && lwf_augment_is_on(&m->aug, m->net->w))
         return lwf_fail(err, "%s: -teacher record needs augmentation off (recorded responses are for the plain "
                              "image): set flip=0, min_crop=max_crop=width, angle=0, aspect=1, hue=0, "
@@ -283,6 +287,50 @@ int lwf_teacher_fill(lwf_teacher *t, const int *index, const float *X, int n, fl
             memcpy(truth + (size_t)r * stride + t->targets[j].column, rec, (size_t)t->targets[j].count * sizeof(float));
     }
     return 0;
+}
+
+/* A detector's targets: each [lwf_yolo] layer's slice gets the old detector's [yolo] output
+ * at the same layer (masks x (4 + 1 + K) planes of w x h, activated). */
+static int make_det_targets(lwf_teacher *t, const lwf_model *m, lwf_err *err)
+{
+    const network *tn = t->tm->net;
+    t->targets = calloc((size_t)m->net->n, sizeof *t->targets);
+    if (!t->targets) return lwf_fail(err, "out of memory");
+    for (int i = 0; i < m->net->n; ++i) {
+        const layer *l = &m->net->layers[i];
+        if (l->type != YOLO || ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes <= 0) continue;
+        const lwf_yolo_params *q = (const lwf_yolo_params *)lwf_loss_params_of(l);
+        if (tn->layers[i].type != YOLO || tn->layers[i].outputs != l->n * (5 + q->old_classes) * l->w * l->h)
+            return lwf_fail(err, "%s: layer %d of the old detector is not the [yolo] its [lwf_yolo] grew from", m->cfg,
+                            i);
+        target *g = &t->targets[t->ntargets++];
+        g->layer = i;
+        g->from = 0;
+        g->count = tn->layers[i].outputs;
+        g->column = q->loss.offset;
+        t->width += g->count;
+    }
+    return 0;
+}
+
+lwf_teacher *lwf_teacher_open_detector(const lwf_model *m, const char *weights, lwf_err *err)
+{
+    lwf_teacher *t = calloc(1, sizeof *t);
+    if (!t) {
+        lwf_fail(err, "out of memory");
+        return NULL;
+    }
+    t->mode = LWF_TEACHER_ONLINE;
+    lwf_build_opts bo = {m->net->batch, 1};
+    int rc = (t->tm = lwf_model_load_old_detector(m->cfg, &bo, err)) ? 0 : -1;
+    if (!rc) rc = lwf_weights_load(t->tm->net, weights, t->tm->net->n, NULL, err);
+    if (!rc && lwf_plan_make(t->tm, LWF_PASS_EVAL, &t->plan)) rc = lwf_fail(err, "out of memory");
+    if (!rc) rc = make_det_targets(t, m, err);
+    if (rc) {
+        lwf_teacher_close(t);
+        return NULL;
+    }
+    return t;
 }
 
 void lwf_teacher_close(lwf_teacher *t)

@@ -569,6 +569,7 @@ static int setup(trainer *t, lwf_err *err)
 
 int lwf_train(const lwf_train_opts *o, lwf_err *err)
 {
+    if (lwf_cfg_is_detector(o->cfg)) return lwf_train_detector(o, err); /* detect.c */
     trainer t;
     memset(&t, 0, sizeof t);
     t.o = o;

@@ -45,6 +45,18 @@ lwf_teacher *lwf_teacher_open(const lwf_model *m, const lwf_teacher_opts *o, lwf
 int lwf_teacher_fill(lwf_teacher *t, const int *index, const float *X, int n, float *truth, int stride,
                      lwf_err *err);
 void lwf_teacher_close(lwf_teacher *t);
+/* A detector's teacher: the old detector of m (lwf_model_load_old_detector, batch
+ * m->net->batch) with the weights of `weights` (a stock .weights of it), online; fill writes
+ * each [lwf_yolo] layer's slice with the old detector's [yolo] output for the same rows. */
+lwf_teacher *lwf_teacher_open_detector(const lwf_model *m, const char *weights, lwf_err *err);
+
+/* ---- detectors (detect.c) ----
+ * lwf train of a detector cfg ([yolo] / [lwf_yolo]): one task, Darknet's detection
+ * augmentation, the [yolo] cost; -method lwf distils the old detector into each [lwf_yolo]. */
+int lwf_train_detector(const lwf_train_opts *o, lwf_err *err);
+/* The old detector's weights from a grown student's: every layer copied, and in each
+ * convolution before an [lwf_yolo] each anchor's box, objectness and K old class rows. */
+int lwf_detector_old_weights(const lwf_model *student, lwf_model *old, lwf_err *err);
 
 /* ---- the CSV log (log.c) ----
  * <backup>/<cfg>.log.csv: a header, then one line per iteration, each appended with one

@@ -321,13 +321,13 @@ load helpers
     assert_error_at "$n" "[net]"
 }
 
-@test "an unsupported Darknet section ([yolo]) is an error at its line" {
-    derive yolo
+@test "an unsupported Darknet section ([region]) is an error at its line" {
+    derive region
     local n
     n=$(line_of '^\[task\]')
-    insert_after $((n - 1)) "[yolo]"
+    insert_after $((n - 1)) "[region]"
     run_info
-    assert_error_at "$n" "[yolo]" "not supported"
+    assert_error_at "$n" "[region]" "not supported"
 }
 
 @test "dontsave= and dontload= are errors at their line (our weights files hold every layer)" {
