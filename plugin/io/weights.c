@@ -78,6 +78,26 @@ int lwf_weights_nonfinite(const network *net, int upto)
     return -1;
 }
 
+int lwf_weights_copy(network *dst, const network *src, int upto, unsigned char *changed)
+{
+    for (int i = 0; i < upto && i < src->n; ++i) {
+        span d[5], s[5];
+        if (i >= dst->n || dst->layers[i].type != src->layers[i].type) return -1;
+        int n = layer_spans(&dst->layers[i], d);
+        if (n != layer_spans(&src->layers[i], s)) return -1;
+        for (int k = 0; k < n; ++k)
+            if (d[k].n != s[k].n) return -1;
+        int diff = 0;
+        for (int k = 0; k < n; ++k)
+            if (memcmp(d[k].p, s[k].p, s[k].n * sizeof(float)) != 0) {
+                memcpy(d[k].p, s[k].p, s[k].n * sizeof(float));
+                diff = 1;
+            }
+        if (changed) changed[i] = (unsigned char)diff;
+    }
+    return 0;
+}
+
 /* Reads the header; returns its size in bytes or -1. */
 static long read_header(FILE *fp, const char *path, size_t *seen, lwf_err *err)
 {

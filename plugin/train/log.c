@@ -1,10 +1,13 @@
-/* The CSV log of a training run, <backup>/<cfg>.log.csv: its columns, the cut back to the
- * resumed iteration, one write() per line.  What goes in a line: train.c. */
+/* The CSV log of a training run, <backup>/<cfg>.log.csv: its columns (iteration, epoch,
+ * phase, loss, avg_loss, rate, seconds, images, then <task>_loss per task, then <task>_top1
+ * per task: -valid's figures), the cut back to the resumed iteration, one write() per line.
+ * What goes in a line: train.c; the chart reads these columns: chart.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "train/train.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,8 @@ int lwf_log_open(lwf_log *log, const char *path, const lwf_model *m, long long u
     len += (size_t)snprintf(text, cap, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images");
     for (int q = 0; q < m->ntasks && len < cap - 200; ++q)
         len += (size_t)snprintf(text + len, cap - len, ",%s_loss", m->tasks[q].name);
+    for (int q = 0; q < m->ntasks && len < cap - 200; ++q) /* -valid's figures */
+        len += (size_t)snprintf(text + len, cap - len, ",%s_top1", m->tasks[q].name);
     len += (size_t)snprintf(text + len, cap - len, "\n");
     if (upto > 0) keep_lines(path, upto, &text, &len, &cap);
     int rc = lwf_write_file_atomic(path, text, len, err);
@@ -62,6 +67,9 @@ int lwf_log_append(lwf_log *log, const lwf_model *m, const lwf_iter_report *r, l
     for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
         n += r->scored[q] ? snprintf(line + n, sizeof line - (size_t)n, ",%f", r->task_loss[q])
                           : snprintf(line + n, sizeof line - (size_t)n, ","); /* not trained in this phase */
+    for (int q = 0; q < m->ntasks && n < (int)sizeof line - 40; ++q)
+        n += r->top1 && !isnan(r->top1[q]) ? snprintf(line + n, sizeof line - (size_t)n, ",%.6f", r->top1[q])
+                                           : snprintf(line + n, sizeof line - (size_t)n, ","); /* not measured */
     n += snprintf(line + n, sizeof line - (size_t)n, "\n");
     /* one write() per line: a killed run leaves whole lines only */
     if (write(log->fd, line, (size_t)n) != n)
