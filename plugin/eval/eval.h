@@ -51,8 +51,9 @@ typedef struct lwf_valset {
 int lwf_valset_open(const lwf_model *m, int task, const char *datafile, int topk, size_t budget, lwf_valset *v,
                     lwf_err *err);
 /* Top-1 and top-K of m on v: the eval plan (every layer forward, inference mode), the
- * images m->net->batch at a time (in inference every image's output is its own: the same
- * figures at any batch with our kernels).  m is built from the cfg v was opened with. */
+ * images m->net->batch at a time (in inference an image's outputs are its own, bit for bit
+ * at any batch, except through a [connected] layer: see train/valid.c).  m is built from
+ * the cfg v was opened with. */
 int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err);
 void lwf_valset_free(lwf_valset *v);
 

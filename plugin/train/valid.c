@@ -75,7 +75,14 @@ lwf_trainval *lwf_trainval_open(const lwf_model *m, const char *newdata, lwf_err
         lwf_fail(err, "-valid: no task of %s has a data= file with a valid= list (nor has %s)", m->cfg, newdata);
         goto fail;
     }
+    /* lwf valid scores one image at a time.  In inference an image's outputs do not depend
+     * on the other images of its batch (the convolution kernels make one product per image),
+     * except through a [connected] layer: one OpenBLAS product over the whole batch, which
+     * rounds differently for another batch size (seen: 77 of 160 outputs differ in their
+     * last bits between batch 32 and 1), so a near tie could change a top-1 */
     int batch = m->net->batch < VALID_BATCH ? m->net->batch : VALID_BATCH;
+    for (int i = 0; i < m->net->n; ++i)
+        if (m->net->layers[i].type == CONNECTED) batch = 1;
     lwf_build_opts bo = {batch, 1};
     if (!(v->vm = lwf_model_load(m->cfg, &bo, err))) goto fail;
     if (lwf_plan_make(v->vm, LWF_PASS_EVAL, &v->eval)) {
