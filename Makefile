@@ -46,7 +46,7 @@ FUZZ_HARNESSES := cfg data weights image
 FUZZ_BIN := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz_%) $(BUILD)/make_seeds
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps test check bench demo clean unit-bins tools data fuzz fuzz-bins
+.PHONY: all deps test check bench bench-deps demo clean unit-bins tools data fuzz fuzz-bins
 all: $(BIN)
 
 deps:
@@ -115,11 +115,23 @@ fuzz-bins: $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_HARNESSES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o)
 
 BENCH_BIN := $(BUILD)/bench
-$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(LIB)
-	$(CC) $(LDFLAGS) -rdynamic $< $(LIB) $(LDLIBS) -o $@
+$(BENCH_BIN): $(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o $(BUILD)/obj/bench/common.o $(LIB)
+	$(CC) $(LDFLAGS) -rdynamic $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
+$(BUILD)/obj/bench/bench.o $(BUILD)/obj/bench/det.o $(BUILD)/obj/bench/common.o: bench/bench.h
 
-# a few minutes on 2 cores; BENCH_ARGS=-quick skips the (slow) reference kernels
-bench: deps
+# PyTorch for the bench's detector comparison only (bench/torch_det.py); not a test dependency.
+# Not fatal: without it the bench prints the PyTorch line as skipped.
+BENCH_PKGS := python3-torch
+bench-deps:
+	@dpkg-query -W -f='$${Status}' $(BENCH_PKGS) 2>/dev/null | grep -q "ok installed" || { \
+	  echo "installing Debian packages for make bench: $(BENCH_PKGS)"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_PKGS); } || \
+	  echo "could not install $(BENCH_PKGS): the bench's PyTorch line will say skipped"; }
+
+# a few minutes on 2 cores; BENCH_ARGS=-quick skips the (slow) reference kernels, -notorch
+# the PyTorch run, -det CFG -detsize N -detbatch N choose the detector row's network
+bench: deps bench-deps
 	$(MAKE) $(BENCH_BIN)
 	LWF_ROOT=$(CURDIR) $(BENCH_BIN) $(BENCH_ARGS)
 

@@ -4,7 +4,7 @@
  * table on stdout (progress on stderr).  Synthetic inputs: this times the step, not
  * image decoding (lwf train loads the next batch in a background thread). */
 #define _POSIX_C_SOURCE 200809L
-#include "lwf.h"
+#include "bench.h"
 
 #include <cblas.h>
 #include <fcntl.h>
@@ -16,19 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void die(const char *what, const lwf_err *err)
 {
     fprintf(stderr, "bench: %s: %s\n", what, err ? err->msg : "");
@@ -37,30 +24,12 @@ static void die(const char *what, const lwf_err *err)
 
 /* ---- cfgs: a stock classifier cfg becomes a one-head LwF cfg ---- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(s);
-        return NULL;
-    }
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Writes `src` to dir/name with: [net] height/width set to `size` (if > 0), and, when
  * `head_task` is set, a [task] before the last [convolutional] or [connected] section
  * (the classifier's head), so the whole stock network is trunk + one new head. */
 static char *make_cfg(const char *dir, const char *name, const char *src, int size, int head_task)
 {
-    char *text = slurp(src);
+    char *text = bench_slurp(src);
     if (!text) {
         fprintf(stderr, "bench: cannot read %s\n", src);
         exit(1);
@@ -93,20 +62,6 @@ static char *make_cfg(const char *dir, const char *name, const char *src, int si
 }
 
 /* ---- one training step ---- */
-
-static double fwd_flops(const network *net, const lwf_plan *p)
-{
-    double f = 0;
-    for (int i = 0; i < net->n; ++i) {
-        const layer *l = &net->layers[i];
-        if (!p->fwd[i]) continue;
-        if (l->type == CONVOLUTIONAL)
-            f += 2.0 * l->out_h * l->out_w * l->n * l->size * l->size * (double)l->c / l->groups;
-        else if (l->type == CONNECTED)
-            f += 2.0 * l->inputs * (double)l->outputs;
-    }
-    return f;
-}
 
 static void fill_batch(lwf_model *m, unsigned seed)
 {
@@ -149,19 +104,6 @@ static void teacher_step(teacher_ctx *tc, lwf_model *m)
     }
 }
 
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-typedef struct {
-    double median, best;  /* seconds of one step (wall clock) */
-    double cpu;           /* CPU seconds of one step, all threads (process time / steps) */
-    int n;                /* steps timed */
-} timing;
-
 /* Times up to `reps` steps (after one untimed step), stopping early once `budget`
  * seconds are spent (at least 2 timed steps). */
 static timing time_steps(lwf_model *m, const lwf_plan *p, teacher_ctx *tc, int reps, double budget)
@@ -169,20 +111,20 @@ static timing time_steps(lwf_model *m, const lwf_plan *p, teacher_ctx *tc, int r
     network *net = m->net;
     double *t = calloc((size_t)reps, sizeof(double));
     int n = 0;
-    double start = now(), c0 = 0;
+    double start = bench_now(), c0 = 0;
     for (int r = -1; r < reps; ++r) {
-        if (r == 0) c0 = cpu_now();
-        double t0 = now();
+        if (r == 0) c0 = bench_cpu_now();
+        double t0 = bench_now();
         if (tc) teacher_step(tc, m);
         lwf_forward(net, p);
         lwf_backward(net, p);
         lwf_update(net, p, 0.001f);
-        double t1 = now();
+        double t1 = bench_now();
         if (r >= 0) t[n++] = t1 - t0;
         if (n >= 2 && t1 - start > budget) break;
     }
-    timing tm = {0, 0, (cpu_now() - c0) / n, n};
-    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    timing tm = {0, 0, (bench_cpu_now() - c0) / n, n};
+    qsort(t, (size_t)n, sizeof(double), bench_cmp_double);
     tm.median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     tm.best = t[0];
     free(t);
@@ -208,73 +150,6 @@ static lwf_model *load(const char *cfg, int batch)
     return m;
 }
 
-/* Per-layer times of the fast step (the loops of step.c, timed layer by layer). */
-static const char *type_name(LAYER_TYPE t)
-{
-    switch (t) {
-    case CONVOLUTIONAL: return "convolutional";
-    case CONNECTED: return "connected";
-    case MAXPOOL: return "maxpool";
-    case AVGPOOL: return "avgpool";
-    case DROPOUT: return "dropout";
-    case SOFTMAX: return "softmax";
-    case ROUTE: return "route/task";
-    default: return "other";
-    }
-}
-
-static void profile_layers(lwf_model *m, const lwf_plan *p, int reps)
-{
-    network *netp = m->net;
-    int n = netp->n;
-    double *tf = calloc((size_t)n, sizeof(double)), *tb = calloc((size_t)n, sizeof(double));
-    for (int r = 0; r < reps; ++r) {
-        network net = *netp;
-        for (int i = 0; i < n; ++i) {
-            if (!p->fwd[i]) continue;
-            double t0 = now();
-            net.index = i;
-            net.train = p->train[i];
-            layer l = net.layers[i];
-            if (l.delta) fill_cpu(l.outputs * l.batch, 0, l.delta, 1);
-            l.forward(l, net);
-            net.input = l.output;
-            tf[i] += now() - t0;
-        }
-        net = *netp;
-        network orig = net;
-        for (int i = n - 1; i >= 0; --i) {
-            if (!p->learn[i]) continue;
-            double t0 = now();
-            layer l = net.layers[i];
-            if (i == 0) {
-                net = orig;
-            } else {
-                layer prev = net.layers[i - 1];
-                net.input = prev.output;
-                net.delta = p->learn[i - 1] ? prev.delta : NULL;
-                if (l.type == ROUTE || l.type == SHORTCUT) net.delta = prev.delta;
-            }
-            net.index = i;
-            net.train = p->train[i];
-            l.backward(l, net);
-            tb[i] += now() - t0;
-        }
-        lwf_update(netp, p, 0.001f);
-    }
-    fprintf(stderr, "%5s %-14s %9s %9s %8s %8s\n", "layer", "type", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
-    for (int i = 0; i < n; ++i) {
-        const layer *l = &netp->layers[i];
-        double f = 0;
-        if (l->type == CONVOLUTIONAL)
-            f = 2.0 * l->out_h * l->out_w * l->n * l->size * l->size * (double)l->c / l->groups * l->batch;
-        fprintf(stderr, "%5d %-14s %9.2f %9.2f %8.1f %8.1f\n", i, type_name(l->type), tf[i] / reps * 1e3,
-                tb[i] / reps * 1e3, f ? f / (tf[i] / reps) / 1e9 : 0, f ? 2 * f / (tb[i] / reps) / 1e9 : 0);
-    }
-    free(tf);
-    free(tb);
-}
-
 typedef struct {
     const char *name, *cfg;
     int batch;
@@ -292,9 +167,9 @@ static double peak_gflops(void)
     openblas_set_num_threads(nt);
     double best = 0;
     for (int r = 0; r < 5; ++r) {
-        double t0 = now();
+        double t0 = bench_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        double g = 2.0 * n * n * n / (now() - t0) / 1e9;
+        double g = 2.0 * n * n * n / (bench_now() - t0) / 1e9;
         if (g > best) best = g;
     }
     openblas_set_num_threads(1);
@@ -321,11 +196,11 @@ static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
     for (int r = 0; r < teacher_only; ++r) teacher_step(&tc, m); /* for a profiler */
     if (layers) {
         fprintf(stderr, "teacher (inference, trunk + old head):\n");
-        profile_layers(tc.teacher, &tc.tplan, 5);
+        bench_profile_layers(tc.teacher->net, &tc.tplan, 5);
         fprintf(stderr, "fine-tuning step:\n");
-        profile_layers(m, &fine, 5);
+        bench_profile_layers(m->net, &fine, 5);
         fprintf(stderr, "joint step:\n");
-        profile_layers(m, &joint, 5);
+        bench_profile_layers(m->net, &joint, 5);
     }
     const char *names[4] = {"fine-tuning (trunk + new head)", "joint, recorded teacher responses",
                             "joint, online teacher", "(the teacher's forward pass alone)"};
@@ -341,7 +216,7 @@ static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
     for (int r = 0; r < ROUNDS; ++r)
         for (int k = 0; k < 4; ++k) {
             int i = (k + r) % 4;
-            double t0 = now(), c0 = cpu_now();
+            double t0 = bench_now(), c0 = bench_cpu_now();
             if (i == 3) {
                 teacher_step(&tc, m);
             } else {
@@ -351,13 +226,13 @@ static void lwf_overhead(const char *fashion_lwf, int layers, int teacher_only)
                 lwf_backward(m->net, p);
                 lwf_update(m->net, p, 0.001f);
             }
-            wt[i][r] = now() - t0;
-            ct[i][r] = cpu_now() - c0;
+            wt[i][r] = bench_now() - t0;
+            ct[i][r] = bench_cpu_now() - c0;
         }
     double w[4], c[4];
     for (int i = 0; i < 4; ++i) {
-        qsort(wt[i], ROUNDS, sizeof(double), cmp_double);
-        qsort(ct[i], ROUNDS, sizeof(double), cmp_double);
+        qsort(wt[i], ROUNDS, sizeof(double), bench_cmp_double);
+        qsort(ct[i], ROUNDS, sizeof(double), bench_cmp_double);
         w[i] = 0.5 * (wt[i][ROUNDS / 2 - 1] + wt[i][ROUNDS / 2]);
         c[i] = 0.5 * (ct[i][ROUNDS / 2 - 1] + ct[i][ROUNDS / 2]);
         free(wt[i]);
@@ -379,6 +254,8 @@ int main(int argc, char **argv)
 {
     int quick = 0, no_lwf = 0, want_reps = 0, layers = 0, teacher_only = 0, ref_only = 0, no_peak = 0;
     const char *only = NULL; /* run only the nets whose name contains this */
+    bench_det_opts det = {"/usr/share/darknet/cfg/yolov3-tiny.cfg", 160, 8, 2, 10, 1, 0, NULL, NULL};
+    int no_det = 0;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "-quick") == 0) quick = 1;            /* no reference kernels */
         else if (strcmp(argv[i], "-refonly") == 0) ref_only = 1;  /* reference kernels only (profiling) */
@@ -388,11 +265,21 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-teacher") == 0 && i + 1 < argc) teacher_only = atoi(argv[++i]); /* profiling */
         else if (strcmp(argv[i], "-net") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "-reps") == 0 && i + 1 < argc) want_reps = atoi(argv[++i]); /* fast steps to time */
+        else if (strcmp(argv[i], "-det") == 0 && i + 1 < argc) det.cfg = argv[++i];        /* detector cfg */
+        else if (strcmp(argv[i], "-detsize") == 0 && i + 1 < argc) det.size = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-detbatch") == 0 && i + 1 < argc) det.batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-nodet") == 0) no_det = 1;                               /* no detector row */
+        else if (strcmp(argv[i], "-notorch") == 0) det.torch = 0;                          /* no PyTorch run */
         else {
             fprintf(stderr, "usage: bench [-quick | -refonly] [-nolwf] [-nopeak] [-layers] [-net NAME] [-reps N] "
-                            "[-teacher N]\n");
+                            "[-teacher N] [-det CFG] [-detsize N] [-detbatch N] [-nodet] [-notorch]\n");
             return 2;
         }
+    }
+    if (det.size < 32 || det.size % 32 || det.batch < 1) {
+        fprintf(stderr, "bench: -detsize must be a multiple of 32 (got %d), -detbatch >= 1 (got %d)\n", det.size,
+                det.batch);
+        return 2;
     }
     const char *root = getenv("LWF_ROOT") ? getenv("LWF_ROOT") : ".";
     char dir[] = "/tmp/lwf-bench-XXXXXX";
@@ -436,21 +323,27 @@ int main(int argc, char **argv)
             lwf_model *m = load(ns->cfg, ns->batch);
             lwf_plan p;
             lwf_plan_make(m, LWF_PASS_JOINT, &p);
-            gf = fwd_flops(m->net, &p) * 3 / 1e9;
+            gf = bench_fwd_flops(m->net, &p) * 3 / 1e9;
             fill_batch(m, 1);
             timing tm = time_steps(m, &p, NULL, reps, mode == 0 ? budget_ref : budget_fast);
-            if (layers && mode == 1) profile_layers(m, &p, 3);
+            if (layers && mode == 1) bench_profile_layers(m->net, &p, 3);
             if (mode == 0) tr = tm;
             else tf = tm;
             lwf_plan_free(&p);
             lwf_model_free(m);
         }
         lwf_set_reference(0);
-        double ref_ips = tr.n ? ns->batch / tr.median : 0, fast_ips = tf.n ? ns->batch / tf.median : 0;
-        printf("%-24s %5d %9.3f | %9.1f %7.1f %3d | %9.1f %9.1f %7.1f %7.3f %3d | %6.1fx %4.0f%%\n", ns->name,
-               ns->batch, gf, ref_ips, ref_ips * gf, tr.n, fast_ips, tf.n ? ns->batch / tf.best : 0, fast_ips * gf,
-               tf.cpu, tf.n, ref_ips > 0 ? fast_ips / ref_ips : 0, peak > 0 ? 100 * fast_ips * gf / peak : 0);
-        fflush(stdout);
+        bench_print_row(ns->name, ns->batch, gf, &tr, &tf, peak);
+    }
+
+    if (!no_det && (!only || strstr(det.cfg, only))) {
+        det.root = root;
+        det.dir = dir;
+        det.layers = layers;
+        if (quick) det.ref_reps = 0;
+        if (ref_only) det.fast_reps = 0;
+        if (want_reps > 0) det.fast_reps = want_reps;
+        if (bench_det(&det, peak) != 0) return 1;
     }
 
     if (!no_lwf || teacher_only) lwf_overhead(fashion_lwf, layers, teacher_only);

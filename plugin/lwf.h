@@ -246,18 +246,25 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
 int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
                lwf_err *err);
 
-/* ---- fast CPU kernels (plugin/kernels/install.c, plugin/runtime/blas.c) ---- */
+/* ---- fast CPU kernels (plugin/kernels/install.c: the kernel table; plugin/runtime/) ---- */
 
 /* Reference mode: Darknet's own kernels everywhere (its triple-loop gemm, its layer
  * functions).  On when the environment has LWF_REFERENCE=1 (read once) or after
  * lwf_set_reference(1) (the commands' -reference).  Process-wide, because libdarknet
- * calls gemm without context; set it before building networks. */
+ * calls gemm without context (plugin/runtime/runtime.h); read at every call, by the gemm
+ * and by the installed layer kernels alike, so it may change between passes (not between
+ * a forward pass and its backward pass). */
 int lwf_reference(void);
 void lwf_set_reference(int on);
 
-/* Whether layer l runs one of our kernels. */
+/* Whether layer l has one of our kernels installed (it runs it unless lwf_reference()). */
 int lwf_kernels_installed(const layer *l);
-/* Threads the kernels use: LWF_THREADS if set, else the online CPUs. */
+/* Seeds the random streams of net's installed kernels ([dropout]: each value's uniform is
+ * a function of the seed, the layer, *net->seen and the passes at that count).  The
+ * trainer calls it with the run's seed; unseeded, the seed is 0. */
+void lwf_kernels_seed(network *net, unsigned long long seed);
+/* Threads the kernels use: LWF_THREADS if set (1..64; any other value makes building a
+ * network fail with a message naming it), else the online CPUs. */
 int lwf_threads(void);
 /* "OpenBLAS core <name>" and how it was chosen. */
 const char *lwf_blas_info(void);

@@ -4,8 +4,15 @@
 # Writes the accuracy matrix R[i][j] (top-1 on task j after training task i) per method
 # as CSV and prints average accuracy, forgetting and backward transfer side by side.
 # Usage: scripts/sequence.sh [-o OUT] [-m "lwf finetune featext joint"] [-s SEED]
-#                            [-f FIRST_CFG] [-E EPOCHS_T1] [-e EPOCHS] [data ...]
+#                            [-f FIRST_CFG] [-E EPOCHS_T1] [-e EPOCHS] [-R RATE_T1] [-r RATE]
+#                            [-b "METHOD=WARMUP+JOINT ..."] [-W] [data ...]
 #   default data: the five two-class Fashion-MNIST tasks cfg/fashion-t{1..5}.data
+#   -E  epochs of the first task (from scratch, at FIRST_CFG's own rate unless -R)
+#   -e  epochs of warm-up and of joint training on each next task (at rate -r, 0.01)
+#   -b  per method, warm-up and joint epochs on each next task instead of -e, e.g.
+#       -b "lwf=1+2 finetune=0+3" (0 warm-up epochs: no warm-up)
+#   -W  whole batches only: N epochs are floor(N * images / batch) iterations
+#       (default: rounded up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=backup/seq
@@ -14,12 +21,20 @@ SEED=1
 FIRST=cfg/fashion-seq.cfg
 E1=2   # epochs on the first task (from scratch, rate 0.1)
 E=1    # epochs of warm-up and of joint training on each next task (rate 0.01)
-DN=./darknet
-while getopts "o:m:s:f:E:e:" opt; do
+RATE1= # rate of the first task (empty: FIRST's own)
+RATE=0.01
+BUDGET= # "method=warmup+joint ..." epochs, overriding E per method
+ROUNDUP=1
+DN=${DARKNET:-./darknet} # the binary under test (tests/run.sh sets DARKNET)
+while getopts "o:m:s:f:E:e:R:r:b:W" opt; do
     case $opt in
     o) OUT=$OPTARG ;; m) METHODS=$OPTARG ;; s) SEED=$OPTARG ;; f) FIRST=$OPTARG ;;
-    E) E1=$OPTARG ;; e) E=$OPTARG ;; *) exit 2 ;;
+    E) E1=$OPTARG ;; e) E=$OPTARG ;; R) RATE1=$OPTARG ;; r) RATE=$OPTARG ;;
+    b) BUDGET=$OPTARG ;; W) ROUNDUP=0 ;; *) exit 2 ;;
     esac
+done
+for b in $BUDGET; do
+    [[ $b =~ ^[a-z]+=[0-9]+\+[0-9]+$ ]] || { echo "sequence: -b: '$b' is not METHOD=WARMUP+JOINT (epochs)" >&2; exit 2; }
 done
 shift $((OPTIND - 1))
 if [ $# -eq 0 ]; then
@@ -44,10 +59,14 @@ lit() {
     [[ $1 != *$'\n'* ]] || die "a newline in '$1'"
     printf '%s' "$1" | sed -e 's/[\\#&]/\\&/g'
 }
-iters() { # epochs, data file, batch -> iterations
+iters() { # epochs, data file, batch -> iterations (rounded up, or down with -W)
     local list; list=$(key "$2" train)
     [ -f "$list" ] || die "$2: no train list '$list'"
-    echo $(( ($1 * $(grep -c . "$list") + $3 - 1) / $3 ))
+    echo $(( ($1 * $(grep -c . "$list") + ($3 - 1) * ROUNDUP) / $3 ))
+}
+budget() { # method -> "warm-up joint" epochs on each next task (-b, else -e for both)
+    local b; for b in $BUDGET; do [ "${b%%=*}" = "$1" ] && { b=${b#*=}; echo "${b%+*} ${b#*+}"; return; }; done
+    echo "$E $E"
 }
 set_net() { # cfg key value: set a [net] key (added after [net] when absent)
     if grep -q "^$2=" "$1"; then sed -i "s#^$2=.*#$2=$3#" "$1"; else sed -i "0,/^\[net\]/s##[net]\n$2=$3#" "$1"; fi
@@ -73,6 +92,7 @@ cfg1=$OUT/base/step1.cfg
 sed -e "s#^name=.*#name=$(lit "$t1")#" -e "s#^data=.*#data=$(lit "${DATA[0]}")#" \
     -e "s#^filters=2\$#filters=$(key "${DATA[0]}" classes)#" "$FIRST" > "$cfg1"
 set_net "$cfg1" max_batches "$(iters "$E1" "${DATA[0]}" "$batch")"
+[ -z "$RATE1" ] || set_net "$cfg1" learning_rate "$RATE1"
 data_copy "${DATA[0]}" "$OUT/base/step1" "$OUT/base/step1.data"
 w1=$OUT/base/step1/step1.weights
 if [ ! -f "$w1" ]; then
@@ -93,11 +113,11 @@ for m in $METHODS; do
         d=${DATA[i]} s=$((i + 1))
         cfg=$mdir/step$s.cfg
         $DN lwf init "$prev_cfg" "$d" "$cfg" > /dev/null 2>&1 || die "lwf init failed on $prev_cfg"
-        it=$(iters "$E" "$d" "$batch")
-        set_net "$cfg" learning_rate 0.01
-        set_net "$cfg" warmup_learning_rate 0.01
-        set_net "$cfg" warmup_batches "$it"
-        set_net "$cfg" max_batches "$it"
+        read -r ew ej <<< "$(budget "$m")"
+        set_net "$cfg" learning_rate "$RATE"
+        set_net "$cfg" warmup_learning_rate "$RATE"
+        set_net "$cfg" warmup_batches "$(iters "$ew" "$d" "$batch")"
+        set_net "$cfg" max_batches "$(iters "$ej" "$d" "$batch")"
         data_copy "$d" "$mdir/step$s" "$mdir/step$s.data"
         echo "sequence: $m: task $s ($(name_of "$d"))..."
         $DN lwf train "$mdir/step$s.data" "$cfg" "$prev_w" -method "$m" -seed "$SEED" -quiet \

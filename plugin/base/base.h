@@ -33,6 +33,11 @@ int lwf_write_file_atomic(const char *path, const void *buf, size_t len, lwf_err
  * NULL with err set ("path: cannot ... <what>: reason"). */
 FILE *lwf_open_regular(const char *path, const char *what, lwf_err *err);
 
+/* The same for any open(2) flags (O_WRONLY | O_APPEND, O_RDWR | O_CREAT | O_NOFOLLOW, ...;
+ * created with mode 0644): a file descriptor of a regular file, or -1 with err set.  Never
+ * blocks on a FIFO, for reading or writing. */
+int lwf_open_regular_fd(const char *path, int flags, const char *what, lwf_err *err);
+
 /* The file an output named path is written to, newly allocated: path itself when it is
  * absent or a regular file, the target of a symbolic link that leads to a regular file.
  * NULL with err set for anything else (a FIFO, a device, a folder, a dangling link). */

@@ -315,7 +315,7 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     /* each head's [task] reads the trunk's output where it lies instead of copying it,
      * unless the head's first layer works in place on its input ([dropout]) */
     for (int k = 0; k < m->ntasks; ++k) lwf_task_share_output(net, m->tasks[k].first);
-    /* the fast CPU kernels, unless Darknet's reference ones were asked for */
+    /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on) */
     return lwf_kernels_install(net, err);
 }
 

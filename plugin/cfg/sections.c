@@ -598,9 +598,24 @@ static int make_softmax_loss(lwf_build *b, const lwf_section *s, dn_size_params 
     return 0;
 }
 
+/* [task]: a name goes into CSV text as it is (the training log's header, lwf valid -csv's
+ * rows), so it may hold no ',' and no '"' (blanks never reach it: the reader drops them). */
+static int check_task(lwf_build *b, const lwf_section *s, const dn_size_params *p)
+{
+    (void)p;
+    const lwf_opt *name = lwf_cfg_opt(s, "name");
+    size_t bad = name ? strcspn(name->val, ",\"") : 0;
+    if (name && name->val[bad])
+        return lwf_fail(b->err, "%s:%d: [task] name=%s holds '%c': a task name goes into CSV files (the training "
+                                "log, lwf valid -csv), so it may not hold ',' or '\"'",
+                        b->file, name->line, name->val, name->val[bad]);
+    return 0;
+}
+
 /* [task]: routes the trunk's last layer to the head. */
 static int make_task(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
 {
+    if (check_task(b, s, &p)) return -1;
     const layer *src = &b->net->layers[b->trunk - 1];
     if (lwf_build_account(b, s, 2LL * src->outputs * p.batch)) return -1; /* output, delta */
     *out = lwf_make_task_layer(p.batch, b->trunk - 1, src);
@@ -616,7 +631,7 @@ static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, la
     int t2 = opt_int(s, "t2_scaling", 0);
     if (lwf_build_account(b, s, 5LL * p.inputs * p.batch)) return -1; /* its five arrays */
     *out = lwf_make_distill_layer(p.batch, p.inputs, T, lambda, t2);
-    if (!out->output || !out->delta || !out->loss || !out->x || !out->x_norm || !out->cweights)
+    if (!out->output || !out->delta || !out->loss || !out->x || !out->x_norm || !lwf_loss_params_of(out))
         return lwf_fail(b->err, "%s:%d: out of memory", b->file, s->line);
     return 0;
 }
@@ -651,7 +666,7 @@ static const lwf_secdef table[] = {
     ROW("upsample", NULL, LWF_SEC_UPSAMPLE, LAYER, 0, upsample_keys, NULL, check_upsample, parse_upsample_layer, 0,
           make_stock),
     /* ours */
-    ROW("task", NULL, LWF_SEC_TASK, LWF_ROLE_TASK, LWF_SEC_PLUGIN, task_keys, NULL, NULL, NULL, 0, make_task),
+    ROW("task", NULL, LWF_SEC_TASK, LWF_ROLE_TASK, LWF_SEC_PLUGIN, task_keys, NULL, check_task, NULL, 0, make_task),
     ROW("lwf_distill", NULL, LWF_SEC_DISTILL, LWF_ROLE_OLD_LOSS, LWF_SEC_PLUGIN, distill_keys, NULL, NULL, NULL, 0,
           make_distill),
     /* Darknet sections that exist but make no sense in an LwF classifier cfg */

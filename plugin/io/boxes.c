@@ -1,7 +1,6 @@
-/* Detection labels and their augmentation: where an image's boxes are (Darknet's label
- * path rule), reading them strictly, and Darknet's detection jitter (new aspect ratio,
- * random placement on a grey canvas, flip, colour) applied to the image and its boxes
- * with seeded randoms.  Batches and the loss are others' business. */
+/* Detection labels: where an image's boxes are (Darknet's label path rule), reading them
+ * strictly, moving them with their image, and [yolo]'s truth row.  The image's side of the
+ * augmentation is augment.c's; batches and the loss are others' business. */
 #include "io/io.h"
 
 #include <errno.h>
@@ -130,24 +129,4 @@ void lwf_boxes_truth(const lwf_boxes *bs, int shift, float *truth)
         t[0] = x->b.x, t[1] = x->b.y, t[2] = x->b.w, t[3] = x->b.h;
         t[4] = (float)(x->cls + shift);
     }
-}
-
-image lwf_det_image_prepare(image im, const lwf_augment *aug, float jitter, int w, int h, lwf_rng *rng,
-                            lwf_boxes *bs)
-{
-    image out = make_image(w, h, im.c);
-    fill_image(out, .5f);
-    float dw = jitter * im.w, dh = jitter * im.h;
-    float ar = (im.w + lwf_rng_uniform(rng, -dw, dw)) / (im.h + lwf_rng_uniform(rng, -dh, dh));
-    /* the placed size and offset in whole pixels (place_image takes ints), and the boxes
-     * moved by those same whole pixels (Darknet moves them by the unrounded values) */
-    int nw = (int)(ar < 1 ? h * ar : w), nh = (int)(ar < 1 ? h : w / ar);
-    /* anywhere the placed image fits, or overhangs (w - nw < 0: a value between them) */
-    int dx = (int)lwf_rng_uniform(rng, 0, (float)(w - nw)), dy = (int)lwf_rng_uniform(rng, 0, (float)(h - nh));
-    place_image(im, nw, nh, dx, dy, out);
-    lwf_distort_random(out, aug, rng);
-    int flip = aug->flip && (lwf_rng_next(rng) & 1);
-    if (flip) flip_image(out);
-    lwf_boxes_place(bs, (float)dx / w, (float)dy / h, (float)nw / w, (float)nh / h, flip);
-    return out;
 }

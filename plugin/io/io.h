@@ -1,5 +1,6 @@
 /* io/: what goes to and from files once a model is built: images and the batch loader
- * (loader.c), .weights (weights.c), the optimiser's state beside a backup (state.c). */
+ * (loader.c), their augmentation (augment.c), detection labels (boxes.c), .weights
+ * (weights.c), the optimiser's state beside a backup (state.c). */
 #ifndef LWF_IO_H
 #define LWF_IO_H
 
@@ -107,8 +108,21 @@ typedef struct lwf_state {
     int method;          /* the run's lwf_method: resuming with another is refused */
 } lwf_state;
 int lwf_state_save(const network *net, const lwf_state *st, const char *path, lwf_err *err);
-/* Returns 0 and fills st (and the update buffers), 1 if there is no file, -1 on error. */
-int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err);
+/* A .state file read whole and checked against a network, not yet applied to it. */
+typedef struct lwf_state_file {
+    lwf_state st;        /* what the run that wrote it was: its iteration, seed, method */
+    int t;               /* updates done (net->t) */
+    size_t n;            /* floats in momentum */
+    float *momentum;     /* (n) every layer's update buffers, layer after layer (owned) */
+} lwf_state_file;
+/* Reads path into *f and checks all of it against net (format, layer and float counts,
+ * every float finite), changing nothing in net: 0 (free *f with lwf_state_file_free),
+ * 1 if there is no file, -1 and err (*f empty).  Whether the state belongs to the run
+ * being resumed (iteration, method) is the caller's to decide before lwf_state_apply. */
+int lwf_state_read(const network *net, const char *path, lwf_state_file *f, lwf_err *err);
+/* Copies f's momentum and update count into net, which lwf_state_read checked f against. */
+void lwf_state_apply(network *net, const lwf_state_file *f);
+void lwf_state_file_free(lwf_state_file *f);
 
 /* Writes layers layers[0..n) of net (layers 0..n-1 when layers is NULL), in that order,
  * as Darknet .weights (version 0.2.0, `seen` in the header), atomically (plugin/io/weights.c). */

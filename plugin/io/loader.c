@@ -1,6 +1,5 @@
-/* Training images: decoding with stb_image (never OpenCV, never a shell), Darknet's
- * classifier augmentation with seeded randoms, and a background thread that loads the
- * next batch while the current one trains. */
+/* Training images: decoding with stb_image (never OpenCV, never a shell), and a background
+ * thread that loads the next batch (augmented by augment.c) while the current one trains. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/io.h"
 
@@ -277,58 +276,6 @@ int lwf_check_image_input(const lwf_model *m, lwf_err *err)
     return lwf_fail(err, "%s: [net] channels=%d, but images are decoded as RGB (3 channels): a cfg that trains or "
                          "runs on images needs channels=3",
                     m->cfg, m->net->c);
-}
-
-int lwf_augment_is_on(const lwf_augment *aug, int w)
-{
-    return aug->flip || aug->angle != 0 || aug->aspect != 1 || aug->hue != 0 || aug->saturation != 1 ||
-           aug->exposure != 1 || aug->min != w || aug->max != w;
-}
-
-/* Darknet's rand_scale: a factor in [1, s] or its inverse, each half the time. */
-static float rand_scale(lwf_rng *r, float s)
-{
-    float lo = s < 1 ? s : 1, hi = s < 1 ? 1 : s;
-    float v = lwf_rng_uniform(r, lo, hi);
-    return (lwf_rng_next(r) & 1) ? v : 1.0f / v;
-}
-
-image lwf_image_prepare(image im, const lwf_augment *aug, int on, int w, int h, lwf_rng *rng)
-{
-    if (!on) return center_crop_image(im, w, h); /* what stock `classifier valid` does */
-    /* Darknet's load_image_augment_paths: the centre crop (center=1) or a random crop, then
-     * a random flip, then random_distort_image, in that order */
-    image crop;
-    if (aug->center) {
-        crop = center_crop_image(im, w, h);
-    } else {
-        /* the formulas of Darknet's random_augment_args, with our randoms */
-        float aspect = rand_scale(rng, aug->aspect);
-        int lo = aug->min < aug->max ? aug->min : aug->max, hi = aug->min < aug->max ? aug->max : aug->min;
-        int r = lo + (int)(lwf_rng_next(rng) % (unsigned long long)(hi - lo + 1));
-        float side = (im.h < im.w * aspect) ? im.h : im.w * aspect;
-        float scale = (float)r / side;
-        float rad = lwf_rng_uniform(rng, -aug->angle, aug->angle) * 6.2831853f / 360.0f;
-        float dx = (im.w * scale / aspect - w) / 2.0f, dy = (im.h * scale - w) / 2.0f;
-        /* drawn whatever dx's sign, as Darknet does: a scaled image smaller than the
-         * crop (dx < 0) lands anywhere in it, not in one corner (lwf_rng_uniform takes
-         * lo > hi: a value between them) */
-        dx = lwf_rng_uniform(rng, -dx, dx);
-        dy = lwf_rng_uniform(rng, -dy, dy);
-        crop = rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect);
-    }
-    if (aug->flip && (lwf_rng_next(rng) & 1)) flip_image(crop);
-    lwf_distort_random(crop, aug, rng);
-    return crop;
-}
-
-void lwf_distort_random(image im, const lwf_augment *aug, lwf_rng *rng)
-{
-    /* (Darknet distorts with neutral factors too: no change but rounding, skipped here) */
-    if (aug->hue == 0 && aug->saturation == 1 && aug->exposure == 1) return;
-    float dhue = lwf_rng_uniform(rng, -aug->hue, aug->hue);
-    float dsat = rand_scale(rng, aug->saturation), dexp = rand_scale(rng, aug->exposure);
-    distort_image(im, dhue, dsat, dexp);
 }
 
 struct lwf_loader {

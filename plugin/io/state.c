@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAGIC "LWFSTAT1"
 /* version 2: the teacher mode is no longer stored (version 1 had it after the method):
@@ -16,39 +17,31 @@
  * so a run may resume with either and nothing reads it */
 #define VERSION 2u
 
-typedef struct {
-    float *p;
-    size_t n;
-} ubuf;
+/* A layer's update buffers, in .state order, are its row's update arrays in the
+ * per-layer-type table (plugin/layers/types.c). */
 
-/* The update buffers of layer l; returns how many. */
-static int update_bufs(const layer *l, ubuf out[3])
+/* Copies layer l's update buffers to the bytes at buf (out = 1) or from them (out = 0);
+ * returns the bytes. */
+static size_t copy_updates(const layer *l, unsigned char *buf, int out)
 {
-    int n = 0;
-    if (l->type == CONVOLUTIONAL) {
-        out[n++] = (ubuf){l->bias_updates, (size_t)l->n};
-        if (l->batch_normalize) out[n++] = (ubuf){l->scale_updates, (size_t)l->n};
-        out[n++] = (ubuf){l->weight_updates, (size_t)l->nweights};
-    } else if (l->type == CONNECTED) {
-        out[n++] = (ubuf){l->bias_updates, (size_t)l->outputs};
-        if (l->batch_normalize) out[n++] = (ubuf){l->scale_updates, (size_t)l->outputs};
-        out[n++] = (ubuf){l->weight_updates, (size_t)l->outputs * (size_t)l->inputs};
-    } else if (l->type == BATCHNORM) {
-        out[n++] = (ubuf){l->bias_updates, (size_t)l->c};
-        out[n++] = (ubuf){l->scale_updates, (size_t)l->c};
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    size_t at = 0;
+    for (int i = 0; i < k->nupdates; ++i) {
+        const lwf_array *a = &k->updates[i];
+        float *p = lwf_array_data(l, a);
+        size_t n = lwf_array_floats(l, k, a) * sizeof(float);
+        if (out) memcpy(buf + at, p, n);
+        else memcpy(p, buf + at, n);
+        at += n;
     }
-    return n;
+    return at;
 }
 
 /* Floats in every layer's update buffers: the body of a .state file. */
 static size_t update_floats(const network *net)
 {
     size_t floats = 0;
-    for (int i = 0; i < net->n; ++i) {
-        ubuf b[3];
-        int k = update_bufs(&net->layers[i], b);
-        for (int j = 0; j < k; ++j) floats += b[j].n;
-    }
+    for (int i = 0; i < net->n; ++i) floats += lwf_layer_update_floats(&net->layers[i]);
     return floats;
 }
 
@@ -73,78 +66,79 @@ int lwf_state_save(const network *net, const lwf_state *st, const char *path, lw
     PUT(nl);
     PUT(nf);
 #undef PUT
-    for (int i = 0; i < net->n; ++i) {
-        ubuf b[3];
-        int k = update_bufs(&net->layers[i], b);
-        for (int j = 0; j < k; ++j) {
-            memcpy(p, b[j].p, b[j].n * sizeof(float));
-            p += b[j].n * sizeof(float);
-        }
-    }
+    for (int i = 0; i < net->n; ++i) p += copy_updates(&net->layers[i], p, 1);
     int rc = lwf_write_file_atomic(path, buf, len, err);
     free(buf);
     return rc;
 }
 
-int lwf_state_load(network *net, lwf_state *st, const char *path, lwf_err *err)
+/* The 48-byte header (magic, version, counters), checked against net: fills f's counters;
+ * 0, or -1 and err. */
+static int read_header(FILE *fp, const network *net, const char *path, lwf_state_file *f, lwf_err *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        if (errno == ENOENT) return 1;
-        return lwf_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    }
     char magic[8];
     uint32_t version;
     int64_t it;
     uint64_t seed, nf;
     int32_t method, t, nl;
     int ok = fread(magic, 8, 1, fp) == 1 && memcmp(magic, MAGIC, 8) == 0 && fread(&version, 4, 1, fp) == 1;
-    if (ok && version != VERSION) {
-        fclose(fp);
+    if (ok && version != VERSION)
         return lwf_fail(err, "%s: training-state format version %u, this lwf reads version %u (remove it to resume "
                              "without momentum)",
                         path, (unsigned)version, VERSION);
-    }
     ok = ok && fread(&it, 8, 1, fp) == 1 && fread(&seed, 8, 1, fp) == 1 && fread(&method, 4, 1, fp) == 1 &&
          fread(&t, 4, 1, fp) == 1 && fread(&nl, 4, 1, fp) == 1 && fread(&nf, 8, 1, fp) == 1;
-    if (!ok) {
-        fclose(fp);
-        return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
-    }
+    if (!ok) return lwf_fail(err, "%s: not an lwf training-state file (or a corrupt one)", path);
     size_t floats = update_floats(net);
-    if (nl != net->n || nf != floats || it < 0) {
-        fclose(fp);
+    if (nl != net->n || nf != floats || it < 0)
         return lwf_fail(err, "%s: state for %d layers / %llu floats, the cfg has %d / %zu", path, nl,
                         (unsigned long long)nf, net->n, floats);
-    }
-    float *all = malloc(floats ? floats * sizeof(float) : 1);
-    if (!all || fread(all, sizeof(float), floats, fp) != floats || fgetc(fp) != EOF) {
-        free(all);
+    f->st.iteration = it;
+    f->st.seed = seed;
+    f->st.method = method;
+    f->t = t;
+    f->n = floats;
+    return 0;
+}
+
+int lwf_state_read(const network *net, const char *path, lwf_state_file *f, lwf_err *err)
+{
+    memset(f, 0, sizeof *f);
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT) return 1;
+    FILE *fp = lwf_open_regular(path, "training state", err); /* a FIFO is refused, never waited on */
+    if (!fp) return -1;
+    if (read_header(fp, net, path, f, err)) {
         fclose(fp);
-        return lwf_fail(err, "%s: truncated or too long", path);
-    }
-    fclose(fp);
-    /* momentum from a corrupt file would make the first update NaN, reported later as a
-     * diverged run: say what is wrong instead */
-    size_t bad = lwf_first_nonfinite(all, floats);
-    if (bad < floats) {
-        lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, bad, all[bad]);
-        free(all);
         return -1;
     }
-    size_t at = 0;
-    for (int i = 0; i < net->n; ++i) {
-        ubuf b[3];
-        int k = update_bufs(&net->layers[i], b);
-        for (int j = 0; j < k; ++j) {
-            memcpy(b[j].p, all + at, b[j].n * sizeof(float));
-            at += b[j].n;
-        }
+    f->momentum = malloc(f->n ? f->n * sizeof(float) : 1);
+    int ok = f->momentum && fread(f->momentum, sizeof(float), f->n, fp) == f->n && fgetc(fp) == EOF;
+    fclose(fp);
+    if (!ok) {
+        lwf_state_file_free(f);
+        return lwf_fail(err, "%s: truncated or too long", path);
     }
-    free(all);
-    *net->t = t;
-    st->iteration = it;
-    st->seed = seed;
-    st->method = method;
+    /* momentum from a corrupt file would make the first update NaN, reported later as a
+     * diverged run: say what is wrong instead */
+    size_t bad = lwf_first_nonfinite(f->momentum, f->n);
+    if (bad < f->n) {
+        lwf_fail(err, "%s: float %zu is %g, not finite: a corrupt state file", path, bad, f->momentum[bad]);
+        lwf_state_file_free(f);
+        return -1;
+    }
     return 0;
+}
+
+void lwf_state_apply(network *net, const lwf_state_file *f)
+{
+    unsigned char *p = (unsigned char *)f->momentum;
+    for (int i = 0; i < net->n; ++i) p += copy_updates(&net->layers[i], p, 0);
+    *net->t = f->t;
+}
+
+void lwf_state_file_free(lwf_state_file *f)
+{
+    free(f->momentum);
+    memset(f, 0, sizeof *f);
 }

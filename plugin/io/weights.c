@@ -13,67 +13,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct {
-    float *p;
-    size_t n;
-} span;
+/* The arrays a .weights file holds for a layer, in file order, are its row's stored arrays
+ * in the per-layer-type table (plugin/layers/types.c). */
 
-/* The arrays layer l stores, in file order; returns how many (at most 5). */
-static int layer_spans(const layer *l, span out[5])
+/* Copies layer l's stored arrays to the bytes at buf (out = 1) or from them (out = 0);
+ * returns the bytes. */
+static size_t copy_stored(const layer *l, unsigned char *buf, int out)
 {
-    size_t k = 0;
-    int n = 0;
-    if (l->type == CONVOLUTIONAL) {
-        k = (size_t)l->n;
-        out[n++] = (span){l->biases, k};
-        if (l->batch_normalize) {
-            out[n++] = (span){l->scales, k};
-            out[n++] = (span){l->rolling_mean, k};
-            out[n++] = (span){l->rolling_variance, k};
-        }
-        out[n++] = (span){l->weights, (size_t)l->nweights};
-    } else if (l->type == CONNECTED) {
-        k = (size_t)l->outputs;
-        out[n++] = (span){l->biases, k};
-        out[n++] = (span){l->weights, (size_t)l->outputs * (size_t)l->inputs};
-        if (l->batch_normalize) {
-            out[n++] = (span){l->scales, k};
-            out[n++] = (span){l->rolling_mean, k};
-            out[n++] = (span){l->rolling_variance, k};
-        }
-    } else if (l->type == BATCHNORM) {
-        k = (size_t)l->c;
-        out[n++] = (span){l->scales, k};
-        out[n++] = (span){l->rolling_mean, k};
-        out[n++] = (span){l->rolling_variance, k};
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    size_t at = 0;
+    for (int i = 0; i < k->nstored; ++i) {
+        const lwf_array *a = &k->stored[i];
+        float *p = lwf_array_data(l, a);
+        size_t n = lwf_array_floats(l, k, a) * sizeof(float);
+        if (out) memcpy(buf + at, p, n);
+        else memcpy(p, buf + at, n);
+        at += n;
     }
-    return n;
-}
-
-static size_t layer_floats(const layer *l)
-{
-    span s[5];
-    int n = layer_spans(l, s);
-    size_t total = 0;
-    for (int i = 0; i < n; ++i) total += s[i].n;
-    return total;
+    return at;
 }
 
 size_t lwf_weights_count(const network *net, int upto)
 {
     size_t total = 0;
     for (int i = 0; i < upto && i < net->n; ++i)
-        total += layer_floats(&net->layers[i]);
+        total += lwf_layer_stored_floats(&net->layers[i]);
     return total;
 }
 
 int lwf_weights_nonfinite(const network *net, int upto)
 {
     for (int i = 0; i < upto && i < net->n; ++i) {
-        span sp[5];
-        int n = layer_spans(&net->layers[i], sp);
-        for (int k = 0; k < n; ++k)
-            if (lwf_first_nonfinite(sp[k].p, sp[k].n) < sp[k].n) return i;
+        const layer *l = &net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int j = 0; j < k->nstored; ++j) {
+            size_t n = lwf_array_floats(l, k, &k->stored[j]);
+            if (lwf_first_nonfinite(lwf_array_data(l, &k->stored[j]), n) < n) return i;
+        }
     }
     return -1;
 }
@@ -81,18 +57,18 @@ int lwf_weights_nonfinite(const network *net, int upto)
 int lwf_weights_copy(network *dst, const network *src, int upto, unsigned char *changed)
 {
     for (int i = 0; i < upto && i < src->n; ++i) {
-        span d[5], s[5];
-        if (i >= dst->n || dst->layers[i].type != src->layers[i].type) return -1;
-        int n = layer_spans(&dst->layers[i], d);
-        if (n != layer_spans(&src->layers[i], s)) return -1;
-        for (int k = 0; k < n; ++k)
-            if (d[k].n != s[k].n) return -1;
+        const layer *d = &dst->layers[i], *l = &src->layers[i];
+        if (i >= dst->n || d->type != l->type || lwf_layer_stored_floats(d) != lwf_layer_stored_floats(l)) return -1;
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
         int diff = 0;
-        for (int k = 0; k < n; ++k)
-            if (memcmp(d[k].p, s[k].p, s[k].n * sizeof(float)) != 0) {
-                memcpy(d[k].p, s[k].p, s[k].n * sizeof(float));
+        for (int j = 0; j < k->nstored; ++j) {
+            float *to = lwf_array_data(d, &k->stored[j]), *from = lwf_array_data(l, &k->stored[j]);
+            size_t n = lwf_array_floats(l, k, &k->stored[j]) * sizeof(float);
+            if (memcmp(to, from, n) != 0) {
+                memcpy(to, from, n);
                 diff = 1;
             }
+        }
         if (changed) changed[i] = (unsigned char)diff;
     }
     return 0;
@@ -167,7 +143,7 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
      * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
     size_t at = 0, bad = lwf_first_nonfinite(buf, want);
     for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
-        size_t len = layer_floats(&net->layers[i]);
+        size_t len = lwf_layer_stored_floats(&net->layers[i]);
         if (bad < at + len) {
             lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
                      bad, i, buf[bad]);
@@ -176,14 +152,7 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
         at += len;
     }
     at = 0;
-    for (int i = 0; i < upto && i < net->n; ++i) {
-        span sp[5];
-        int n = layer_spans(&net->layers[i], sp);
-        for (int k = 0; k < n; ++k) {
-            memcpy(sp[k].p, buf + at, sp[k].n * sizeof(float));
-            at += sp[k].n;
-        }
-    }
+    for (int i = 0; i < upto && i < net->n; ++i) at += copy_stored(&net->layers[i], (unsigned char *)buf + at, 0);
     rc = 0;
 done:
     free(buf);
@@ -238,7 +207,7 @@ int lwf_weights_save_layers(const network *net, const int *layers, int nl, const
         int li = layers ? layers[i] : i;
         if (li < 0 || li >= net->n)
             return lwf_fail(err, "%s: layer %d is not in the network (%d layers)", path, li, net->n);
-        floats += layer_floats(&net->layers[li]);
+        floats += lwf_layer_stored_floats(&net->layers[li]);
     }
     size_t len = 20 + floats * sizeof(float);
     unsigned char *buf = malloc(len);
@@ -248,15 +217,7 @@ int lwf_weights_save_layers(const network *net, const int *layers, int nl, const
     memcpy(buf, v, 12);
     memcpy(buf + 12, &s, 8);
     size_t at = 20;
-    for (int i = 0; i < nl; ++i) {
-        const layer *l = &net->layers[layers ? layers[i] : i];
-        span sp[5];
-        int n = layer_spans(l, sp);
-        for (int k = 0; k < n; ++k) {
-            memcpy(buf + at, sp[k].p, sp[k].n * sizeof(float));
-            at += sp[k].n * sizeof(float);
-        }
-    }
+    for (int i = 0; i < nl; ++i) at += copy_stored(&net->layers[layers ? layers[i] : i], buf + at, 1);
     int rc = lwf_write_file_atomic(path, buf, len, err);
     free(buf);
     return rc;

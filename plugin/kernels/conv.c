@@ -2,7 +2,7 @@
  * threads split the batch; each takes its images a few at a time, unrolls them into one
  * column matrix (im2col over several images) and makes one OpenBLAS product per chunk.
  * Same results as Darknet's convolutional_layer.c/batchnorm_layer.c up to float
- * reassociation (tests/unit/test_kernels.c).  Installed by kernels.c. */
+ * reassociation (tests/unit/test_kernels.c).  Installed by install.c. */
 #include "kernels/kernels.h"
 #include "kernels/wino.h"
 
@@ -376,6 +376,7 @@ CLONES static void col2im_n(const float *col, int c, int h, int w, int ks, int s
 typedef struct {
     const layer *l;
     const network *net;
+    const lwf_runtime *rt;
     plan p;
     int nt;               /* parts: the threads, or 1 when the batch is smaller (then the
                            * products themselves are split over the threads) */
@@ -390,6 +391,7 @@ typedef struct {
 
 typedef struct {
     const layer *l;
+    const lwf_runtime *rt;
     float *u;
     int nt; /* threads whose filter gradients are summed (wino_grad_part) */
     const network *net;
@@ -404,10 +406,10 @@ static void filters_part(void *vc, int t, int nt)
     lwf_wino_filters(w->l->weights, w->l->n, w->l->c, lo, hi, w->u);
 }
 
-static const float *wino_filters(const layer *l, const network *net)
+static const float *wino_filters(const lwf_runtime *rt, const layer *l, const network *net)
 {
-    wctx w = {l, (float *)net->workspace, 0, net, NULL};
-    lwf_parallel_if(16.0 * l->n * l->c, filters_part, &w);
+    wctx w = {l, rt, (float *)net->workspace, 0, net, NULL};
+    lwf_parallel_if(rt, 16.0 * l->n * l->c, filters_part, &w);
     return w.u;
 }
 
@@ -651,17 +653,17 @@ static void normalize_part(void *vc, int t, int nt)
 
 /* Parts for layer l: the threads, or 1 for a batch smaller than the threads (then the
  * products are split instead) or a layer too small to be worth splitting. */
-static int parts_of(const layer *l)
+static int parts_of(const lwf_runtime *rt, const layer *l)
 {
     int nt = lwf_threads();
     double macs = (double)l->batch * l->n * l->size * l->size * l->c * l->out_h * l->out_w;
-    return l->batch < nt || macs < 20 * lwf_min_work() ? 1 : nt;
+    return l->batch < nt || macs < 20 * rt->min_work ? 1 : nt;
 }
 
-void lwf_conv_forward(layer l, network net)
+void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
 {
-    int nt = parts_of(&l);
-    fctx c = {&l, &net, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL, NULL};
+    int nt = parts_of(&k->rt, &l);
+    fctx c = {&l, &net, &k->rt, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     /* Inference: one product per image, all of one shape, so an image's output does not
      * depend on the other images of its batch (OpenBLAS rounds differently for different
@@ -674,7 +676,7 @@ void lwf_conv_forward(layer l, network net)
         c.inv = inv;
         c.mean = l.rolling_mean;
     }
-    if (c.p.wino) c.u = wino_filters(&l, &net);
+    if (c.p.wino) c.u = wino_filters(&k->rt, &l, &net);
     if (c.p.direct) {
         /* (F/16, K, 16) in the shared part of the workspace */
         float *w16 = (float *)net.workspace;
@@ -718,6 +720,7 @@ void lwf_conv_forward(layer l, network net)
 typedef struct {
     const layer *l;
     const network *net;
+    const lwf_runtime *rt;
     plan p;
     int nt;                   /* parts (see fctx) */
     const float *mean, *var;  /* (F) statistics of the forward pass */
@@ -751,6 +754,44 @@ static void reduce_part(void *vc, int t, int nt)
         }
 }
 
+/* The input delta of images [a, a + n) from their final delta D (F, n*HW), im2col'ed
+ * inputs no longer needed in b's buffers. */
+static void input_delta(const bctx *c, const tbufs *b, int a, int n, const float *D)
+{
+    const layer *l = c->l;
+    const plan *p = &c->p;
+    int F = p->F, HW = p->HW, K = p->K, C = l->c, hw = p->hw, serial = c->nt == 1;
+    size_t cols = (size_t)n * HW;
+    float *imd = c->net->delta + (size_t)a * l->inputs;
+    if (direct_input(l)) {
+        /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
+         * to it, dropping what a [shortcut] or [route] put there: kept as it is */
+        if (n == 1) {
+            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
+        } else {
+            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b->col, (int)cols);
+            for (int j = 0; j < n; ++j)
+                for (int ch = 0; ch < K; ++ch)
+                    copy_row(imd + ((size_t)j * K + ch) * HW, b->col + (size_t)ch * cols + (size_t)j * HW, HW);
+        }
+    } else if (p->tconv) {
+        int kt = l->size * l->size * F, pt = l->size - 1 - l->pad;
+        size_t icols = (size_t)n * hw;
+        im2col_n(l->delta + (size_t)a * l->outputs, F, l->out_h, l->out_w, l->size, 1, pt, l->h, l->w, n, b->col);
+        if (n == 1) {
+            product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b->col, (int)icols, 1, imd, (int)icols);
+        } else {
+            product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b->col, (int)icols, 0, b->tmp, (int)icols);
+            for (int j = 0; j < n; ++j)
+                for (int ch = 0; ch < C; ++ch)
+                    add_rows(imd + ((size_t)j * C + ch) * hw, b->tmp + (size_t)ch * icols + (size_t)j * hw, hw);
+        }
+    } else {
+        product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b->col, (int)cols);
+        col2im_n(b->col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
+    }
+}
+
 /* Pass 2: per chunk, the delta at the product (batch-norm backward applied), then the
  * weight gradient and the input's delta.
  *
@@ -765,7 +806,7 @@ static void grad_part(void *vc, int t, int nt)
     const layer *l = c->l;
     const network *net = c->net;
     const plan *p = &c->p;
-    int F = p->F, HW = p->HW, K = p->K, C = l->c, hw = p->hw;
+    int F = p->F, HW = p->HW, K = p->K, C = l->c;
     int lo, hi;
     lwf_split(l->batch, t, nt, &lo, &hi);
     tbufs b = bufs_of(net, p, t);
@@ -813,35 +854,7 @@ static void grad_part(void *vc, int t, int nt)
         }
         product(serial, 0, 1, F, K, (int)cols, D, (int)cols, B, (int)cols, beta, dw, K);
         beta = 1;
-        if (!net->delta) continue;
-        float *imd = net->delta + (size_t)a * l->inputs;
-        if (direct_input(l)) {
-            /* Darknet writes a 1x1 convolution's input delta (beta 0) instead of adding
-             * to it, dropping what a [shortcut] or [route] put there: kept as it is */
-            if (n == 1) {
-                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, imd, (int)cols);
-            } else {
-                product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
-                for (int j = 0; j < n; ++j)
-                    for (int ch = 0; ch < K; ++ch)
-                        copy_row(imd + ((size_t)j * K + ch) * HW, b.col + (size_t)ch * cols + (size_t)j * HW, HW);
-            }
-        } else if (p->tconv) {
-            int kt = l->size * l->size * F, pt = l->size - 1 - l->pad;
-            size_t icols = (size_t)n * hw;
-            im2col_n(l->delta + (size_t)a * l->outputs, F, l->out_h, l->out_w, l->size, 1, pt, l->h, l->w, n, b.col);
-            if (n == 1) {
-                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 1, imd, (int)icols);
-            } else {
-                product(serial, 0, 0, C, (int)icols, kt, c->wt, kt, b.col, (int)icols, 0, b.tmp, (int)icols);
-                for (int j = 0; j < n; ++j)
-                    for (int ch = 0; ch < C; ++ch)
-                        add_rows(imd + ((size_t)j * C + ch) * hw, b.tmp + (size_t)ch * icols + (size_t)j * hw, hw);
-            }
-        } else {
-            product(serial, 1, 0, K, (int)cols, F, l->weights, K, D, (int)cols, 0, b.col, (int)cols);
-            col2im_n(b.col, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, n, imd);
-        }
+        if (net->delta) input_delta(c, &b, a, n, D);
     }
 }
 
@@ -886,10 +899,10 @@ static void flip_weights(const layer *l, float *wt)
         }
 }
 
-void lwf_conv_backward(layer l, network net)
+void lwf_conv_backward(lwf_kernel_ctx *k, layer l, network net)
 {
-    int nt = parts_of(&l);
-    bctx c = {&l, &net, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    int nt = parts_of(&k->rt, &l);
+    bctx c = {&l, &net, &k->rt, {0}, nt, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     make_plan(&l, &c.p);
     int F = l.n;
     tbufs b0 = bufs_of(&net, &c.p, 0);
@@ -929,11 +942,11 @@ void lwf_conv_backward(layer l, network net)
         flip_weights(&l, wt);
         c.wt = wt;
     }
-    if (c.p.wino && net.delta) c.u = wino_filters(&l, &net);
+    if (c.p.wino && net.delta) c.u = wino_filters(&k->rt, &l, &net);
     run(grad_part, &c, nt);
     if (c.p.wino) {
-        wctx w = {&l, NULL, nt, &net, &c.p};
-        lwf_parallel_if(16.0 * F * l.c * nt, wino_grad_part, &w);
+        wctx w = {&l, &k->rt, NULL, nt, &net, &c.p};
+        lwf_parallel_if(&k->rt, 16.0 * F * l.c * nt, wino_grad_part, &w);
     } else if (nt > 1) {
         lwf_parallel(sum_part, &c);
     }

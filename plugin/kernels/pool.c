@@ -1,7 +1,7 @@
 /* Fast [maxpool] and [avgpool] forward and backward, split over the pool's threads by
  * image (each image's planes are independent).  Same window, padding and tie rules as
  * Darknet's maxpool_layer.c (the first maximum wins; indexes into the input batch), and
- * the same sums as avgpool_layer.c.  Installed by kernels.c. */
+ * the same sums as avgpool_layer.c.  Installed by install.c. */
 #include "kernels/kernels.h"
 
 #include <float.h>
@@ -128,17 +128,17 @@ static void maxpool_bwd_part(void *vc, int t, int nt)
     for (size_t i = (size_t)lo * per; i < (size_t)hi * per; ++i) d[l->indexes[i]] += l->delta[i];
 }
 
-void lwf_maxpool_forward(layer l, network net)
+void lwf_maxpool_forward(lwf_kernel_ctx *k, layer l, network net)
 {
     pctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.inputs, maxpool_fwd_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.inputs, maxpool_fwd_part, &c);
 }
 
-void lwf_maxpool_backward(layer l, network net)
+void lwf_maxpool_backward(lwf_kernel_ctx *k, layer l, network net)
 {
     if (!net.delta) return;
     pctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.inputs, maxpool_bwd_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.inputs, maxpool_bwd_part, &c);
 }
 
 static void avgpool_fwd_part(void *vc, int t, int nt)
@@ -170,15 +170,15 @@ static void avgpool_bwd_part(void *vc, int t, int nt)
     }
 }
 
-void lwf_avgpool_forward(layer l, network net)
+void lwf_avgpool_forward(lwf_kernel_ctx *k, layer l, network net)
 {
     pctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.inputs, avgpool_fwd_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.inputs, avgpool_fwd_part, &c);
 }
 
-void lwf_avgpool_backward(layer l, network net)
+void lwf_avgpool_backward(lwf_kernel_ctx *k, layer l, network net)
 {
     if (!net.delta) return;
     pctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.inputs, avgpool_bwd_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.inputs, avgpool_bwd_part, &c);
 }

@@ -1,6 +1,6 @@
 /* Fast [route] forward and backward (the [task] layers are routes too): the same copies
  * and additions as Darknet's route_layer.c, split over the pool's threads by image, so
- * bit for bit the same results.  Installed by kernels.c. */
+ * bit for bit the same results.  Installed by install.c. */
 #include "kernels/kernels.h"
 
 typedef struct {
@@ -58,14 +58,14 @@ static void backward_part(void *vc, int t, int nt)
     }
 }
 
-void lwf_route_forward(layer l, network net)
+void lwf_route_forward(lwf_kernel_ctx *k, layer l, network net)
 {
     rctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.outputs, forward_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.outputs, forward_part, &c);
 }
 
-void lwf_route_backward(layer l, network net)
+void lwf_route_backward(lwf_kernel_ctx *k, layer l, network net)
 {
     rctx c = {&l, &net};
-    lwf_parallel_if((double)l.batch * l.outputs, backward_part, &c);
+    lwf_parallel_if(&k->rt, (double)l.batch * l.outputs, backward_part, &c);
 }

@@ -86,7 +86,7 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
         p->lambda = lambda;
         p->t2_scaling = t2;
     }
-    l.cweights = (char *)p;
+    lwf_loss_params_attach(&l, p);
     l.forward = forward_distill;
     l.backward = backward_distill;
     fprintf(stderr, "lwf_distill T=%-5g lambda=%-5g t2=%d                   %4d\n", temperature, lambda, t2,

@@ -100,7 +100,7 @@ layer lwf_make_grow_layer(int batch, int inputs, int old_classes, float temperat
         p->old_classes = old_classes;
         p->distill = 1;
     }
-    l.cweights = (char *)p;
+    lwf_loss_params_attach(&l, p);
     l.forward = forward_grow;
     l.backward = backward_grow;
     fprintf(stderr, "lwf_softmax old=%-4d T=%-5g lambda=%-5g t2=%d       %4d\n", old_classes, temperature, lambda,

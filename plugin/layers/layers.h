@@ -5,8 +5,7 @@
 
 #include "base/base.h"
 
-/* Parameters of a head's loss layer, owned by the layer (stored in l.cweights,
- * which libdarknet's free_layer frees and no CPU path of these layer types reads). */
+/* Parameters of a head's loss layer, owned by the layer. */
 typedef struct lwf_loss_params {
     float temperature;   /* T of [lwf_distill]; 1 for the new task */
     float lambda;        /* loss weight */
@@ -22,9 +21,23 @@ typedef struct lwf_loss_params {
                           * no label for this task and are skipped) */
 } lwf_loss_params;
 
+/* Where a loss layer keeps its lwf_loss_params: l.cweights, and only through these two.
+ * Darknet passes layers by value, so the parameters must sit behind a pointer the layer
+ * owns and libdarknet's free_layer frees; struct layer has no untyped pointer for that.
+ * cweights is the one that fits: free_layer frees it, it is a char * (a byte pointer, so
+ * holding a malloc'd struct through it is plain C), and libdarknet allocates and reads it
+ * only for binary convolutional layers, never for the layers that carry a loss: BLANK
+ * ([lwf_distill], [lwf_softmax]), SOFTMAX and YOLO.  The other owned pointers are typed
+ * arrays that libdarknet code reads by their meaning (cost, indexes, input_layers, map,
+ * rand, mask: [yolo]'s anchors, ...). */
 static inline lwf_loss_params *lwf_loss_params_of(const layer *l)
 {
     return (lwf_loss_params *)(void *)l->cweights;
+}
+/* Gives p (malloc'd, may be NULL) to l, which then owns it. */
+static inline void lwf_loss_params_attach(layer *l, lwf_loss_params *p)
+{
+    l->cweights = (char *)p;
 }
 
 /* T^2 where t2_scaling applies (teacher mode), else 1: the loss's weight is lambda times
@@ -81,9 +94,67 @@ layer lwf_make_task_layer(int batch, int src, const layer *srcl);
 void lwf_task_share_output(network *net, int i);
 void lwf_task_unshare_output(network *net, int i);
 
-/* Whether l's backward leaves the input delta alone when it is NULL (so a frozen or
- * absent predecessor can be given none); other types need a buffer. */
+/* ---- One row per layer type (types.c): what it stores, its update buffers, its
+ * initialisation and its delta rule.  A new stock layer with weights is one row there. */
+
+/* How an array of a new head's layer starts (lwf_layer_init), with Darknet's
+ * distributions: the row's init_scale s is sqrt(2 / fan-in). */
+typedef enum lwf_init {
+    LWF_INIT_KEEP,       /* as libdarknet built it (scales 1, rolling mean 0, variance 1) */
+    LWF_INIT_ZERO,
+    LWF_INIT_NORMAL,     /* s * N(0, 1) */
+    LWF_INIT_UNIFORM,    /* s * U(-1, 1) */
+} lwf_init;
+
+/* One float array of a layer.  Every array here is per output (a filter of a
+ * convolution, a neuron of a connected layer, a channel of a batchnorm): units(l) rows,
+ * each of 1 float (biases, scales, rolling mean and variance, their updates) or, with
+ * row set, of width(l) floats (the weights and their updates, one row per output).  So
+ * outputs [0, K) of an array are its first K * lwf_array_unit_floats floats. */
+typedef struct lwf_array {
+    const char *name;    /* Darknet's field name */
+    size_t field;        /* offsetof(layer, <its float *>) */
+    int row;             /* 0: one float per output; 1: width(l) floats per output */
+    lwf_init init;
+} lwf_array;
+
+#define LWF_MAX_STORED 5
+#define LWF_MAX_UPDATES 3
+
+typedef struct lwf_layer_kind {
+    const char *name;                 /* the section, "+bn" with batch_normalize=1 */
+    LAYER_TYPE type;
+    int bn;                           /* l.batch_normalize this row is for: 0, 1, -1 = any */
+    int (*units)(const layer *l);     /* outputs (NULL for a row without arrays) */
+    int (*width)(const layer *l);     /* floats of one output's weights row */
+    float (*init_scale)(const layer *l);
+    int nstored;
+    lwf_array stored[LWF_MAX_STORED]; /* what a .weights file holds, in file order */
+    int nupdates;
+    lwf_array updates[LWF_MAX_UPDATES]; /* update (momentum) buffers, in .state order */
+    /* backward leaves the input delta alone when it is NULL (so a frozen or absent
+     * predecessor can be given none); the others write it regardless and need a buffer */
+    int skips_null_delta;
+    /* whether backward writes its input delta whole instead of adding into it (NULL: adds) */
+    int (*overwrites_input_delta)(const layer *l);
+} lwf_layer_kind;
+
+/* The table: its n rows (the last one matches any type: stores nothing, needs a delta). */
+const lwf_layer_kind *lwf_layer_kinds(int *n);
+/* l's row; never NULL. */
+const lwf_layer_kind *lwf_layer_kind_of(const layer *l);
+/* The array a of l: its data, its floats per output, its floats (units * per output). */
+float *lwf_array_data(const layer *l, const lwf_array *a);
+size_t lwf_array_unit_floats(const layer *l, const lwf_layer_kind *k, const lwf_array *a);
+size_t lwf_array_floats(const layer *l, const lwf_layer_kind *k, const lwf_array *a);
+/* Floats l stores in a .weights file; floats in its update buffers. */
+size_t lwf_layer_stored_floats(const layer *l);
+size_t lwf_layer_update_floats(const layer *l);
+/* Re-initialises l's stored arrays as its row says, drawing from r in array order. */
+void lwf_layer_init(layer *l, lwf_rng *r);
+/* The delta rules of l's row (see lwf_layer_kind). */
 int lwf_layer_skips_null_delta(const layer *l);
+int lwf_layer_overwrites_input_delta(const layer *l);
 
 /* libdarknet's free_layer plus the per-class loss buffer it forgets (l.loss). */
 void lwf_layer_free(layer l);

@@ -68,7 +68,7 @@ int lwf_make_softmax_head(layer *l)
     if (!p) return -1;
     p->temperature = 1;
     p->lambda = 1;
-    l->cweights = (char *)p;
+    lwf_loss_params_attach(l, p);
     l->forward = forward_softmax_head;
     return 0;
 }

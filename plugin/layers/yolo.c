@@ -144,7 +144,7 @@ int lwf_make_yolo_head(layer *l, int old_classes, const lwf_yolo_params *keys)
     q->loss.distill = 1;
     q->loss.temperature = 1;
     q->cell = cell;
-    l->cweights = (char *)q;
+    lwf_loss_params_attach(l, &q->loss);
     l->x = scratch;
     l->forward = forward_lwf_yolo;
     return 0;

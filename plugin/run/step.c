@@ -62,8 +62,7 @@ void lwf_forward(network *netp, const lwf_plan *p)
          * does not learn gets no backward pass and no delta from the layer after it, and
          * one followed by a 1x1 convolution gets its delta written whole by that layer's
          * backward (Darknet's 1x1 backward overwrites its input delta) */
-        int overwritten = i + 1 < net.n && p->learn[i + 1] && net.layers[i + 1].type == CONVOLUTIONAL &&
-                          net.layers[i + 1].size == 1 && net.layers[i + 1].groups == 1 && !net.layers[i + 1].stopbackward;
+        int overwritten = i + 1 < net.n && p->learn[i + 1] && lwf_layer_overwrites_input_delta(&net.layers[i + 1]);
         if (l.delta && p->learn[i] && !overwritten) lwf_zero(l.delta, (size_t)l.outputs * l.batch);
         l.forward(l, net);
         net.input = l.output;

@@ -1,9 +1,9 @@
 /* Matrix products for the whole process: `gemm` and `gemm_cpu` defined here replace
  * libdarknet's reference triple loops (its internal calls go through the PLT and the
  * executable is linked with -rdynamic), with Darknet's exact semantics, on OpenBLAS.
- * The reference switch (LWF_REFERENCE=1 or lwf_set_reference) sends them back to
- * libdarknet's own gemm_cpu.  These two names are the only exports without the lwf_
- * prefix: they must be Darknet's.  Layer kernels: kernels.c, conv_kernels.c. */
+ * The reference switch (runtime.c: lwf_reference) sends them back to libdarknet's own
+ * gemm_cpu.  These two names are the only exports without the lwf_ prefix: they must be
+ * Darknet's.  Layer kernels: kernels/. */
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
 
@@ -23,10 +23,8 @@ void gotoblas_dynamic_quit(void) __attribute__((weak));
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, float *, int, float *, int, float, float *, int);
 
-/* Process-wide by necessity: libdarknet calls gemm without any context.  Written once
- * (pthread_once) or by lwf_set_reference before a run; counters are atomic. */
+/* Found once (pthread_once), then only read; the counters are atomic. */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static atomic_int reference_mode;
 static gemm_fn darknet_gemm_cpu;        /* libdarknet's own gemm_cpu, or NULL */
 static char darknet_path[4096];
 static char blas_note[160];
@@ -70,8 +68,6 @@ static void fix_openblas_core(void)
 
 static void setup(void)
 {
-    const char *e = getenv("LWF_REFERENCE");
-    if (e && *e && strcmp(e, "0") != 0) atomic_store(&reference_mode, 1);
     /* libdarknet's own gemm_cpu: the library that holds fill_cpu, looked up by handle so
      * that our interposing definition is not found first */
     Dl_info info;
@@ -95,18 +91,6 @@ static void setup(void)
 void lwf_blas_init(void)
 {
     pthread_once(&once, setup);
-}
-
-int lwf_reference(void)
-{
-    lwf_blas_init();
-    return atomic_load(&reference_mode);
-}
-
-void lwf_set_reference(int on)
-{
-    lwf_blas_init();
-    atomic_store(&reference_mode, on ? 1 : 0);
 }
 
 const char *lwf_blas_info(void)
@@ -171,7 +155,7 @@ void lwf_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,
     lwf_blas_init();
     int nt = lwf_threads();
     /* small products are not worth waking the other threads */
-    if (nt < 2 || (double)m * n * k < 2e6 || (m < 32 && n < 32)) {
+    if (nt < 2 || (double)m * n * k < LWF_SGEMM_SPLIT_MACS || (m < 32 && n < 32)) {
         lwf_sgemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
@@ -187,7 +171,7 @@ void gemm_cpu(int TA, int TB, int M, int N, int K, float ALPHA, float *A, int ld
     lwf_blas_init();
     int ok = M >= 0 && N >= 0 && K >= 0 && ldc >= (N > 1 ? N : 1) && lda >= ((TA ? M : K) > 1 ? (TA ? M : K) : 1) &&
              ldb >= ((TB ? K : N) > 1 ? (TB ? K : N) : 1);
-    if (atomic_load_explicit(&reference_mode, memory_order_relaxed) || !ok) {
+    if (lwf_reference() || !ok) {
         /* the reference, or arguments cblas would refuse: Darknet's own loops */
         if (darknet_gemm_cpu) {
             atomic_fetch_add_explicit(&n_ref_gemm, 1, memory_order_relaxed);

@@ -1,16 +1,15 @@
-/* The kernels' thread pool: nt - 1 workers started once, each running its part of a
- * job while the calling thread runs part 0.  Workers spin briefly, then sleep.  Which
- * work a part does is the kernels' business (runtime/runtime.h: lwf_split). */
+/* The kernels' thread pool: nt - 1 workers started once (nt from runtime.c's settings),
+ * each running its part of a job while the calling thread runs part 0.  Workers spin
+ * briefly, then sleep.  Which work a part does is the kernels' business
+ * (runtime/runtime.h: lwf_split); when a job is worth splitting, theirs too
+ * (lwf_parallel_if and the lwf_runtime they are given). */
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define MAX_THREADS 64
 #define SPINS 4000
 
 /* Process-wide, like OpenBLAS's own pool: created once, never freed. */
@@ -67,12 +66,7 @@ static void *worker(void *arg)
 
 static void start(void)
 {
-    int n = 0;
-    const char *e = getenv("LWF_THREADS");
-    if (e && *e) n = atoi(e);
-    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    if (n > MAX_THREADS) n = MAX_THREADS;
+    int n = lwf_runtime_threads();
     int made = 1;
     pthread_attr_t at;
     pthread_attr_init(&at);
@@ -138,15 +132,9 @@ void lwf_zero(float *x, size_t n)
     else lwf_parallel(zero_part, &z);
 }
 
-/* process-wide tuning knob, like the thread count */
-static _Atomic double min_work = 200000.0;
-
-double lwf_min_work(void)
+void lwf_parallel_if(const lwf_runtime *rt, double work, void (*fn)(void *ctx, int t, int nt),
+                                   void *ctx)
 {
-    return min_work;
-}
-
-void lwf_set_min_work(double w)
-{
-    min_work = w;
+    if (work < rt->min_work) fn(ctx, 0, 1);
+    else lwf_parallel(fn, ctx);
 }

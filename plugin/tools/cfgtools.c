@@ -287,14 +287,30 @@ static int task_name_used(const lwf_cfgfile *cf, const char *name)
     return 0;
 }
 
-/* new.data's stem, made unique among cf's task names (and `other`) with -2, -3, ... */
-static void new_task_name(const lwf_cfgfile *cf, const char *other, const char *newdata, char *out, size_t cap)
+/* A task name made from a file name: shorter than 200 characters (room for a -N suffix in
+ * lwf_init_info's names) and, as the [task] check wants, without ',' or '"' (CSV). */
+static int check_task_name(const char *what, const char *name, lwf_err *err)
 {
-    char base[200];
+    if (strlen(name) >= 200)
+        return lwf_fail(err, "%s '%s' is %zu characters long, at most 199: rename the file", what, name, strlen(name));
+    if (name[strcspn(name, ",\"")])
+        return lwf_fail(err, "%s '%s' holds ',' or '\"', which a task name may not (it goes into CSV files): rename "
+                             "the file",
+                        what, name);
+    return 0;
+}
+
+/* new.data's stem, made unique among cf's task names (and `other`) with -2, -3, ... */
+static int new_task_name(const lwf_cfgfile *cf, const char *other, const char *newdata, char *out, size_t cap,
+                         lwf_err *err)
+{
+    char base[256];
     stem(newdata, base, sizeof base);
+    if (check_task_name("new task name (from the .data's file name)", base, err)) return -1;
     snprintf(out, cap, "%s", base);
     for (int k = 2; task_name_used(cf, out) || (other && strcmp(out, other) == 0); ++k)
-        snprintf(out, cap, "%s-%d", base, k);
+        snprintf(out, cap, "%.199s-%d", base, k); /* base is under 200: checked */
+    return 0;
 }
 
 /* Stock classifier cfg -> trunk, old head ([lwf_distill]), new head ([softmax]). */
@@ -349,8 +365,10 @@ static int init_from_stock(const lwf_cfgfile *cf, const lwf_datacfg *nd, int spl
     }
     char oldname[256], newname[256];
     stem(file, oldname, sizeof oldname);
-    if (check_value_text("old task name (from the cfg's file name)", oldname, err)) return -1;
-    new_task_name(cf, oldname, nd->path, newname, sizeof newname);
+    if (check_value_text("old task name (from the cfg's file name)", oldname, err) ||
+        check_task_name("old task name (from the cfg's file name)", oldname, err) ||
+        new_task_name(cf, oldname, nd->path, newname, sizeof newname, err))
+        return -1;
 
     /* written layers: trunk 0..h0-1 (as in the stock cfg), [task] h0, old head h0+1..h0+hn,
      * [lwf_distill], [task], new head, [softmax] */
@@ -427,7 +445,7 @@ static int init_from_lwf(const lwf_cfgfile *cf, const lwf_datacfg *nd, sbuf *out
     int cls = find_class_layer(cf, last_task + 1, last_loss, &classes, err);
     if (cls < 0) return -1;
     char newname[256];
-    new_task_name(cf, NULL, nd->path, newname, sizeof newname);
+    if (new_task_name(cf, NULL, nd->path, newname, sizeof newname, err)) return -1;
 
     if (emit_net(out, cf, err)) return -1;
     for (int i = 1; i < cf->nsections; ++i) {
@@ -518,11 +536,13 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
     }
     int k = lwf_task_find(m, task);
     if (k < 0) {
-        char names[1024] = "";
-        size_t at = 0;
-        for (int j = 0; j < m->ntasks && at < sizeof names; ++j)
-            at += (size_t)snprintf(names + at, sizeof names - at, " %s", m->tasks[j].name);
-        lwf_fail(err, "%s: no task named '%s'; its tasks are:%s", cfgpath, task, names);
+        size_t need = 1, at = 0; /* every name, however long */
+        for (int j = 0; j < m->ntasks; ++j) need += strlen(m->tasks[j].name) + 1;
+        char *names = malloc(need);
+        for (int j = 0; names && j < m->ntasks; ++j)
+            at += (size_t)snprintf(names + at, need - at, " %s", m->tasks[j].name);
+        lwf_fail(err, "%s: no task named '%s'; its tasks are:%s", cfgpath, task, names ? names : " (out of memory)");
+        free(names);
         goto done;
     }
     const lwf_task *t = &m->tasks[k];

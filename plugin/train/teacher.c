@@ -4,9 +4,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "train/train.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* One distillation target: outputs [from, from + count) of a teacher layer, which go to
  * truth columns [column, column + count) of the student. */
@@ -73,27 +75,79 @@ static void run_teacher(lwf_teacher *t, const float *X, int n, float *out, int s
     }
 }
 
-/* The cache key: whatever changes the recorded responses must change it.  Today: the list
- * file, the teacher's weights file, and each old layer's type and output size. */
-static int cache_key(const lwf_teacher *t, const lwf_teacher_opts *o, unsigned long long *key, lwf_err *err)
+/* FNV-1a of n bytes folded into *key. */
+static void fold(unsigned long long *key, const void *p, size_t n)
 {
-    const lwf_model *tm = t->tm;
-    *key = 0;
-    if (lwf_hash_file(o->list_path, key, err) || lwf_hash_file(o->weights, key, err)) return -1;
-    for (int i = 0; i < lwf_old_layers(tm); ++i) {
-        *key = (*key ^ (unsigned long long)tm->net->layers[i].type) * 1099511628211ULL;
-        *key = (*key ^ (unsigned long long)tm->net->layers[i].outputs) * 1099511628211ULL;
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; ++i) *key = (*key ^ b[i]) * 1099511628211ULL;
+}
+
+static void fold_str(unsigned long long *key, const char *s)
+{
+    fold(key, s, strlen(s) + 1); /* with its NUL: "ab","c" is not "a","bc" */
+}
+
+static void fold_int(unsigned long long *key, long long v)
+{
+    fold(key, &v, sizeof v);
+}
+
+/* What the teacher's network is, as built: every option of every section up to its last
+ * old layer (the trunk's activation=, a head's filters=, ...), each old layer's type and
+ * output size, how an image becomes its input ([net] size and the crop / colour keys), and
+ * the kernels (Darknet's reference or ours: their sums round differently). */
+static int fold_network(const lwf_model *tm, unsigned long long *key, lwf_err *err)
+{
+    lwf_cfgfile cf;
+    if (lwf_cfg_read(tm->cfg, &cf, err)) return -1;
+    int nold = lwf_old_layers(tm);
+    for (int i = 1; i < cf.nsections && i <= nold; ++i) { /* section i is layer i - 1 */
+        const lwf_section *s = &cf.sections[i];
+        fold_str(key, s->type);
+        for (int k = 0; k < s->nopts; ++k) {
+            fold_str(key, s->opts[k].key);
+            fold_str(key, s->opts[k].val);
+        }
     }
+    lwf_cfg_free(&cf);
+    for (int i = 0; i < nold; ++i) {
+        fold_int(key, tm->net->layers[i].type);
+        fold_int(key, tm->net->layers[i].outputs);
+    }
+    const lwf_augment *a = &tm->aug;
+    long long ints[] = {tm->net->w, tm->net->h, tm->net->c, a->min, a->max, a->flip, a->center, lwf_reference()};
+    float floats[] = {a->angle, a->aspect, a->hue, a->saturation, a->exposure};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; ++i) fold_int(key, ints[i]);
+    fold(key, floats, sizeof floats);
     return 0;
 }
 
+/* The cache key: whatever changes the recorded responses must change it: the list file,
+ * every image's path and bytes (an image replaced under its name), the teacher's weights
+ * file, and the network as built (fold_network). */
+static int cache_key(const lwf_teacher *t, const lwf_teacher_opts *o, unsigned long long *key, lwf_err *err)
+{
+    *key = 1469598103934665603ULL;
+    if (lwf_hash_file(o->list_path, key, err) || lwf_hash_file(o->weights, key, err)) return -1;
+    for (int i = 0; i < o->list->n; ++i) {
+        fold_str(key, o->list->items[i]);
+        lwf_err ierr;
+        if (lwf_hash_file(o->list->items[i], key, &ierr))
+            return lwf_fail(err, "%s:%d: %s", o->list_path, o->list->line[i], ierr.msg);
+    }
+    return fold_network(t->tm, key, err);
+}
+
 /* 1 if the cache file holds key's responses, all finite (then in t->record); 0 if it is
- * missing, stale or corrupt (said on stderr). */
-static int read_cache(lwf_teacher *t, const char *path, unsigned long long key)
+ * missing, stale or corrupt (said on stderr); -1 with err when it is there but not a
+ * regular file (a FIFO is never waited on, nor recorded for: its write would be refused). */
+static int read_cache(lwf_teacher *t, const char *path, unsigned long long key, lwf_err *err)
 {
     int N = t->images, C = t->width;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) return 0;
+    FILE *fp = lwf_open_regular(path, "teacher cache", err);
+    if (!fp) return -1;
     unsigned long long k2 = 0;
     int n2 = 0, c2 = 0;
     int ok = fread(&k2, sizeof k2, 1, fp) == 1 && fread(&n2, sizeof n2, 1, fp) == 1 &&
@@ -111,7 +165,9 @@ static int read_cache(lwf_teacher *t, const char *path, unsigned long long key)
         fprintf(stderr, "teacher: %s is corrupt (value %zu is %g, not finite): recording again\n", path, bad,
                 t->record[bad]);
     else
-        fprintf(stderr, "teacher: %s is stale (list, old weights or cfg changed): recording again\n", path);
+        fprintf(stderr, "teacher: %s is stale (the list, an image, the old weights, the old network's cfg "
+                        "sections or the kernels changed): recording again\n",
+                path);
     return 0;
 }
 
@@ -175,7 +231,8 @@ static int record_responses(lwf_teacher *t, const lwf_teacher_opts *o, lwf_err *
     t->images = o->list->n;
     t->record = malloc((size_t)t->images * t->width * sizeof(float));
     if (!t->record) return lwf_fail(err, "out of memory for %d x %d recorded responses", t->images, t->width);
-    if (read_cache(t, o->cache, key)) return 0;
+    int got = read_cache(t, o->cache, key, err);
+    if (got) return got < 0 ? -1 : 0;
     if (record_all(t, o, err)) return -1;
     return write_cache(t, o->cache, key, err);
 }
@@ -188,7 +245,10 @@ lwf_teacher *lwf_teacher_open(const lwf_model *m, const lwf_teacher_opts *o, lwf
         return NULL;
     }
     t->mode = o->mode;
-    lwf_build_opts bo = {m->net->batch, 1};
+    /* its layer table follows the student's, under a line that says what it is */
+    fprintf(stderr, "teacher: the original old network (%s), frozen; it runs layers 0-%d of this table:\n",
+            o->weights, lwf_old_layers(m) - 1);
+    lwf_build_opts bo = {m->net->batch, 0};
     int rc = (t->tm = lwf_model_load(m->cfg, &bo, err)) ? 0 : -1;
     if (!rc) rc = lwf_weights_load(t->tm->net, o->weights, lwf_old_layers(t->tm), NULL, err);
     if (!rc && lwf_plan_make(t->tm, LWF_PASS_TEACHER, &t->plan)) rc = lwf_fail(err, "out of memory");

@@ -37,6 +37,7 @@ typedef struct {
     lwf_trainval *valid;     /* -valid N: the tasks' valid lists, or NULL */
     lwf_chart chart;         /* <cfg>.chart.png */
     int resume;              /* continuing a whole-model backup */
+    int whole;               /* the weights given are a whole model (a backup, a finished run) */
     int distill;             /* the joint phase uses the old heads' distillation */
     int joint;               /* -method joint: every head learns from its own labels */
     long long warmup, total; /* iterations */
@@ -65,22 +66,14 @@ static const char *bpath(trainer *t, const char *suffix)
     return lwf_folder_path(&t->dir, suffix);
 }
 
-/* Re-initialises the new head's weights from the seed, with Darknet's distributions. */
+/* Re-initialises the new head's weights from the seed, with Darknet's distributions (the
+ * per-layer-type table says which arrays, and how). */
 static void init_new_head(lwf_model *m, unsigned long long seed)
 {
     network *net = m->net;
     for (int i = m->tasks[m->new_task].first; i < net->n; ++i) {
-        layer *l = &net->layers[i];
         lwf_rng r = lwf_rng_make(seed, 0x4e455748ULL, (unsigned long long)i);
-        if (l->type == CONVOLUTIONAL) {
-            float scale = sqrtf(2.0f / (l->size * l->size * l->c / l->groups));
-            for (int k = 0; k < l->nweights; ++k) l->weights[k] = scale * lwf_rng_normal(&r);
-            memset(l->biases, 0, (size_t)l->n * sizeof(float));
-        } else if (l->type == CONNECTED) {
-            float scale = sqrtf(2.0f / l->inputs);
-            for (int k = 0; k < l->outputs * l->inputs; ++k) l->weights[k] = scale * lwf_rng_uniform(&r, -1, 1);
-            memset(l->biases, 0, (size_t)l->outputs * sizeof(float));
-        }
+        lwf_layer_init(&net->layers[i], &r);
     }
 }
 
@@ -341,7 +334,9 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
     if (sc->data.classes != tk->classes)
         return lwf_fail(err, "%s: classes=%d, but task '%s' (%s:%d) outputs %d values", dpath, sc->data.classes,
                         tk->name, t->o->cfg, tk->line, tk->classes);
-    if (lwf_list_read(sc->data.train, &sc->paths, err) || lwf_list_read(sc->data.labels, &sc->labels, err)) return -1;
+    /* a list that does not open is named with the .data line it came from */
+    if (lwf_datacfg_list(&sc->data, "train", &sc->paths, err) || lwf_datacfg_list(&sc->data, "labels", &sc->labels, err))
+        return -1;
     if (sc->labels.n != sc->data.classes)
         return lwf_fail(err, "%s: %d labels, but %s says classes=%d", sc->data.labels, sc->labels.n, dpath,
                         sc->data.classes);
@@ -422,43 +417,91 @@ static int load(trainer *t, lwf_err *err)
     return 0;
 }
 
+/* "<weights>.state", newly allocated (NULL when out of memory). */
+static char *state_path(const char *weights)
+{
+    size_t n = strlen(weights) + sizeof ".state";
+    char *sp = malloc(n);
+    if (sp) snprintf(sp, n, "%s.state", weights);
+    return sp;
+}
+
 /* Our backups have a .state beside them: a weights file that holds only the old network's
  * floats and has one is a cut-off backup, not an old network to start a new run from. */
 static int refuse_cut_off(const char *weights, lwf_err *err)
 {
-    char sp[4200];
-    snprintf(sp, sizeof sp, "%s.state", weights);
-    if (access(sp, F_OK) == 0)
-        return lwf_fail(err, "%s: holds only the old network's floats, but %s beside it says it is a whole-model "
-                             "backup: cut off? (resume from an intact backup, or start from the old network's "
-                             "weights)",
-                        weights, sp);
+    char *sp = state_path(weights);
+    if (!sp) return lwf_fail(err, "out of memory");
+    int rc = access(sp, F_OK) != 0 ? 0
+                                   : lwf_fail(err, "%s: holds only the old network's floats, but %s beside it says it "
+                                                   "is a whole-model backup: cut off? (resume from an intact backup, "
+                                                   "or start from the old network's weights)",
+                                              weights, sp);
+    free(sp);
+    return rc;
+}
+
+/* A resumed run at iteration `at` (from the backup's header) with -stop N <= at would train
+ * one iteration and stop after it: refused, before anything is written. */
+static int check_stop(const lwf_train_opts *o, long long at, lwf_err *err)
+{
+    if (o->stop > 0 && o->stop <= at)
+        return lwf_fail(err, "-stop %lld: %s is already at iteration %lld, so there is nothing to train up to %lld: "
+                             "give a later -stop (or none)",
+                        (long long)o->stop, o->weights, at, (long long)o->stop);
     return 0;
 }
 
+/* Resuming from a whole-model backup (`seen` images in its header): reads the .state
+ * beside it and checks all of it before anything is applied.  A state whose iteration is
+ * the backup's gives the layers their momentum and update count; one of another iteration
+ * (batch= or subdivisions= changed since, or a state left beside another backup) gives
+ * none: the update buffers stay the parser's zeros.  Either way the state names the run:
+ * its -method must be this one, and its seed is the run's (in *st).  Returns 1 if a state
+ * was read, 0 if there is none, -1 on error (nothing changed). */
+static int resume_state(trainer *t, size_t seen, lwf_state *st, lwf_err *err)
+{
+    const lwf_train_opts *o = t->o;
+    network *net = t->m->net;
+    char *sp = state_path(o->weights);
+    if (!sp) return lwf_fail(err, "out of memory");
+    lwf_state_file f;
+    int r = lwf_state_read(net, sp, &f, err), rc = r < 0 ? -1 : r == 1 ? 0 : 1;
+    if (r == 1) fprintf(stderr, "resume: no %s: momentum starts from zero\n", sp);
+    if (rc == 1 && f.st.method != (int)o->method)
+        rc = lwf_fail(err, "%s: this run was trained with another -method (its .state says %s); resume it with the "
+                           "same one",
+                      o->weights, lwf_method_name((lwf_method)f.st.method));
+    size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
+    if (rc == 1 && seen % imgs == 0 && (unsigned long long)f.st.iteration == seen / imgs)
+        lwf_state_apply(net, &f);
+    else if (rc == 1)
+        fprintf(stderr, "resume: no matching %s: it is for iteration %lld, the backup has seen %zu images, %zu an "
+                        "iteration with this cfg's batch and subdivisions: momentum starts from zero\n",
+                sp, f.st.iteration, seen, imgs);
+    if (rc == 1) *st = f.st;
+    if (r == 0) lwf_state_file_free(&f);
+    free(sp);
+    return rc;
+}
+
 /* Resume (or start): the weights, the old network's for a fresh run or a whole-model
- * backup's with its .state (momentum, counters, seed) for a resumed one; the seen
- * counter, the seed, the new head's initialisation on a fresh run.  Sets t->resume. */
+ * backup's with its .state (momentum, counters, seed: see resume_state) for a resumed
+ * one; the seen counter, the seed, the new head's initialisation on a fresh run.  Sets
+ * t->resume. */
 static int resume_or_start(trainer *t, lwf_err *err)
 {
     const lwf_train_opts *o = t->o;
     lwf_model *m = t->m;
     network *net = m->net;
     /* weights: old network (fresh run) or a whole-model backup (resume) */
-    int whole = 0;
     size_t seen = 0;
     lwf_state st = {0, 0, 0};
     int have_state = 0;
-    char teacher_w[4200];
-    snprintf(teacher_w, sizeof teacher_w, "%s", bpath(t, ".teacher.weights"));
-    if (o->weights && lwf_weights_load_model(m, o->weights, &whole, &seen, err)) return -1;
-    if (o->weights && !whole && refuse_cut_off(o->weights, err)) return -1;
-    int resume = t->resume = whole && !o->clear;
+    if (o->weights && lwf_weights_load_model(m, o->weights, &t->whole, &seen, err)) return -1;
+    if (o->weights && !t->whole && refuse_cut_off(o->weights, err)) return -1;
+    int resume = t->resume = t->whole && !o->clear;
     if (resume) {
-        char sp[4200];
-        snprintf(sp, sizeof sp, "%s.state", o->weights);
-        int r = lwf_state_load(net, &st, sp, err);
-        if (r < 0) return -1;
         size_t imgs = (size_t)net->batch * (size_t)net->subdivisions;
         /* both counters come from files: compare without multiplying (a corrupt iteration
          * overflowed st.iteration * imgs), and refuse a count beyond this run's end */
@@ -466,27 +509,44 @@ static int resume_or_start(trainer *t, lwf_err *err)
             return lwf_fail(err, "%s: its header counts %zu images seen, iteration %zu, beyond this run's %lld "
                                  "iterations: a corrupt header (or give -clear to start the count again)",
                             o->weights, seen, seen / imgs, t->total);
-        if (r == 0 && seen % imgs == 0 && (unsigned long long)st.iteration == seen / imgs) {
-            have_state = 1;
-            if (st.method != (int)o->method)
-                return lwf_fail(err, "%s: this run was trained with another -method; resume it with the same one",
-                                o->weights);
-        } else {
-            /* the update buffers are still the zeros the parser gave them */
-            fprintf(stderr, "resume: no matching %s: momentum starts from zero\n", sp);
-        }
-        *net->seen = seen;
-        if (t->distill && access(teacher_w, R_OK) != 0)
+        if (check_stop(o, (long long)(seen / imgs), err)) return -1;
+        if (t->distill && access(bpath(t, ".teacher.weights"), R_OK) != 0)
             return lwf_fail(err, "resume: the original old network %s is missing (it is written at the start of a "
                                  "run); start again from the old weights",
-                            teacher_w);
+                            bpath(t, ".teacher.weights"));
+        have_state = resume_state(t, seen, &st, err);
+        if (have_state < 0) return -1;
+        *net->seen = seen;
     } else {
         *net->seen = 0;
     }
     t->seed = o->seed_set ? o->seed : have_state ? st.seed : (unsigned long long)time(NULL);
-    srand((unsigned)t->seed); /* libdarknet's own randoms (dropout, crop layers) */
-    if (!whole) init_new_head(m, t->seed);
+    lwf_kernels_seed(net, t->seed); /* the fast [dropout]'s stream */
+    srand((unsigned)t->seed); /* libdarknet's own rand(): [crop], [dropout] under -reference */
+    if (!t->whole) init_new_head(m, t->seed);
     return 0;
+}
+
+/* The teacher's weights, <cfg>.teacher.weights, the original old network: written on a
+ * fresh run from the old network given.  A whole model given with -clear (a backup or a
+ * finished run, whose old heads have drifted) does not replace it: the folder's original
+ * stays the teacher; only when the folder has none do that model's old heads become it,
+ * as said on stderr.  Removing the file is how to ask for a new teacher. */
+static int keep_teacher_weights(trainer *t, lwf_err *err)
+{
+    const lwf_model *m = t->m;
+    if (!t->distill || t->resume) return 0;
+    const char *tw = bpath(t, ".teacher.weights");
+    if (t->whole && access(tw, F_OK) == 0) {
+        fprintf(stderr, "teacher: -clear keeps the original old network %s as the teacher, not the old heads of %s "
+                        "(remove it to make those the teacher)\n",
+                tw, t->o->weights);
+        return 0;
+    }
+    if (t->whole)
+        fprintf(stderr, "teacher: no original old network in %s: the old heads of %s become the teacher (%s)\n",
+                t->dir.dir, t->o->weights, tw);
+    return lwf_weights_save(m->net, tw, lwf_old_layers(m), 0, err);
 }
 
 /* Everything is checked: only from here on is the backup folder written to, so a refused
@@ -498,8 +558,7 @@ static int prepare_folder(trainer *t, lwf_err *err)
     lwf_model *m = t->m;
     network *net = m->net;
     if (lwf_folder_prepare(&t->dir, o->cfg, err)) return -1;
-    if (!t->resume && t->distill && lwf_weights_save(net, bpath(t, ".teacher.weights"), lwf_old_layers(m), 0, err))
-        return -1;
+    if (keep_teacher_weights(t, err)) return -1;
     fprintf(stderr, "lwf train: %s, method %s, teacher %s, seed %llu, %d images, %lld warm-up + %d joint iterations%s\n",
             o->cfg, lwf_method_name(o->method),
             t->distill ? (o->teacher == LWF_TEACHER_RECORD ? "record" : "online") : "none", t->seed, t->src[0].paths.n,
@@ -512,12 +571,13 @@ static int prepare_folder(trainer *t, lwf_err *err)
  * a record teacher's cache beside it. */
 static int open_teacher(trainer *t, lwf_err *err)
 {
-    char weights[4200], cache[4200];
-    snprintf(weights, sizeof weights, "%s", bpath(t, ".teacher.weights"));
-    snprintf(cache, sizeof cache, "%s", bpath(t, ".teacher"));
+    char *weights = lwf_strdup(bpath(t, ".teacher.weights")), *cache = lwf_strdup(bpath(t, ".teacher"));
     const source *sc = &t->src[0];
     lwf_teacher_opts to = {t->o->teacher, weights, sc->data.train, &sc->paths, cache};
-    t->teacher = lwf_teacher_open(t->m, &to, err);
+    t->teacher = weights && cache ? lwf_teacher_open(t->m, &to, err) : NULL;
+    if (!weights || !cache) lwf_fail(err, "out of memory");
+    free(weights);
+    free(cache);
     return t->teacher ? 0 : -1;
 }
 

@@ -52,7 +52,7 @@ void lwf_teacher_close(lwf_teacher *t);
  * write() so a killed run leaves whole lines only. */
 typedef struct lwf_log {
     int fd;                /* O_APPEND, or -1 */
-    char path[4200];
+    char *path;            /* owned */
 } lwf_log;
 
 /* What one iteration reports, on stdout (unless -quiet) and as a line of the CSV log. */
@@ -81,20 +81,28 @@ void lwf_log_close(lwf_log *log);
 
 /* ---- the backup folder (folder.c) ----
  * <backup>/<cfg stem><suffix> files; one run at a time holds the folder's lock. */
+/* The longest suffix lwf_folder_path takes (the run's own names: ".teacher.weights",
+ * "_<epoch>.weights", ...). */
+#define LWF_FOLDER_SUFFIX_MAX 64
+
 typedef struct lwf_folder {
     const char *dir;       /* the .data's backup= (not owned) */
     char *base;            /* cfg file name without folder and extension, owned */
     int lockfd;            /* holds <dir>/.lwf-train.lock while we run, or -1 */
-    char path[4096];       /* scratch for lwf_folder_path */
+    char *path;            /* scratch for lwf_folder_path: room for dir, base and any suffix */
+    size_t cap;
 } lwf_folder;
 
 /* Names the folder and the cfg whose backups it holds; checks that dir is a folder or does
- * not exist yet.  Writes nothing. */
+ * not exist yet, and is not "/" or a system folder (/etc, /usr, ...).  Writes nothing. */
 int lwf_folder_init(lwf_folder *f, const char *dir, const char *cfg, lwf_err *err);
-/* <dir>/<base><suffix>, in f's scratch buffer: valid until the next call. */
+/* <dir>/<base><suffix>, in f's scratch buffer: valid until the next call.  suffix is one of
+ * the run's own (at most LWF_FOLDER_SUFFIX_MAX characters). */
 const char *lwf_folder_path(lwf_folder *f, const char *suffix);
 /* Creates the folder, takes its lock (an error if another run holds it) and removes the
- * temporary files a killed run left.  The first write of a run. */
+ * temporary files a killed run left: only this cfg's own names (<base><output>.tmp.<pid>,
+ * as lwf_write_file_atomic makes them) whose pid is not a live process.  The first write
+ * of a run. */
 int lwf_folder_prepare(lwf_folder *f, const char *cfg, lwf_err *err);
 /* Writes every layer of net as <base><suffix> (header: net's seen); with st, the optimiser
  * state beside it as <base><suffix>.state first. */

@@ -978,6 +978,36 @@ fashion_weights_cut() {
     assert_contains "momentum starts from zero" "resume: from $T/backup/small.backup at iteration 2"
 }
 
+@test "not an error: a .state of another iteration gives no momentum: the run is the one resumed without a .state" {
+    # iteration 3 instead of the backup's 2: read and checked, then not applied (its
+    # momentum was once copied into the layers before the iteration was compared)
+    printf '\x03' | dd of="$T/backup/small.backup.state" bs=1 seek=12 conv=notrunc status=none
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$T/backup/small.backup" -seed 1 -quiet
+    assert_ok
+    assert_contains "momentum starts from zero" "for iteration 3"
+    # the same resume from a copy of the backup folder without the .state
+    cp -r "$FIX/backup.ref" "$T/nostate"
+    rm "$T/nostate/small.backup.state"
+    sed "s|^backup=.*|backup=$T/nostate|" "$T/new.data" > "$T/nostate.data"
+    run "$DARKNET" lwf train "$T/nostate.data" "$SMALL" "$T/nostate/small.backup" -seed 1 -quiet
+    assert_ok
+    assert_contains "resume: no $T/nostate/small.backup.state: momentum starts from zero"
+    cmp "$T/backup/small.weights" "$T/nostate/small.weights"
+    # guard: the momentum matters here (the reference run kept it, and ends elsewhere)
+    run cmp -s "$FIX/backup.ref/small.weights" "$T/nostate/small.weights"
+    [ "$status" -eq 1 ]
+}
+
+@test "not an error: resuming after batch= changed keeps the seed of the .state (no -seed given), without its momentum" {
+    # the backup has seen 8 images: iteration 2 at batch=4, 4 at batch=2, not the state's 2
+    mkdir -p "$T/b2"
+    sed 's/^batch=4$/batch=2/' "$SMALL" > "$T/b2/small.cfg"
+    grep -q '^batch=2$' "$T/b2/small.cfg"
+    run "$DARKNET" lwf train "$T/new.data" "$T/b2/small.cfg" "$T/backup/small.backup" -quiet
+    assert_ok
+    assert_contains "seed 1," "momentum starts from zero" "resume: from $T/backup/small.backup at iteration 4"
+}
+
 @test "data: a key given twice (classes=2, then classes=3) is an error at the second, naming the first" {
     new_data "$T/new.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$T/backup" classes=3
     train "$T/new.data" "$SMALL" "$OLDW"
@@ -1363,4 +1393,260 @@ evil_matrix() {
     sed "s|^data=.*ref.data$|data=$T/rel.data|" "$SMALL" > "$T/rel.cfg"
     hostile lwf valid "$T/rel.cfg" "$T/backup/small.weights" -task new
     assert_rejected "$T/rel.data" 2 "rel/valid.list" "current folder" "No such file"
+}
+
+@test "environment: LWF_THREADS=abc, 3x, 100000, 0 and LWF_REFERENCE=yes are refused, naming the variable" {
+    local v
+    for v in LWF_THREADS=abc LWF_THREADS=3x LWF_THREADS=100000 LWF_THREADS=0 LWF_THREADS=-2 LWF_REFERENCE=yes; do
+        run env "$v" "$DARKNET" lwf info "$BASE_CFG"
+        echo "$v: status $status: $output" | tail -n 3
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"$v: must be "* ]]
+        [[ "$output" != *"kernels: "* ]]
+    done
+    # the same values, valid: accepted
+    for v in LWF_THREADS=1 LWF_THREADS=64 LWF_REFERENCE=0 LWF_REFERENCE=1; do
+        run env "$v" "$DARKNET" lwf info "$BASE_CFG"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"kernels: "* ]]
+    done
+}
+
+# ---- training defects (issue 11, training side) ------------------------------------------
+# Each case below failed before its fix (see the README's Reliability section): the log
+# header, the teacher's cache key, the backup folder's cleanup, -clear and the teacher,
+# -stop behind a resumed iteration, a train= list named with its .data line, FIFOs and links
+# where training reads its own files, the teacher's layer table.
+
+# tasks_cfg OUT N NAME...: $SMALL with N old heads and the new one, named NAME1.. in order
+# (N + 1 names); sets CFG=OUT and OLDN to the old network's float count.
+tasks_cfg() {
+    local out=$1 n=$2 k
+    shift 2
+    sed -n '1,/^\[task\]/p' "$SMALL" | sed '$d' > "$out"
+    for k in $(seq 1 "$n"); do
+        printf '[task]\nname=%s\n\n[convolutional]\nfilters=3\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[lwf_distill]\n\n' "$1" >> "$out"
+        shift
+    done
+    printf '[task]\nname=%s\n\n[convolutional]\nfilters=2\nsize=1\nstride=1\npad=1\nactivation=linear\n\n[avgpool]\n\n[softmax]\n' "$1" >> "$out"
+    CFG=$out
+    OLDN=$((124 + 15 * n))
+}
+
+# expected_header NAME...: the log header for these task names.
+expected_header() {
+    local h="iteration,epoch,phase,loss,avg_loss,rate,seconds,images" name
+    for name in "$@"; do h="$h,${name}_loss"; done
+    echo "$h"
+}
+
+@test "log: a task named with 5,000 characters gets its whole column in the header, no stray bytes" {
+    local long
+    long=$(printf 'n%.0s' $(seq 1 5000))
+    tasks_cfg "$T/long.cfg" 1 old "$long"
+    floats_file "$T/long.weights" "$OLDN" 0000803e
+    run "$DARKNET" lwf train "$T/new.data" "$CFG" "$T/long.weights" -seed 1 -quiet
+    assert_ok
+    [ "$(head -n 1 "$T/backup/long.log.csv")" = "$(expected_header old "$long")" ]
+    # no NUL or other heap bytes anywhere in the log, and every row as wide as the header
+    [ "$(tr -d '\000' < "$T/backup/long.log.csv" | cmp - "$T/backup/long.log.csv" && echo same)" = same ]
+    [ "$(awk -F, '{ print NF }' "$T/backup/long.log.csv" | sort -u)" = 10 ]
+}
+
+@test "log: 17 tasks with 240-character names: one header column per task, as many as in the rows" {
+    local base names=() k
+    base=$(printf 'q%.0s' $(seq 1 240))
+    for k in $(seq 1 17); do names+=("$base$k"); done
+    tasks_cfg "$T/many.cfg" 16 "${names[@]}"
+    floats_file "$T/many.weights" "$OLDN" 0000803e
+    run "$DARKNET" lwf train "$T/new.data" "$CFG" "$T/many.weights" -seed 1 -quiet
+    assert_ok
+    [ "$(head -n 1 "$T/backup/many.log.csv")" = "$(expected_header "${names[@]}")" ]
+    [ "$(awk -F, '{ print NF }' "$T/backup/many.log.csv" | sort -u)" = 25 ]
+}
+
+@test "cfg: a task name holding ',' or '\"' is refused at its line (it would break the CSV log and lwf valid -csv)" {
+    local bad
+    for bad in 'a,b' 'a"b'; do
+        tasks_cfg "$T/comma.cfg" 1 old "$bad"
+        floats_file "$T/comma.weights" "$OLDN" 0000803e
+        train "$T/new.data" "$CFG" "$T/comma.weights"
+        assert_rejected "$CFG" "$(line_of '^name=' 2)" "name=$bad" "CSV"
+        hostile lwf valid "$CFG" "$T/comma.weights" -csv
+        assert_rejected "$CFG" "$(line_of '^name=' 2)" "may not hold"
+    done
+}
+
+# record_run CFG DATA: a -teacher record run of CFG into its own folder; stderr in $output.
+record_run() {
+    run "$DARKNET" lwf train "$2" "$1" "$OLDW" -seed 1 -quiet -teacher record
+    assert_ok
+}
+
+@test "teacher record: a changed trunk activation= records again, and trains as a fresh run" {
+    CFG=$T/act.cfg
+    cp "$SMALL" "$CFG"
+    sed "s|^backup=.*|backup=$T/rec|" "$T/new.data" > "$T/rec.data"
+    record_run "$CFG" "$T/rec.data"
+    assert_contains "recording the old network's responses"
+    set_line "$(line_of '^activation=leaky')" "activation=relu"
+    record_run "$CFG" "$T/rec.data"
+    refute_contains "reused"
+    assert_contains "is stale"
+    cp "$T/rec/act.weights" "$T/after-change.weights"
+    rm "$T/rec/act.teacher"
+    record_run "$CFG" "$T/rec.data"
+    cmp "$T/rec/act.weights" "$T/after-change.weights"
+    # and an unchanged cfg still reuses it
+    record_run "$CFG" "$T/rec.data"
+    assert_contains "recorded responses reused"
+}
+
+@test "teacher record: images replaced under the same names record again, and train as a fresh run" {
+    mkdir -p "$T/img"
+    cp "$FIX"/img/*.png "$T/img/"
+    sed "s|$FIX/img|$T/img|" "$FIX/train.list" > "$T/own.list"
+    new_data "$T/rec.data" classes=2 "train=$T/own.list" "valid=$FIX/valid.list" "labels=$FIX/labels" "backup=$T/rec"
+    record_run "$SMALL" "$T/rec.data"
+    # new pictures under the old names (another size, so other pixels), list unchanged
+    "$MKIMG" -s 12 "$T"/img/*.png
+    record_run "$SMALL" "$T/rec.data"
+    refute_contains "reused"
+    cp "$T/rec/small.weights" "$T/after-change.weights"
+    rm "$T/rec/small.teacher"
+    record_run "$SMALL" "$T/rec.data"
+    cmp "$T/rec/small.weights" "$T/after-change.weights"
+}
+
+# dead_pid: the pid of a process that has ended (a child, reaped).
+dead_pid() {
+    sh -c 'exit 0' &
+    local p=$!
+    wait "$p"
+    echo "$p"
+}
+
+@test "folder: only this cfg's own temporaries whose writer is dead are removed; a user's *.tmp.N stay" {
+    local dead
+    dead=$(dead_pid)
+    local keep=(thesis.tex.tmp.2024 photo.jpg.tmp.1 other.weights.tmp.$dead small.tex.tmp.$dead small.backup.tmp.$$
+        small.backup.tmp.12x small_.weights.tmp.$dead small.weightsx.tmp.$dead)
+    local gone=(small.backup.tmp.$dead small.backup.state.tmp.$dead small_3.weights.tmp.$dead small.log.csv.tmp.$dead
+        small.teacher.weights.tmp.$dead small.teacher.tmp.$dead small.weights.tmp.$dead)
+    local f
+    for f in "${keep[@]}" "${gone[@]}"; do echo "$f" > "$T/backup/$f"; done
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    for f in "${keep[@]}"; do
+        [ "$(cat "$T/backup/$f")" = "$f" ] || { echo "removed or changed: $f" >&2; return 1; }
+    done
+    for f in "${gone[@]}"; do
+        [ ! -e "$T/backup/$f" ] || { echo "left: $f" >&2; return 1; }
+        assert_contains "removed $T/backup/$f, left by a run that was killed"
+    done
+}
+
+@test "folder: backup=/ and system folders are refused before anything is written" {
+    local d
+    for d in / /etc /usr/lib/lwf-x /proc/self /dev /var; do
+        new_data "$T/sys.data" classes=2 "train=$FIX/train.list" "labels=$FIX/labels" "backup=$d"
+        train "$T/sys.data" "$SMALL" "$OLDW"
+        assert_rejected "backup=$d" - "folder of your own"
+    done
+    [ ! -e /usr/lib/lwf-x ]
+}
+
+@test "-clear from a backup keeps the original old network as the teacher (the file is not rewritten)" {
+    sed "s|^backup=.*|backup=$T/cl|" "$T/new.data" > "$T/cl.data"
+    run "$DARKNET" lwf train "$T/cl.data" "$SMALL" "$OLDW" -seed 1 -quiet -stop 3 -backup 1
+    assert_ok
+    cp "$T/cl/small.teacher.weights" "$T/original.weights"
+    run "$DARKNET" lwf train "$T/cl.data" "$SMALL" "$T/cl/small.backup" -clear -seed 1 -quiet -stop 2
+    assert_ok
+    assert_contains "-clear keeps the original old network"
+    cmp "$T/cl/small.teacher.weights" "$T/original.weights"
+    # a folder without one: the given model's old heads become the teacher, said so
+    sed "s|^backup=.*|backup=$T/cl2|" "$T/new.data" > "$T/cl2.data"
+    run "$DARKNET" lwf train "$T/cl2.data" "$SMALL" "$T/cl/small.backup" -clear -seed 1 -quiet -stop 1
+    assert_ok
+    assert_contains "no original old network in $T/cl2"
+    [ -s "$T/cl2/small.teacher.weights" ]
+}
+
+@test "args: resuming at iteration 2 with -stop 2 or -stop 1 is refused before anything is written" {
+    local s
+    for s in 1 2; do
+        train "$T/new.data" "$SMALL" "$T/backup/small.backup" -stop "$s"
+        assert_rejected "-stop $s" - "already at iteration 2"
+    done
+}
+
+@test "list: a relative train= or labels= that does not open names the .data line it came from" {
+    new_data "$T/rel.data" classes=2 "train=rel/train.list" "labels=$FIX/labels" "backup=$T/backup"
+    train "$T/rel.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/rel.data" 2 "rel/train.list" "current folder" "No such file"
+    new_data "$T/rel.data" classes=2 "train=$FIX/train.list" "labels=rel/labels" "backup=$T/backup"
+    train "$T/rel.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/rel.data" 3 "rel/labels" "current folder" "No such file"
+}
+
+@test "fifo: a FIFO or a link as the lock file is refused without blocking, and the link's target is not cut" {
+    mkfifo "$T/backup/.lwf-train.lock.fifo"
+    rm -f "$T/backup/.lwf-train.lock"
+    mv "$T/backup/.lwf-train.lock.fifo" "$T/backup/.lwf-train.lock"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/backup/.lwf-train.lock" - "a FIFO"
+    echo "my thesis" > "$T/thesis.tex"
+    rm "$T/backup/.lwf-train.lock"
+    ln -s "$T/thesis.tex" "$T/backup/.lwf-train.lock"
+    train "$T/new.data" "$SMALL" "$OLDW"
+    assert_rejected "$T/backup/.lwf-train.lock" - "symbolic link"
+    [ "$(cat "$T/thesis.tex")" = "my thesis" ]
+}
+
+@test "fifo: a FIFO as the .state, the old log (resume) or the teacher cache fails without blocking" {
+    mv "$T/backup/small.backup.state" "$T/saved.state"
+    mkfifo "$T/backup/small.backup.state"
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    assert_rejected "$T/backup/small.backup.state" - "a FIFO"
+    rm "$T/backup/small.backup.state"
+    mv "$T/saved.state" "$T/backup/small.backup.state"
+    rm "$T/backup/small.log.csv"
+    mkfifo "$T/backup/small.log.csv"
+    train "$T/new.data" "$SMALL" "$T/backup/small.backup"
+    [ "$status" -ne 124 ]
+    assert_failed
+    assert_contains "$T/backup/small.log.csv" "a FIFO"
+    mkfifo "$T/backup/small.teacher"
+    train "$T/new.data" "$SMALL" "$OLDW" -teacher record
+    [ "$status" -ne 124 ]
+    assert_failed
+    assert_contains "$T/backup/small.teacher" "a FIFO"
+}
+
+@test "teacher: its layer table comes after a line saying what it is; the student's table is first and whole" {
+    run "$DARKNET" lwf train "$T/new.data" "$SMALL" "$OLDW" -seed 1 -quiet
+    assert_ok
+    [ "$(grep -c '^layer     filters' <<< "$output")" = 2 ]
+    # line 1 is the student's table header; the teacher's follows its own line
+    [ "$(sed -n 1p <<< "$output")" = "layer     filters    size              input                output" ]
+    local at
+    at=$(grep -n '^teacher: the original old network' <<< "$output" | cut -d: -f1)
+    [ -n "$at" ]
+    [ "$(sed -n "$((at + 1))p" <<< "$output")" = "layer     filters    size              input                output" ]
+    # the student's table: a numbered line per layer (10 layers), before the teacher's line
+    [ "$(sed -n "1,${at}p" <<< "$output" | grep -c '^ *[0-9][0-9]* ')" = 10 ]
+}
+
+@test "init: a task name from a file name with ',' or of 250 characters is refused, not written or cut" {
+    local long
+    long=$(printf 'x%.0s' $(seq 1 250))
+    cp "$T/new.data" "$T/a,b.data"
+    cp "$T/new.data" "$T/$long.data"
+    hostile lwf init "$LWF_ROOT/cfg/fashion.cfg" "$T/a,b.data" "$T/out.cfg"
+    assert_rejected "'a,b'" - "rename the file"
+    [ ! -e "$T/out.cfg" ]
+    hostile lwf init "$LWF_ROOT/cfg/fashion.cfg" "$T/$long.data" "$T/out.cfg"
+    assert_rejected "$long" - "250 characters long"
+    [ ! -e "$T/out.cfg" ]
 }

@@ -1,6 +1,7 @@
 /* Detection labels (plugin/io/boxes.c): the label path, strict reading of hostile label
- * files, and the boxes' augmentation, against libdarknet's own find_replace and
- * fill_truth_detection where it has them. */
+ * files, and the boxes' augmentation, against libdarknet's own find_replace, read_boxes and
+ * correct_boxes where it has them.  (Not against fill_truth_detection, which chains them:
+ * it calls find_replace in place, an overlapping sprintf AddressSanitizer stops.) */
 #include "testutil.h"
 #include "io/io.h"
 
@@ -11,18 +12,18 @@
 
 /* libdarknet's (exported, undeclared) data.c/utils.c functions this test holds ours to */
 void find_replace(char *str, char *orig, char *rep, char *output);
-void fill_truth_detection(char *path, int num_boxes, float *truth, int classes, int flip, float dx, float dy, float sx,
-                          float sy);
+void correct_boxes(box_label *boxes, int n, float dx, float dy, float sx, float sy, int flip);
 
 /* Darknet's label path of p (its chain for .png and .jpg files) */
 static void darknet_label_path(const char *p, char *out)
 {
-    char a[4096];
+    /* (Darknet calls it in place; here each step writes another buffer, which its
+     * sprintf from the input needs to be defined) */
+    char a[4096], b[4096];
     find_replace((char *)p, "images", "labels", a);
-    find_replace(a, "JPEGImages", "labels", a);
-    find_replace(a, ".jpg", ".txt", a);
-    find_replace(a, ".png", ".txt", a);
-    strcpy(out, a);
+    find_replace(a, "JPEGImages", "labels", b);
+    find_replace(b, ".jpg", ".txt", a);
+    find_replace(a, ".png", ".txt", out);
 }
 
 static void test_label_path(void **state)
@@ -53,6 +54,7 @@ static int read_text(const char *text, int classes, lwf_boxes *b, char *msg, siz
     snprintf(msg, cap, "%s", err.msg);
     free(path);
     tu_rmdir(dir);
+    free(dir);
     return rc;
 }
 
@@ -122,6 +124,7 @@ static void test_read_limits(void **state)
     assert_int_equal(lwf_boxes_read(dir, 2, &b, &err), -1);
     assert_non_null(strstr(err.msg, "not a regular file"));
     tu_rmdir(dir);
+    free(dir);
 }
 
 /* Sorts truth rows (n, 5) by x then y, so that two orders of the same boxes compare. */
@@ -158,10 +161,17 @@ static void test_place_matches_darknet(void **state)
         lwf_boxes_place(&b, k[0], k[1], k[2], k[3], (int)k[4]);
         float ours[LWF_MAX_BOXES * 5], theirs[LWF_MAX_BOXES * 5] = {0};
         lwf_boxes_truth(&b, 0, ours);
-        srand(7);
-        fill_truth_detection(img, LWF_MAX_BOXES, theirs, 3, (int)k[4], -k[0], -k[1], k[2], k[3]);
-        int n = 0;
-        while (n < LWF_MAX_BOXES && theirs[5 * n + 2] > 0) ++n; /* Darknet leaves no gap here */
+        /* Darknet's fill_truth_detection: read_boxes, correct_boxes (which takes -dx, -dy),
+         * then a box narrower or lower than .01 left out */
+        int nd = 0, n = 0;
+        box_label *bl = read_boxes(lab, &nd);
+        correct_boxes(bl, nd, -k[0], -k[1], k[2], k[3], (int)k[4]);
+        for (int i = 0; i < nd; ++i) {
+            if (bl[i].w < .01f || bl[i].h < .01f) continue;
+            float row[5] = {bl[i].x, bl[i].y, bl[i].w, bl[i].h, (float)bl[i].id};
+            memcpy(theirs + 5 * n++, row, sizeof row);
+        }
+        free(bl);
         assert_int_equal(b.n, n);
         qsort(ours, (size_t)n, 5 * sizeof(float), cmp_row);
         qsort(theirs, (size_t)n, 5 * sizeof(float), cmp_row);
@@ -176,6 +186,7 @@ static void test_place_matches_darknet(void **state)
     free(lab);
     free(lp);
     tu_rmdir(dir);
+    free(dir);
 }
 
 static void test_det_augment(void **state)
@@ -293,6 +304,7 @@ static void test_det_loader(void **state)
     free(paths.items);
     free(paths.line);
     tu_rmdir(dir);
+    free(dir);
 }
 
 int main(void)

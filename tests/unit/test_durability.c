@@ -124,8 +124,9 @@ static void check_backup_folder(fixture *f, lwf_model *m)
         if (strstr(n, ".teacher.weights")) {
             assert_int_equal(tu_file_size(p), old);
         } else if (len > 6 && strcmp(n + len - 6, ".state") == 0) {
-            lwf_state st;
-            if (lwf_state_load(m->net, &st, p, &err) != 0) fail_msg("%s", err.msg);
+            lwf_state_file sf;
+            if (lwf_state_read(m->net, p, &sf, &err) != 0) fail_msg("%s", err.msg);
+            lwf_state_file_free(&sf);
         } else if (strstr(n, ".weights") || (len > 7 && strcmp(n + len - 7, ".backup") == 0)) {
             if (tu_file_size(p) != whole) fail_msg("%s has %lld bytes, a complete file %ld", p, tu_file_size(p), whole);
             if (lwf_weights_load(m->net, p, m->net->n, NULL, &err)) fail_msg("%s", err.msg);
@@ -330,6 +331,40 @@ static void test_write_refuses_fifo_device_dangling_link(void **state)
     free(dir);
 }
 
+/* lwf_open_regular_fd, as training opens its own files (log append, lock): a FIFO is refused
+ * for writing and for reading-writing without waiting for the other end, a link with
+ * O_NOFOLLOW is refused and its target left whole, a regular file opens. */
+static void test_open_regular_fd_never_blocks_nor_follows(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), fifo[4096], link[4096], target[4096];
+    path_in(fifo, sizeof fifo, dir, "log.csv");
+    path_in(link, sizeof link, dir, ".lwf-train.lock");
+    path_in(target, sizeof target, dir, "thesis.tex");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    free(tu_write(dir, "thesis.tex", "mine\n"));
+    assert_int_equal(symlink(target, link), 0);
+    const int flags[] = {O_WRONLY | O_APPEND, O_RDWR | O_CREAT, O_RDONLY};
+    for (int i = 0; i < 3; ++i) {
+        lwf_err err = {""};
+        assert_int_equal(lwf_open_regular_fd(fifo, flags[i], "training log", &err), -1);
+        assert_non_null(strstr(err.msg, fifo));
+        assert_non_null(strstr(err.msg, "a FIFO"));
+    }
+    lwf_err err = {""};
+    assert_int_equal(lwf_open_regular_fd(link, O_RDWR | O_CREAT | O_NOFOLLOW, "the lock file", &err), -1);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    char *got = slurp(target);
+    assert_string_equal(got, "mine\n");
+    free(got);
+    int fd = lwf_open_regular_fd(target, O_WRONLY | O_APPEND, "training log", &err);
+    assert_true(fd >= 0);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0); /* an ordinary descriptor once checked */
+    close(fd);
+    tu_sh("rm -rf '%s'", dir);
+    free(dir);
+}
+
 static void test_write_never_follows_a_planted_temporary(void **state)
 {
     (void)state;
@@ -450,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_write_through_symlink_keeps_the_link),
         cmocka_unit_test(test_write_refuses_fifo_device_dangling_link),
         cmocka_unit_test(test_write_never_follows_a_planted_temporary),
+        cmocka_unit_test(test_open_regular_fd_never_blocks_nor_follows),
         cmocka_unit_test(test_same_file_by_resolved_name),
         cmocka_unit_test(test_text_line_stops_at_the_limit),
         cmocka_unit_test(test_text_line_drops_a_first_line_bom),

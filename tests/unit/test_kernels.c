@@ -1,8 +1,11 @@
 /* The fast CPU kernels against Darknet's own: convolution (with and without batch-norm,
  * training and inference statistics, every activation we inline and one we do not, the
  * im2col and the Winograd ways),
- * maxpool and avgpool on varied shapes, outputs and every gradient; a whole training
- * step of a small LwF network; and the reference switch really switching. */
+ * maxpool and avgpool on varied shapes, outputs and every gradient; route; the dropout
+ * rule and its stream; a whole training step of a small LwF network (one model with the
+ * reference switch on, one with it off); the threaded gemm with each transpose; and the
+ * reference switch really switching.  Kernels are called with their context (kctx), as
+ * the installed layers call them. */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "train/train.h"
@@ -70,6 +73,15 @@ static void copy_into(float *dst, const float *src, size_t n)
     memcpy(dst, src, n * sizeof(float));
 }
 
+/* A kernel's context as the installer makes it (the default runtime); split: with
+ * min_work 0, so that even these small layers are split over the threads. */
+static lwf_kernel_ctx kctx(int split)
+{
+    lwf_kernel_ctx k = {lwf_runtime_default(), 0, 0, 0, 0};
+    if (split) k.rt.min_work = 0;
+    return k;
+}
+
 /* ---- convolution ---- */
 
 typedef struct {
@@ -109,8 +121,9 @@ static layer make_conv(const conv_case *k)
 }
 
 /* Forward (train or inference) then backward of one case, reference vs fast. */
-static void check_conv_case(const conv_case *k, int train, int with_delta)
+static void check_conv_case(const conv_case *k, int train, int with_delta, int split)
 {
+    lwf_kernel_ctx kc = kctx(split);
     char where[160];
     snprintf(where, sizeof where, "conv b%d %dx%dx%d f%d k%d s%d p%d bn%d act%d train%d delta%d", k->batch, k->h,
              k->w, k->c, k->filters, k->size, k->stride, k->pad, k->bn, (int)k->act, train, with_delta);
@@ -149,7 +162,7 @@ static void check_conv_case(const conv_case *k, int train, int with_delta)
     lwf_set_reference(1);
     forward_convolutional_layer(r, nr);
     lwf_set_reference(0);
-    lwf_conv_forward(f, nfst);
+    lwf_conv_forward(&kc, f, nfst);
     double tb = k->bn ? TOL_BN : TOL;
     near("output", where, r.output, f.output, nout, tb, 1);
     if (k->bn) {
@@ -191,7 +204,7 @@ static void check_conv_case(const conv_case *k, int train, int with_delta)
     lwf_set_reference(1);
     backward_convolutional_layer(r, nr);
     lwf_set_reference(0);
-    lwf_conv_backward(f, nfst);
+    lwf_conv_backward(&kc, f, nfst);
     near("delta (after activation and batch-norm backward)", where, r.delta, f.delta, nout, tb, 1);
     near("bias updates", where, r.bias_updates, f.bias_updates, nf, tb, 1);
     near("weight updates", where, r.weight_updates, f.weight_updates, nw, tb, 1);
@@ -214,26 +227,18 @@ static void check_conv_case(const conv_case *k, int train, int with_delta)
 static void test_conv_train(void **state)
 {
     (void)state;
-    double keep = lwf_min_work();
-    for (int split = 0; split < 2; ++split) {
-        lwf_set_min_work(split ? 0 : keep);
-        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) check_conv_case(&conv_cases[i], 1, 1);
-    }
-    lwf_set_min_work(keep);
+    for (int split = 0; split < 2; ++split)
+        for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) check_conv_case(&conv_cases[i], 1, 1, split);
 }
 
 static void test_conv_inference_and_first_layer(void **state)
 {
     (void)state;
-    double keep = lwf_min_work();
-    for (int split = 0; split < 2; ++split) {
-        lwf_set_min_work(split ? 0 : keep);
+    for (int split = 0; split < 2; ++split)
         for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; ++i) {
-            check_conv_case(&conv_cases[i], 0, 1);
-            check_conv_case(&conv_cases[i], 1, 0); /* no layer below: no input delta */
+            check_conv_case(&conv_cases[i], 0, 1, split);
+            check_conv_case(&conv_cases[i], 1, 0, split); /* no layer below: no input delta */
         }
-    }
-    lwf_set_min_work(keep);
 }
 
 /* Inference computes each image on its own, so that a teacher's recorded responses equal
@@ -246,7 +251,6 @@ static void test_conv_inference_per_image(void **state)
         {5, 9, 7, 64, 66, 3, 1, 1, 1, LEAKY}, /* Winograd */
         {5, 9, 7, 24, 66, 3, 1, 1, 1, LEAKY}, /* im2col */
     };
-    double keep = lwf_min_work();
     for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) {
         const conv_case *k = &cases[i];
         layer big = make_conv(k), one;
@@ -270,11 +274,11 @@ static void test_conv_inference_per_image(void **state)
         assert_non_null(n1.workspace);
         nb.input = x;
         for (int split = 0; split < 2; ++split) {
-            lwf_set_min_work(split ? 0 : keep);
-            lwf_conv_forward(big, nb);
+            lwf_kernel_ctx kc = kctx(split);
+            lwf_conv_forward(&kc, big, nb);
             for (int j = 0; j < k->batch; ++j) {
                 n1.input = x + (size_t)j * big.inputs;
-                lwf_conv_forward(one, n1);
+                lwf_conv_forward(&kc, one, n1);
                 assert_memory_equal(one.output, big.output + (size_t)j * big.outputs, (size_t)big.outputs * sizeof(float));
             }
         }
@@ -282,7 +286,6 @@ static void test_conv_inference_per_image(void **state)
         free_layer(big);
         free_layer(one);
     }
-    lwf_set_min_work(keep);
 }
 
 /* ---- pooling: the same comparisons and tie rules, so results are exactly equal ---- */
@@ -293,6 +296,7 @@ typedef struct {
 
 static void check_maxpool(const pool_case *k)
 {
+    lwf_kernel_ctx kc = kctx(1); /* split even these small layers over the threads */
     char where[128];
     snprintf(where, sizeof where, "maxpool b%d %dx%dx%d size %d stride %d padding %d", k->batch, k->h, k->w, k->c,
              k->size, k->stride, k->padding);
@@ -313,19 +317,19 @@ static void check_maxpool(const pool_case *k)
     nr.delta = dxr;
     nf.delta = dxf;
     forward_maxpool_layer(r, nr);
-    lwf_maxpool_forward(f, nf);
+    lwf_maxpool_forward(&kc, f, nf);
     near("output", where, r.output, f.output, nout, 0, 1);
     same_int("indexes", where, r.indexes, f.indexes, nout);
     /* inference: the same maxima (the indexes are not needed) */
     nf.train = 0;
     memset(f.output, 0, nout * sizeof(float));
-    lwf_maxpool_forward(f, nf);
+    lwf_maxpool_forward(&kc, f, nf);
     near("inference output", where, r.output, f.output, nout, 0, 1);
     nf.train = 1;
     copy_into(r.delta, d, nout);
     copy_into(f.delta, d, nout);
     backward_maxpool_layer(r, nr);
-    lwf_maxpool_backward(f, nf);
+    lwf_maxpool_backward(&kc, f, nf);
     near("input delta", where, dxr, dxf, nin, 0, 1);
     free(x), free(d), free(dx0), free(dxr), free(dxf);
     free_layer(r);
@@ -335,8 +339,6 @@ static void check_maxpool(const pool_case *k)
 static void test_maxpool(void **state)
 {
     (void)state;
-    double keep = lwf_min_work();
-    lwf_set_min_work(0); /* split even these small layers over the threads */
     static const pool_case cases[] = {
         {3, 28, 28, 5, 2, 2, 1},  /* Darknet's default padding = size - 1 */
         {2, 7, 7, 3, 2, 2, 1},    /* odd side: the last window hangs over the edge */
@@ -347,14 +349,12 @@ static void test_maxpool(void **state)
         {1, 5, 5, 1, 5, 1, 4},    /* window larger than most of the image */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) check_maxpool(&cases[i]);
-    lwf_set_min_work(keep);
 }
 
 static void test_avgpool(void **state)
 {
     (void)state;
-    double keep = lwf_min_work();
-    lwf_set_min_work(0); /* split over the threads */
+    lwf_kernel_ctx kc = kctx(1); /* split over the threads */
     static const int shapes[][4] = {{3, 7, 7, 5}, {1, 1, 1, 3}, {4, 13, 5, 17}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s) {
         int bt = shapes[s][0], h = shapes[s][1], w = shapes[s][2], c = shapes[s][3];
@@ -372,27 +372,25 @@ static void test_avgpool(void **state)
         nr.delta = dxr;
         nf.delta = dxf;
         forward_avgpool_layer(r, nr);
-        lwf_avgpool_forward(f, nf);
+        lwf_avgpool_forward(&kc, f, nf);
         /* libdarknet is built with -Ofast: its sums may be reassociated too */
         near("output", where, r.output, f.output, nout, TOL, 1);
         copy_into(r.delta, d, nout);
         copy_into(f.delta, d, nout);
         backward_avgpool_layer(r, nr);
-        lwf_avgpool_backward(f, nf);
+        lwf_avgpool_backward(&kc, f, nf);
         near("input delta", where, dxr, dxf, nin, TOL, 1);
         free(x), free(d), free(dx0), free(dxr), free(dxf);
         free_layer(r);
         free_layer(f);
     }
-    lwf_set_min_work(keep);
 }
 
 /* [route]: the same copies and additions as Darknet's, so exactly equal */
 static void test_route(void **state)
 {
     (void)state;
-    double keep_work = lwf_min_work();
-    lwf_set_min_work(0); /* split over the threads */
+    lwf_kernel_ctx kc = kctx(1); /* split over the threads */
     int batch = 3, s0 = 7 * 5 * 2, s1 = 7 * 5 * 3;
     network net = {0};
     layer layers[3];
@@ -410,7 +408,7 @@ static void test_route(void **state)
     net.layers = layers;
     net.n = 3;
     forward_route_layer(r, net);
-    lwf_route_forward(f, net);
+    lwf_route_forward(&kc, f, net);
     near("output", "route", r.output, f.output, (size_t)batch * r.outputs, 0, 1);
     float *d = rnd((size_t)batch * r.outputs, &st, -1, 1);
     float *keep[2];
@@ -429,63 +427,102 @@ static void test_route(void **state)
         copy_into(after[k], layers[k].delta, n);
         copy_into(layers[k].delta, keep[k], n);
     }
-    lwf_route_backward(f, net);
+    lwf_route_backward(&kc, f, net);
     for (int k = 0; k < 2; ++k) near("source delta", "route", after[k], layers[k].delta, (size_t)batch * (k ? s1 : s0), 0, 1);
     for (int k = 0; k < 2; ++k) free(layers[k].output), free(layers[k].delta), free(keep[k]), free(after[k]);
     free(d);
     free_layer(r);
     free_layer(f);
-    lwf_set_min_work(keep_work);
 }
 
-/* [dropout]: another random stream than Darknet's (see dropout_kernels.c), so the tests
- * are of the rule: a value is dropped exactly when its uniform is below the probability,
- * otherwise scaled; the backward pass follows the same mask; about p of the values go;
- * and srand() makes it repeat. */
+/* [dropout]: another random stream than Darknet's (see dropout.c), so the tests are of
+ * the rule: a value is dropped exactly when its uniform is below the probability,
+ * otherwise scaled; the backward pass follows the same mask; about p of the values go.
+ * And of the stream: a function of (seed, layer, images seen, pass at that count) only,
+ * the same on one thread or several. */
+typedef struct {
+    layer l;
+    network net;
+    float *x0, *d0; /* (batch * inputs) the input and the delta each pass starts from */
+    size_t n;
+} drop_case;
+
+/* One training pass (forward and backward) with context k at *seen; checks the rule and
+ * returns the mask's output in out. */
+static void dropout_pass(drop_case *c, lwf_kernel_ctx *k, size_t seen, float *out)
+{
+    layer *l = &c->l;
+    float p = l->probability;
+    size_t s = seen;
+    c->net.seen = &s;
+    copy_into(c->net.input, c->x0, c->n);
+    copy_into(c->net.delta, c->d0, c->n);
+    lwf_dropout_forward(k, *l, c->net);
+    lwf_dropout_backward(k, *l, c->net);
+    size_t dropped = 0;
+    const float *x = c->net.input, *d = c->net.delta;
+    for (size_t i = 0; i < c->n; ++i) {
+        int drop = l->rand[i] < p;
+        dropped += (size_t)drop;
+        if (!(l->rand[i] >= 0 && l->rand[i] < 1)) fail_msg("dropout: uniform %zu is %g", i, l->rand[i]);
+        if (x[i] != (drop ? 0 : c->x0[i] * l->scale) || d[i] != (drop ? 0 : c->d0[i] * l->scale))
+            fail_msg("dropout: value %zu: uniform %g, in %g out %g, delta %g -> %g", i, l->rand[i], c->x0[i], x[i],
+                     c->d0[i], d[i]);
+    }
+    double frac = (double)dropped / c->n;
+    if (fabs(frac - p) > 0.02) fail_msg("dropout: %.4f of the values dropped, expected about %.2f", frac, p);
+    copy_into(out, x, c->n);
+    c->net.seen = NULL;
+}
+
+static void same_or_not(const char *what, const float *a, const float *b, size_t n, int same)
+{
+    int eq = memcmp(a, b, n * sizeof(float)) == 0;
+    if (eq != same) fail_msg("dropout: %s: the masks are %s", what, eq ? "the same" : "different");
+}
+
 static void test_dropout(void **state)
 {
     (void)state;
-    double keep = lwf_min_work();
-    lwf_set_min_work(0); /* split over the threads */
     int batch = 4, inputs = 5000;
-    float p = 0.3f;
-    layer l = make_dropout_layer(batch, inputs, p);
-    size_t n = (size_t)batch * inputs;
+    drop_case c = {make_dropout_layer(batch, inputs, 0.3f), {0}, NULL, NULL, (size_t)batch * inputs};
     unsigned st = 2;
-    float *x0 = rnd(n, &st, 0.5f, 1.5f), *x = malloc(n * sizeof(float)), *d0 = rnd(n, &st, 0.5f, 1.5f),
-          *d = malloc(n * sizeof(float)), *first = malloc(n * sizeof(float));
-    network net = {0};
-    net.train = 1;
-    net.input = x;
-    net.delta = d;
-    for (int rep = 0; rep < 2; ++rep) {
-        copy_into(x, x0, n);
-        copy_into(d, d0, n);
-        srand(7);
-        lwf_dropout_forward(l, net);
-        lwf_dropout_backward(l, net);
-        size_t dropped = 0;
-        for (size_t i = 0; i < n; ++i) {
-            int drop = l.rand[i] < p;
-            dropped += (size_t)drop;
-            if (!(l.rand[i] >= 0 && l.rand[i] < 1)) fail_msg("dropout: uniform %zu is %g", i, l.rand[i]);
-            if (x[i] != (drop ? 0 : x0[i] * l.scale) || d[i] != (drop ? 0 : d0[i] * l.scale))
-                fail_msg("dropout: value %zu: uniform %g, in %g out %g, delta %g -> %g", i, l.rand[i], x0[i], x[i], d0[i],
-                         d[i]);
-        }
-        double frac = (double)dropped / n;
-        if (fabs(frac - p) > 0.02) fail_msg("dropout: %.4f of the values dropped, expected about %.2f", frac, p);
-        if (rep == 0) copy_into(first, x, n);
-        else near("output after srand(7) again", "dropout", first, x, n, 0, 1);
-    }
+    size_t n = c.n, bytes = n * sizeof(float);
+    c.x0 = rnd(n, &st, 0.5f, 1.5f);
+    c.d0 = rnd(n, &st, 0.5f, 1.5f);
+    c.net.train = 1;
+    c.net.input = malloc(bytes);
+    c.net.delta = malloc(bytes);
+    float *a = malloc(bytes), *b = malloc(bytes), *e = malloc(bytes);
+    lwf_kernel_ctx k1 = kctx(0), ks = kctx(1); /* one thread; split over the threads */
+    k1.rt.seed = ks.rt.seed = 7;
+    dropout_pass(&c, &k1, 128, a);
+    dropout_pass(&c, &ks, 128, b);
+    same_or_not("seed 7, 128 images seen, on one thread and on several", a, b, n, 1);
+    dropout_pass(&c, &ks, 128, b);
+    same_or_not("a second pass at the same count", a, b, n, 0);
+    dropout_pass(&c, &ks, 256, b);
+    /* a fresh context at 256 (a resumed run) draws what one that went through 128 did */
+    lwf_kernel_ctx kr = kctx(1);
+    kr.rt.seed = 7;
+    dropout_pass(&c, &kr, 256, e);
+    same_or_not("256 images seen, resumed there or not", b, e, n, 1);
+    same_or_not("128 and 256 images seen", a, b, n, 0);
+    lwf_kernel_ctx k8 = kctx(1), kl = kctx(1);
+    k8.rt.seed = 8;
+    dropout_pass(&c, &k8, 128, b);
+    same_or_not("seeds 7 and 8", a, b, n, 0);
+    kl.rt.seed = 7;
+    kl.index = 1;
+    dropout_pass(&c, &kl, 128, b);
+    same_or_not("layers 0 and 1", a, b, n, 0);
     /* inference: nothing changes */
-    copy_into(x, x0, n);
-    net.train = 0;
-    lwf_dropout_forward(l, net);
-    near("inference output", "dropout", x0, x, n, 0, 1);
-    free(x0), free(x), free(d0), free(d), free(first);
-    free_layer(l);
-    lwf_set_min_work(keep);
+    copy_into(c.net.input, c.x0, n);
+    c.net.train = 0;
+    lwf_dropout_forward(&k1, c.l, c.net);
+    near("inference output", "dropout", c.x0, c.net.input, n, 0, 1);
+    free(c.x0), free(c.d0), free(c.net.input), free(c.net.delta), free(a), free(b), free(e);
+    free_layer(c.l);
 }
 
 /* ---- a whole training step ---- */
@@ -537,13 +574,15 @@ static void test_training_step(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     char *cfg = tu_write(dir, "step.cfg", step_cfg);
+    /* built alike (the reference switch is read when the layers run, not when they are
+     * installed): mr runs with the switch on, mf with it off */
     lwf_set_reference(1);
     lwf_model *mr = tu_load(cfg, 0);
     lwf_set_reference(0);
     lwf_model *mf = tu_load(cfg, 0);
     int fast = 0, wino = 0;
     for (int i = 0; i < mr->net->n; ++i) {
-        assert_false(lwf_kernels_installed(&mr->net->layers[i]));
+        assert_int_equal(lwf_kernels_installed(&mr->net->layers[i]), lwf_kernels_installed(&mf->net->layers[i]));
         fast += lwf_kernels_installed(&mf->net->layers[i]);
         wino += lwf_kernels_installed(&mf->net->layers[i]) && lwf_conv_winograd(&mf->net->layers[i]);
     }
@@ -588,6 +627,15 @@ static void test_training_step(void **state)
             if (!(fabs(loss[0][t] - loss[1][t]) <= 1e-5 * fabs(loss[0][t])))
                 fail_msg("step %d task %d: loss %.9g (reference) vs %.9g (fast)", step, t, loss[0][t], loss[1][t]);
     }
+    /* the switch switched: Darknet's batch-norm keeps x_norm, the fast kernel does not
+     * (layer 0: a batch-normalised convolution, both kernels installed) */
+    size_t n0 = (size_t)mr->net->layers[0].outputs * mr->net->batch;
+    double xr = 0, xf = 0;
+    for (size_t i = 0; i < n0; ++i) {
+        xr = fmax(xr, fabs(mr->net->layers[0].x_norm[i]));
+        xf = fmax(xf, fabs(mf->net->layers[0].x_norm[i]));
+    }
+    if (!(xr > 0) || xf != 0) fail_msg("layer 0's x_norm: max %g with the switch on, %g off", xr, xf);
     /* each parameter's change over the two steps: fast within TOL_BN of the reference */
     for (int k = 0; k < np; ++k) {
         float *dr = malloc(pr[k].n * sizeof(float)), *df = malloc(pr[k].n * sizeof(float));
@@ -680,10 +728,59 @@ static void test_reference_switch(void **state)
     free(A), free(B), free(C0), free(Cf), free(Cr), free(Cn);
 }
 
+/* The threaded product (lwf_sgemm: at least LWF_SGEMM_SPLIT_MACS multiply-adds, split into
+ * blocks of rows of C when m >= n, of columns otherwise), reached through libdarknet's
+ * `gemm`, with each transpose, against a double-precision product.  Strides larger than
+ * the matrices, sizes not multiples of the 16-wide blocks.  Tolerance: 200-term float sums
+ * err by at most about 200 eps ~ 1.2e-5 of the sum of their terms' magnitudes, typically
+ * sqrt(200) eps ~ 1e-6; compared norm-wise as everywhere here (TOL). */
+static void test_threaded_gemm(void **state)
+{
+    (void)state;
+    if (lwf_threads() < 2) skip(); /* one thread: no split to test */
+    static const int shapes[][3] = {{150, 70, 200}, {70, 150, 200}}; /* rows split; columns split */
+    gemm_fn dg = darknet_gemm();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s)
+        for (int ta = 0; ta < 2; ++ta)
+            for (int tb = 0; tb < 2; ++tb) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                assert_true((double)M * N * K >= LWF_SGEMM_SPLIT_MACS);
+                int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+                size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+                unsigned st = 11u + (unsigned)(s * 4 + ta * 2 + tb);
+                float *A = rnd(na, &st, -1, 1), *B = rnd(nb, &st, -1, 1), *C = rnd(nc, &st, -1, 1);
+                float *want = malloc(nc * sizeof(float));
+                assert_non_null(want);
+                float alpha = 0.75f, beta = 0.5f;
+                for (int i = 0; i < M; ++i)
+                    for (int j = 0; j < ldc; ++j) {
+                        if (j >= N) { /* beyond the matrix: untouched */
+                            want[(size_t)i * ldc + j] = C[(size_t)i * ldc + j];
+                            continue;
+                        }
+                        double sum = 0;
+                        for (int q = 0; q < K; ++q)
+                            sum += (double)(ta ? A[(size_t)q * lda + i] : A[(size_t)i * lda + q]) *
+                                   (tb ? B[(size_t)j * ldb + q] : B[(size_t)q * ldb + j]);
+                        want[(size_t)i * ldc + j] = (float)(alpha * sum + beta * C[(size_t)i * ldc + j]);
+                    }
+                lwf_kernel_stats s0, s1;
+                lwf_kernel_stats_get(&s0);
+                dg(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                lwf_kernel_stats_get(&s1);
+                assert_int_equal(s1.fast_gemm, s0.fast_gemm + 1); /* ours, not Darknet's loop */
+                char where[64];
+                snprintf(where, sizeof where, "threaded gemm %dx%dx%d TA=%d TB=%d", M, N, K, ta, tb);
+                near("C", where, want, C, nc, TOL, 1);
+                free(A), free(B), free(C), free(want);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_switch),
+        cmocka_unit_test(test_threaded_gemm),
         cmocka_unit_test(test_conv_train),
         cmocka_unit_test(test_conv_inference_and_first_layer),
         cmocka_unit_test(test_conv_inference_per_image),

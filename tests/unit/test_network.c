@@ -414,6 +414,219 @@ static void test_one_step_equals_stock(void **state)
     free(dir);
 }
 
+/* ---- The per-layer-type table (plugin/layers/types.c) against libdarknet itself ---- */
+
+/* Index of the first non-zero float of p (n), or -1. */
+static long first_nonzero(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (p[i] != 0) return (long)i;
+    return -1;
+}
+
+/* A stock cfg with a layer of every row that has weights, and some without. */
+static const char *every_kind_cfg =
+    "[net]\nbatch=2\nheight=6\nwidth=6\nchannels=2\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=4\nsize=1\ngroups=2\nstride=1\nactivation=linear\n"
+    "[batchnorm]\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[connected]\noutput=5\nbatch_normalize=1\nactivation=leaky\n"
+    "[dropout]\nprobability=0.5\n"
+    "[connected]\noutput=3\nactivation=linear\n"
+    "[softmax]\ngroups=1\n";
+
+/* libdarknet's own network of every_kind_cfg (in dir), after checking that it has a layer
+ * of every table row with weights. */
+static network *every_kind_network(const char *dir)
+{
+    char *cfg = tu_write(dir, "every.cfg", every_kind_cfg);
+    network *net = parse_network_cfg(cfg);
+    free(cfg);
+    assert_non_null(net);
+    int nk;
+    const lwf_layer_kind *kinds = lwf_layer_kinds(&nk);
+    for (int r = 0; r < nk; ++r) {
+        int found = 0;
+        for (int i = 0; i < net->n; ++i) found += lwf_layer_kind_of(&net->layers[i]) == &kinds[r];
+        if (kinds[r].nstored > 0 && !found) fail_msg("no layer of row '%s' in the test cfg", kinds[r].name);
+    }
+    return net;
+}
+
+/* Fills the arrays (stored or update) of every layer with distinct values, as the table
+ * names them. */
+static void fill_arrays(network *net, int updates, unsigned seed)
+{
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        const lwf_array *a = updates ? k->updates : k->stored;
+        for (int j = 0; j < (updates ? k->nupdates : k->nstored); ++j) {
+            float *p = lwf_array_data(l, &a[j]);
+            if (!p) fail_msg("layer %d (%s): %s is NULL", i, k->name, a[j].name);
+            tu_fill(p, lwf_array_floats(l, k, &a[j]), &seed, 0.25f, 2);
+        }
+    }
+}
+
+/* What a .weights file holds: our writer gives the bytes of libdarknet's save_weights for a
+ * layer of every row (so each row's arrays, their order and their lengths are Darknet's),
+ * lwf_weights_count is the file's length, and what we load from Darknet's file we write
+ * back unchanged. */
+static void test_layer_table_weights_match_libdarknet(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    network *net = every_kind_network(dir);
+    fill_arrays(net, 0, 5);
+    char a[4096], b[4096], c[4096];
+    snprintf(a, sizeof a, "%s/dn.weights", dir);
+    snprintf(b, sizeof b, "%s/ours.weights", dir);
+    snprintf(c, sizeof c, "%s/again.weights", dir);
+    save_weights(net, a);
+    lwf_err err = {{0}};
+    if (lwf_weights_save(net, b, net->n, 0, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(tu_file_size(a), 20 + 4 * (long long)lwf_weights_count(net, net->n));
+    assert_int_equal(tu_sh("cmp '%s' '%s'", a, b), 0);
+    char *cfg = tu_write(dir, "every2.cfg", every_kind_cfg);
+    network *fresh = parse_network_cfg(cfg);
+    free(cfg);
+    if (lwf_weights_load(fresh, a, fresh->n, NULL, &err)) fail_msg("%s", err.msg);
+    if (lwf_weights_save(fresh, c, fresh->n, 0, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(tu_sh("cmp '%s' '%s'", a, c), 0);
+    /* a non-finite value in any stored array is found, in its layer */
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int j = 0; j < k->nstored; ++j) {
+            float *p = lwf_array_data(l, &k->stored[j]), keep = p[0];
+            p[0] = NAN;
+            assert_int_equal(lwf_weights_nonfinite(net, net->n), i);
+            p[0] = keep;
+        }
+    }
+    assert_int_equal(lwf_weights_nonfinite(net, net->n), -1);
+    free_network(net);
+    free_network(fresh);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* The update buffers: exactly the ones libdarknet allocated among bias_updates,
+ * scale_updates and weight_updates, each as long as its array (per output, and
+ * weights rows as Darknet sizes them); a .state written and read back restores them, and
+ * reading alone changes nothing. */
+static void test_layer_table_update_buffers(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    network *net = every_kind_network(dir);
+    static const size_t fields[3] = {offsetof(layer, bias_updates), offsetof(layer, scale_updates),
+                                     offsetof(layer, weight_updates)};
+    size_t total = 0;
+    for (int i = 0; i < net->n; ++i) {
+        const layer *l = &net->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int f = 0; f < 3; ++f) {
+            float *p;
+            memcpy(&p, (const char *)l + fields[f], sizeof p);
+            int listed = 0;
+            for (int j = 0; j < k->nupdates; ++j) listed += k->updates[j].field == fields[f];
+            if (listed != (p != NULL)) fail_msg("layer %d (%s): update buffer %d %s", i, k->name, f,
+                                                p ? "allocated but not in the row" : "in the row but NULL");
+        }
+        for (int j = 0; j < k->nupdates; ++j) {
+            size_t n = lwf_array_floats(l, k, &k->updates[j]);
+            size_t want = k->updates[j].field != offsetof(layer, weight_updates) ? (size_t)k->units(l)
+                          : l->type == CONVOLUTIONAL                           ? (size_t)l->nweights
+                                                                               : (size_t)l->inputs * l->outputs;
+            assert_int_equal(n, want);
+            total += n;
+        }
+    }
+    fill_arrays(net, 1, 9);
+    *net->t = 17;
+    char sp[4096];
+    snprintf(sp, sizeof sp, "%s/every.state", dir);
+    lwf_err err = {{0}};
+    lwf_state st = {3, 42, 1};
+    if (lwf_state_save(net, &st, sp, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(tu_file_size(sp), 48 + 4 * (long long)total);
+    char *cfg = tu_write(dir, "every2.cfg", every_kind_cfg);
+    network *fresh = parse_network_cfg(cfg);
+    free(cfg);
+    lwf_state_file f;
+    assert_int_equal(lwf_state_read(fresh, sp, &f, &err), 0);
+    assert_int_equal(f.st.iteration, 3);
+    assert_int_equal(f.st.seed, 42);
+    assert_int_equal(f.st.method, 1);
+    assert_int_equal(f.n, total);
+    for (int i = 0; i < fresh->n; ++i) { /* read, not applied: still the parser's zeros */
+        const layer *l = &fresh->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        for (int j = 0; j < k->nupdates; ++j)
+            assert_int_equal(first_nonzero(lwf_array_data(l, &k->updates[j]), lwf_array_floats(l, k, &k->updates[j])), -1);
+    }
+    assert_int_equal(*fresh->t, 0);
+    lwf_state_apply(fresh, &f);
+    lwf_state_file_free(&f);
+    assert_int_equal(*fresh->t, 17);
+    for (int i = 0; i < net->n; ++i) {
+        const layer *x = &net->layers[i], *y = &fresh->layers[i];
+        const lwf_layer_kind *k = lwf_layer_kind_of(x);
+        for (int j = 0; j < k->nupdates; ++j)
+            assert_memory_equal(lwf_array_data(x, &k->updates[j]), lwf_array_data(y, &k->updates[j]),
+                                lwf_array_floats(x, k, &k->updates[j]) * sizeof(float));
+    }
+    free_network(net);
+    free_network(fresh);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* A new head's initialisation: Darknet's distributions, drawn in the order the trainer
+ * always drew them (so a seed gives the same head as before the table): convolutional
+ * weights sqrt(2 / (size^2 c / groups)) N(0, 1), connected sqrt(2 / inputs) U(-1, 1),
+ * biases zero, batch-norm scales and statistics as built. */
+static void test_layer_table_init(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    network *net = every_kind_network(dir);
+    fill_arrays(net, 0, 3);
+    int checked = 0;
+    for (int i = 0; i < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (l->type != CONVOLUTIONAL && l->type != CONNECTED && l->type != BATCHNORM) continue;
+        size_t nw = l->type == CONVOLUTIONAL ? (size_t)l->nweights : (size_t)l->inputs * l->outputs;
+        size_t nb = (size_t)(l->type == BATCHNORM ? l->c : l->type == CONVOLUTIONAL ? l->n : l->outputs);
+        float *want = malloc(nw * sizeof(float)), *scales = malloc(nb * sizeof(float));
+        if (l->scales) memcpy(scales, l->scales, nb * sizeof(float));
+        lwf_rng r = lwf_rng_make(7, 1, (unsigned long long)i), r2 = r;
+        float s = l->type == CONVOLUTIONAL ? sqrtf(2.0f / (l->size * l->size * l->c / l->groups)) : sqrtf(2.0f / l->inputs);
+        for (size_t k = 0; l->type != BATCHNORM && k < nw; ++k)
+            want[k] = l->type == CONVOLUTIONAL ? s * lwf_rng_normal(&r2) : s * lwf_rng_uniform(&r2, -1, 1);
+        float w0 = l->weights ? l->weights[0] : 0, b0 = l->biases[0];
+        lwf_layer_init(l, &r);
+        if (l->type == BATCHNORM) { /* nothing it stores is drawn */
+            assert_true(l->biases[0] == b0);
+        } else {
+            assert_memory_equal(l->weights, want, nw * sizeof(float));
+            assert_true(l->weights[0] != w0);
+            for (size_t k = 0; k < nb; ++k) assert_true(l->biases[k] == 0);
+        }
+        if (l->scales) assert_memory_equal(l->scales, scales, nb * sizeof(float));
+        free(want);
+        free(scales);
+        ++checked;
+    }
+    assert_int_equal(checked, 5);
+    free_network(net);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +635,9 @@ int main(void)
         cmocka_unit_test(test_stock_weights_give_stock_outputs),
         cmocka_unit_test(test_weights_round_trip_matches_libdarknet),
         cmocka_unit_test(test_one_step_equals_stock),
+        cmocka_unit_test(test_layer_table_weights_match_libdarknet),
+        cmocka_unit_test(test_layer_table_update_buffers),
+        cmocka_unit_test(test_layer_table_init),
     };
     return cmocka_run_group_tests_name("network", tests, NULL, NULL);
 }

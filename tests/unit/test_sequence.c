@@ -76,7 +76,9 @@ static void test_two_task_sequence(void **state)
         snprintf(cfg, sizeof cfg, "%s/seq/%s/step2.cfg", dir, methods[k]);
         snprintf(w, sizeof w, "%s/seq/%s/step2/step2.weights", dir, methods[k]);
         snprintf(out, sizeof out, "%s/valid-%s.csv", dir, methods[k]);
-        assert_int_equal(tu_sh("cd '%s' && ./darknet lwf valid '%s' '%s' -csv > '%s' 2>/dev/null", tu_root(), cfg, w, out), 0);
+        const char *dn = getenv("DARKNET"); /* the binary under test (tests/run.sh sets it) */
+        assert_int_equal(tu_sh("cd '%s' && '%s' lwf valid '%s' '%s' -csv > '%s' 2>/dev/null", tu_root(),
+                               dn ? dn : "./darknet", cfg, w, out), 0);
         char v[4][64];
         for (int j = 1; j <= 2; ++j) {
             assert_int_equal(csv_row(out, j, v, 4), 4);
