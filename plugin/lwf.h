@@ -191,6 +191,8 @@ typedef struct lwf_train_opts {
     long long stop;            /* > 0: stop after this many iterations, with a backup */
     int backup_every;          /* iterations between .backup files (Darknet: 100) */
     int quiet;                 /* no per-iteration line */
+    int valid_every;           /* > 0: top-1 of every task with a valid list every this many
+                                * iterations and at the end (-valid N) */
 } lwf_train_opts;
 
 /* Runs the record / warm-up / joint schedule.  Returns 0 or -1 with err set. */

@@ -4,7 +4,9 @@
 # LwF, fine-tuning, feature extraction and joint training (cfg/fashion-lwf.cfg: warm-up
 # 1 epoch, joint 2 epochs, rate 0.01, poly 4, T=2, lambda=1).  Prints old/new-task top-1
 # side by side, and the same shaped like Table 1 of Li & Hoiem beside the paper's rows.
-# Usage: scripts/p1.sh   (env: OUT=backup/p1, SEED=1, TEACHER=record, REUSE_OLD=1)
+# The LwF run validates both tasks every VALID iterations (-valid) and draws
+# OUT/lwf/fashion-lwf.chart.png.
+# Usage: scripts/p1.sh   (env: OUT=backup/p1, SEED=1, TEACHER=record, REUSE_OLD=1, VALID=117)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-backup/p1}
@@ -35,16 +37,23 @@ else
 fi
 
 echo "p1: learning task B: lwf and finetune side by side, then featext and joint..."
-train() { # method
-    $DN lwf train "$OUT/$1.data" cfg/fashion-lwf.cfg "$old" -method "$1" -teacher "$TEACHER" -seed "$SEED" -clear \
-        > "$OUT/$1/train.log" 2>&1 || { echo "p1: $1 failed, see $OUT/$1/train.log" >&2; return 1; }
+train() { # method [flags]
+    local m=$1
+    shift
+    $DN lwf train "$OUT/$m.data" cfg/fashion-lwf.cfg "$old" -method "$m" -teacher "$TEACHER" -seed "$SEED" -clear "$@" \
+        > "$OUT/$m/train.log" 2>&1 || { echo "p1: $m failed, see $OUT/$m/train.log" >&2; return 1; }
 }
-train lwf & p1=$!
+# LwF validates both tasks every half epoch (117 iterations) and draws its chart
+train lwf -valid "${VALID:-117}" & p1=$!
 train finetune & p2=$!
 wait $p1 && wait $p2
 train featext & p1=$!
 train joint & p2=$!
 wait $p1 && wait $p2
+
+echo "p1: LwF's -valid figures while it learned task B (top-1; warm-up to 234, then joint):"
+grep ': valid top-1 ' "$OUT/lwf/train.log" | sed 's/^/  /'
+echo "p1: its chart (loss and top-1 per task): $OUT/lwf/fashion-lwf.chart.png"
 
 # accuracy: the old model with the stock validator, each run with lwf valid
 a_old=$($DN classifier valid cfg/fashion-a.data cfg/fashion.cfg "$old" 2>/dev/null | tail -1 |

@@ -33,7 +33,8 @@ log)
     log=$2 out=$3
     [ -s "$log" ] || die "$log: missing or empty"
     cp -- "$log" "$tmp/log.csv"
-    ncol=$(head -1 "$log" | awk -F, '{print NF}')
+    # the loss columns: from 9 to the last named *_loss (after them, -valid's *_top1 columns)
+    ncol=$(head -1 "$log" | awk -F, '{n = 8; for (i = 9; i <= NF; i++) if ($i ~ /_loss$/) n = i; print n}')
     boundary=$(awk -F, 'NR>1 && $3=="joint"{print $1; exit}' "$log")
     [[ $boundary =~ ^[0-9]+$ ]] || boundary=""
     {

@@ -1,5 +1,6 @@
 /* Evaluation: per-task top-1/top-K accuracy over a task's valid list (centre crop, as
- * stock `classifier valid`) and one-image prediction (letterbox, as stock `classifier
+ * stock `classifier valid`), through a validation set that can be scored many times
+ * (training's -valid), and one-image prediction (letterbox, as stock `classifier
  * predict`).  Printing is left to the commands. */
 #include "eval/eval.h"
 
@@ -13,59 +14,140 @@ static void run_eval(lwf_model *m, const lwf_plan *p, const float *x)
     lwf_forward(m->net, p);
 }
 
+void lwf_valset_free(lwf_valset *v)
+{
+    free(v->pix);
+    free(v->label);
+    lwf_list_free(&v->paths);
+    lwf_datacfg_free(&v->d);
+    memset(v, 0, sizeof *v);
+}
+
+/* Image i of v, centre-cropped to the network's input (as stock `classifier valid`). */
+static int prepare(const lwf_model *m, const lwf_valset *v, int i, image *crop, lwf_err *err)
+{
+    image im;
+    lwf_err ierr;
+    if (lwf_image_load(v->paths.items[i], &im, &ierr))
+        return lwf_fail(err, "%s:%d: %s", v->d.valid, v->paths.line[i], ierr.msg); /* the list line, too */
+    *crop = center_crop_image(im, m->net->w, m->net->h);
+    free_image(im);
+    return 0;
+}
+
+/* Decodes every image once and keeps it as bytes; leaves v->pix NULL (decode at each
+ * scoring) if a value is not b / 255 for a byte b (never, with lwf_image_load's decoder). */
+static int keep_images(const lwf_model *m, lwf_valset *v, lwf_err *err)
+{
+    size_t in = (size_t)v->inputs;
+    if (!(v->pix = malloc((size_t)v->paths.n * in))) return 0; /* no room: decode each time */
+    for (int i = 0; i < v->paths.n; ++i) {
+        image crop;
+        if (prepare(m, v, i, &crop, err)) return -1;
+        unsigned char *b = v->pix + (size_t)i * in;
+        int exact = 1;
+        for (size_t k = 0; k < in && exact; ++k) {
+            float x = crop.data[k];
+            b[k] = (unsigned char)(x <= 0 ? 0 : x >= 1 ? 255 : (int)(x * 255.0f + 0.5f));
+            exact = b[k] / 255.0f == x;
+        }
+        free_image(crop);
+        if (!exact) {
+            free(v->pix);
+            v->pix = NULL;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int lwf_valset_open(const lwf_model *m, int task, const char *datafile, int topk, size_t budget, lwf_valset *v,
+                    lwf_err *err)
+{
+    memset(v, 0, sizeof *v);
+    const lwf_task *t = &m->tasks[task];
+    v->task = task;
+    v->inputs = m->net->inputs;
+    if (lwf_check_image_input(m, err)) return -1;
+    const char *dpath = datafile ? datafile : t->data;
+    if (!dpath) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
+    lwf_list labels = {0, NULL, NULL};
+    if (lwf_datacfg_read(dpath, &v->d, err)) return -1;
+    lwf_datacfg *d = &v->d;
+    int rc = 0;
+    if (!d->valid) rc = lwf_fail(err, "%s: no valid= list", dpath);
+    else if (!d->labels) rc = lwf_fail(err, "%s: no labels= file", dpath);
+    if (!rc && (lwf_datacfg_list(d, "valid", &v->paths, err) || lwf_datacfg_list(d, "labels", &labels, err))) rc = -1;
+    if (!rc && labels.n != t->classes)
+        rc = lwf_fail(err, "%s: %d labels, but task '%s' has %d classes", d->labels, labels.n, t->name, t->classes);
+    if (!rc && !(v->label = malloc((size_t)v->paths.n * sizeof(int)))) rc = lwf_fail(err, "out of memory");
+    if (!rc) rc = lwf_labels_of(&v->paths, d->valid, &labels, v->label, err);
+    lwf_list_free(&labels);
+    v->topk = topk < 1 ? d->top : topk;
+    if (v->topk > t->classes) v->topk = t->classes;
+    if (!rc && v->paths.n > 0 && (size_t)v->paths.n <= budget / (size_t)v->inputs) rc = keep_images(m, v, err);
+    return rc;
+}
+
+/* Rows [0, n) of the network's input: images i0.. of v (kept or decoded); the rest zero. */
+static int fill_rows(lwf_model *m, const lwf_valset *v, int i0, int n, lwf_err *err)
+{
+    network *net = m->net;
+    size_t in = (size_t)net->inputs;
+    for (int r = 0; r < n; ++r) {
+        float *x = net->input + (size_t)r * in;
+        if (v->pix) {
+            const unsigned char *b = v->pix + (size_t)(i0 + r) * in;
+            for (size_t k = 0; k < in; ++k) x[k] = b[k] / 255.0f;
+            continue;
+        }
+        image crop;
+        if (prepare(m, v, i0 + r, &crop, err)) return -1;
+        memcpy(x, crop.data, in * sizeof(float));
+        free_image(crop);
+    }
+    memset(net->input + (size_t)n * in, 0, (size_t)(net->batch - n) * in * sizeof(float));
+    return 0;
+}
+
+int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err)
+{
+    const lwf_task *t = &m->tasks[v->task];
+    const layer *loss = &m->net->layers[t->loss];
+    int *idx = calloc((size_t)v->topk, sizeof(int)), batch = m->net->batch, rc = 0;
+    if (!idx) return lwf_fail(err, "out of memory");
+    long hit1 = 0, hitk = 0;
+    for (int i0 = 0; i0 < v->paths.n && !rc; i0 += batch) {
+        int n = v->paths.n - i0 < batch ? v->paths.n - i0 : batch;
+        if ((rc = fill_rows(m, v, i0, n, err)) != 0) break;
+        lwf_forward(m->net, eval);
+        for (int r = 0; r < n; ++r) {
+            int y = v->label[i0 + r];
+            top_k(loss->output + (size_t)r * loss->outputs, t->classes, v->topk, idx); /* (classes) probabilities */
+            if (idx[0] == y) ++hit1;
+            for (int j = 0; j < v->topk; ++j)
+                if (idx[j] == y) ++hitk;
+        }
+    }
+    free(idx);
+    if (rc) return -1;
+    acc->images = v->paths.n;
+    acc->topk = v->topk;
+    acc->top1 = (double)hit1 / v->paths.n;
+    acc->topK = (double)hitk / v->paths.n;
+    return 0;
+}
+
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
 {
-    const lwf_task *t = &m->tasks[task];
     if (m->detector) return lwf_fail(err, "%s: a detector: score it with lwf map", m->cfg);
-    if (lwf_check_image_input(m, err)) return -1;
-    if (!t->data) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
-    lwf_datacfg d;
-    if (lwf_datacfg_read(t->data, &d, err)) return -1;
-    lwf_list paths = {0, NULL, NULL}, labels = {0, NULL, NULL};
-    int *label = NULL, rc = 0;
-    if (!d.valid) rc = lwf_fail(err, "%s: no valid= list", t->data);
-    else if (!d.labels) rc = lwf_fail(err, "%s: no labels= file", t->data);
-    if (!rc && (lwf_datacfg_list(&d, "valid", &paths, err) || lwf_datacfg_list(&d, "labels", &labels, err))) rc = -1;
-    if (!rc && labels.n != t->classes)
-        rc = lwf_fail(err, "%s: %d labels, but task '%s' has %d classes", d.labels, labels.n, t->name, t->classes);
-    if (!rc && !(label = malloc((size_t)paths.n * sizeof(int)))) rc = lwf_fail(err, "out of memory");
-    if (!rc) rc = lwf_labels_of(&paths, d.valid, &labels, label, err);
-    if (topk < 1) topk = d.top;
-    if (topk > t->classes) topk = t->classes;
-    int *idx = calloc((size_t)topk, sizeof(int));
-    if (!rc && !idx) rc = lwf_fail(err, "out of memory");
+    lwf_valset v;
     lwf_plan plan = {0, NULL, NULL, NULL}; /* one for the whole list */
+    int rc = lwf_valset_open(m, task, NULL, topk, 0, &v, err);
     if (!rc && lwf_plan_make(m, LWF_PASS_EVAL, &plan)) rc = lwf_fail(err, "out of memory");
-    long hit1 = 0, hitk = 0;
-    for (int i = 0; !rc && i < paths.n; ++i) {
-        image im;
-        lwf_err ierr;
-        if (lwf_image_load(paths.items[i], &im, &ierr)) {
-            rc = lwf_fail(err, "%s:%d: %s", d.valid, paths.line[i], ierr.msg); /* the list line, too */
-            break;
-        }
-        image crop = center_crop_image(im, m->net->w, m->net->h);
-        run_eval(m, &plan, crop.data);
-        free_image(crop);
-        free_image(im);
-        float *pred = m->net->layers[t->loss].output; /* (classes) probabilities */
-        top_k(pred, t->classes, topk, idx);
-        if (idx[0] == label[i]) ++hit1;
-        for (int j = 0; j < topk; ++j)
-            if (idx[j] == label[i]) ++hitk;
-    }
-    if (!rc) {
-        acc->images = paths.n;
-        acc->topk = topk;
-        acc->top1 = (double)hit1 / paths.n;
-        acc->topK = (double)hitk / paths.n;
-    }
+    if (!rc) rc = lwf_valset_score(m, &plan, &v, acc, err);
     lwf_plan_free(&plan);
-    free(idx);
-    free(label);
-    lwf_list_free(&paths);
-    lwf_list_free(&labels);
-    lwf_datacfg_free(&d);
+    lwf_valset_free(&v);
     return rc;
 }
 

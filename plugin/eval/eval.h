@@ -1,5 +1,6 @@
 /* eval/: validation and prediction of a built model (eval.c; the interface is public:
- * lwf.h, lwf_validate and lwf_predict) and detection scoring (map.c). */
+ * lwf.h, lwf_validate and lwf_predict, plus the validation sets below, which training's
+ * -valid scores too) and detection scoring (map.c). */
 #ifndef LWF_EVAL_H
 #define LWF_EVAL_H
 
@@ -27,5 +28,33 @@ typedef struct lwf_gt {
  * when cls has no ground truth (a mean leaves it out), 0 with ground truth and no
  * detection.  Returns 0, or -1 with err when out of memory. */
 int lwf_voc_ap(const lwf_det *d, int nd, const lwf_gt *g, int ng, int cls, float iou, double *ap, lwf_err *err);
+
+/* ---- validation sets (eval.c) ----
+ * A task's valid list ready to be scored again and again (lwf_validate scores one once;
+ * lwf train -valid every N iterations): the labels, and, when they fit in the budget, the
+ * images themselves, centre-cropped to the network's input and kept as the bytes they were
+ * decoded from (each value b / 255, exactly), so a scoring decodes nothing. */
+typedef struct lwf_valset {
+    int task;              /* index of the task it scores */
+    int topk;              /* K of top-K */
+    int inputs;            /* floats of one prepared image (the network's input) */
+    lwf_datacfg d;         /* the .data it came from */
+    lwf_list paths;        /* its valid list */
+    int *label;            /* (paths.n) each image's class */
+    unsigned char *pix;    /* (paths.n, inputs) the prepared images, or NULL: decoded at each scoring */
+} lwf_valset;
+
+/* Opens task `task`'s valid list, from `datafile` (a .data path; NULL: the task's data=), with
+ * top-K from topk (< 1: the .data's top=), capped at the task's classes.  Keeps the images
+ * (decoding each once, so a bad one is an error naming its list line now) when paths.n *
+ * inputs bytes fit in `budget`.  0, or -1 with err; free with lwf_valset_free either way. */
+int lwf_valset_open(const lwf_model *m, int task, const char *datafile, int topk, size_t budget, lwf_valset *v,
+                    lwf_err *err);
+/* Top-1 and top-K of m on v: the eval plan (every layer forward, inference mode), the
+ * images m->net->batch at a time (in inference an image's outputs are its own, bit for bit
+ * at any batch, except through a [connected] layer: see train/valid.c).  m is built from
+ * the cfg v was opened with. */
+int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err);
+void lwf_valset_free(lwf_valset *v);
 
 #endif

@@ -129,6 +129,13 @@ void lwf_state_file_free(lwf_state_file *f);
 int lwf_weights_save_layers(const network *net, const int *layers, int n, const char *path, size_t seen,
                             lwf_err *err);
 
+/* Copies the stored arrays (those a .weights file holds) of layers [0, upto) of src into
+ * dst, a network built from the same cfg (at any batch): dst then computes what src's
+ * weights file would give.  changed (may be NULL; (upto)) gets 1 for each layer whose
+ * arrays were not already bit for bit src's.  0, or -1 when a layer's arrays differ in
+ * shape (another cfg). */
+int lwf_weights_copy(network *dst, const network *src, int upto, unsigned char *changed);
+
 /* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
  * contain a NaN or an infinity, or -1. */
 int lwf_weights_nonfinite(const network *net, int upto);

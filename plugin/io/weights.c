@@ -54,6 +54,26 @@ int lwf_weights_nonfinite(const network *net, int upto)
     return -1;
 }
 
+int lwf_weights_copy(network *dst, const network *src, int upto, unsigned char *changed)
+{
+    for (int i = 0; i < upto && i < src->n; ++i) {
+        const layer *d = &dst->layers[i], *l = &src->layers[i];
+        if (i >= dst->n || d->type != l->type || lwf_layer_stored_floats(d) != lwf_layer_stored_floats(l)) return -1;
+        const lwf_layer_kind *k = lwf_layer_kind_of(l);
+        int diff = 0;
+        for (int j = 0; j < k->nstored; ++j) {
+            float *to = lwf_array_data(d, &k->stored[j]), *from = lwf_array_data(l, &k->stored[j]);
+            size_t n = lwf_array_floats(l, k, &k->stored[j]) * sizeof(float);
+            if (memcmp(to, from, n) != 0) {
+                memcpy(to, from, n);
+                diff = 1;
+            }
+        }
+        if (changed) changed[i] = (unsigned char)diff;
+    }
+    return 0;
+}
+
 /* Reads the header; returns its size in bytes or -1. */
 static long read_header(FILE *fp, const char *path, size_t *seen, lwf_err *err)
 {

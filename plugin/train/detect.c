@@ -462,7 +462,7 @@ static int run(dtrainer *t, lwf_err *err)
         double now = what_time_is_it_now(), left = (now - t0) / (double)(k + 1 - start) * (double)(t->total - k - 1);
         int scored = 1;
         lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), 0, loss, avg, rate, now - it0, *net->seen,
-                             &scored, &loss};
+                             &scored, &loss, NULL}; /* (no -valid for detectors yet) */
         if (!t->o->quiet) {
             printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s %f, %ldm%02lds left\n", r.it, r.epoch,
                    loss, avg, rate, r.seconds, r.images, t->m->tasks[0].name, loss, (long)left / 60, (long)left % 60);

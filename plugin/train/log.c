@@ -1,10 +1,13 @@
-/* The CSV log of a training run, <backup>/<cfg>.log.csv: its columns, the cut back to the
- * resumed iteration, one write() per line.  What goes in a line: train.c. */
+/* The CSV log of a training run, <backup>/<cfg>.log.csv: its columns (iteration, epoch,
+ * phase, loss, avg_loss, rate, seconds, images, then <task>_loss per task, then <task>_top1
+ * per task: -valid's figures), the cut back to the resumed iteration, one write() per line.
+ * What goes in a line: train.c; the chart reads these columns: chart.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "train/train.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +57,7 @@ static int text_printf(text *t, const char *fmt, ...)
     return 0;
 }
 
-/* The header: the fixed columns, then a loss column per task (a task's name holds no ','
+/* The header: the fixed columns, then a loss column per task, then a top-1 column per task (a task's name holds no ','
  * nor '"': the [task] row's check refuses them at their cfg line). */
 static int header(text *t, const lwf_model *m)
 {
@@ -63,6 +66,10 @@ static int header(text *t, const lwf_model *m)
     for (int q = 0; q < m->ntasks && !rc; ++q) {
         const char *name = m->tasks[q].name;
         rc = text_add(t, ",", 1) || text_add(t, name, strlen(name)) || text_add(t, "_loss", 5);
+    }
+    for (int q = 0; q < m->ntasks && !rc; ++q) { /* -valid's figures */
+        const char *name = m->tasks[q].name;
+        rc = text_add(t, ",", 1) || text_add(t, name, strlen(name)) || text_add(t, "_top1", 5);
     }
     return rc || text_add(t, "\n", 1) ? -1 : 0;
 }
@@ -132,6 +139,9 @@ int lwf_log_append(lwf_log *log, const lwf_model *m, const lwf_iter_report *r, l
     for (int q = 0; q < m->ntasks && !rc; ++q)
         rc = r->scored[q] ? text_printf(&line, ",%f", r->task_loss[q])
                           : text_add(&line, ",", 1); /* not trained in this phase */
+    for (int q = 0; q < m->ntasks && !rc; ++q)
+        rc = r->top1 && !isnan(r->top1[q]) ? text_printf(&line, ",%.6f", r->top1[q])
+                                           : text_add(&line, ",", 1); /* not measured */
     if (rc || text_add(&line, "\n", 1)) {
         free(line.p);
         return lwf_fail(err, "%s: out of memory", log->path);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define LWF_MAX_TASKS 64
+#define CHART_EVERY 200      /* iterations between charts without -valid */
 
 /* A task's labelled training images and the rows of each batch they fill. */
 typedef struct {
@@ -33,6 +34,8 @@ typedef struct {
     source src[LWF_MAX_TASKS]; /* labelled images: the new task's, and every task's in joint */
     lwf_folder dir;          /* the backup folder: file names, lock, backups */
     lwf_log log;             /* the CSV log */
+    lwf_trainval *valid;     /* -valid N: the tasks' valid lists, or NULL */
+    lwf_chart chart;         /* <cfg>.chart.png */
     int resume;              /* continuing a whole-model backup */
     int whole;               /* the weights given are a whole model (a backup, a finished run) */
     int distill;             /* the joint phase uses the old heads' distillation */
@@ -146,6 +149,30 @@ static int report(trainer *t, const lwf_iter_report *r, const char *eta, lwf_err
         fflush(stdout);
     }
     return lwf_log_append(&t->log, m, r, err);
+}
+
+/* -valid after iteration `it`: every task's top-1 into top1 (NAN where not measured) and
+ * its line on stdout (printed with -quiet too: -valid asked for it); *secs its time. */
+static int validate(trainer *t, long long it, double *top1, double *secs, lwf_err *err)
+{
+    const lwf_model *m = t->m;
+    double t0 = what_time_is_it_now();
+    long images;
+    if (lwf_trainval_run(t->valid, m->net, top1, &images, err)) return -1;
+    *secs = what_time_is_it_now() - t0;
+    printf("%lld: valid top-1", it);
+    for (int q = 0; q < m->ntasks; ++q)
+        if (!isnan(top1[q])) printf(" %s %.4f", m->tasks[q].name, top1[q]);
+    printf(" (%ld images, %.2f seconds)\n", images, *secs);
+    fflush(stdout);
+    return 0;
+}
+
+/* Validations still to come after iteration `it`: every -valid N and the last iteration. */
+static long long validations_left(const trainer *t, long long it)
+{
+    long long n = t->o->valid_every;
+    return n > 0 ? t->total / n - it / n + (t->total % n != 0 && it < t->total) : 0;
 }
 
 /* One iteration's forward and backward passes over its subdivisions: each task's loss
@@ -266,27 +293,38 @@ static int run(trainer *t, lwf_err *err)
     if (lwf_plan_make(m, LWF_PASS_WARMUP, &warm) || lwf_plan_make(m, jp, &joint))
         return lwf_fail(err, "out of memory");
     int rc = start_loaders(t, start, err), stop = 0;
-    double avg = -1, t0 = what_time_is_it_now();
+    double avg = -1, t0 = what_time_is_it_now(), vtime = 0; /* vtime: -valid's seconds so far */
+    long long vdone = 0;
     for (long long k = start; !rc && !stop && k < t->total; ++k) {
         double it0 = what_time_is_it_now();
         int warmup = k < t->warmup;
         int use_teacher = !warmup && t->distill;
         float rate = warmup ? m->warmup_learning_rate : joint_rate(net, k - t->warmup);
-        double task_loss[LWF_MAX_TASKS] = {0};
+        double task_loss[LWF_MAX_TASKS] = {0}, top1[LWF_MAX_TASKS], vs = 0;
         int scored[LWF_MAX_TASKS] = {0}; /* the task's loss was computed this iteration */
         if ((rc = passes(t, k, warmup ? &warm : &joint, use_teacher, scored, task_loss, err)) != 0) break;
         lwf_update(net, warmup ? &warm : &joint, rate);
         double loss = weighted_loss(m, task_loss);
         if ((rc = check_weights(t, k, err)) != 0) break;
+        double secs = what_time_is_it_now() - it0; /* the iteration's own time, without -valid's */
+        int last = k + 1 == t->total || (o->stop > 0 && k + 1 >= o->stop);
+        int valid = t->valid && ((k + 1) % o->valid_every == 0 || last);
+        if (valid && (rc = validate(t, k + 1, top1, &vs, err)) != 0) break;
+        vtime += vs;
+        vdone += valid;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
-        char eta[32];
-        fmt_time((now - t0) / (double)(k + 1 - start) * (double)(t->total - k - 1), eta, sizeof eta);
-        lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, now - it0,
-                             *net->seen, scored, task_loss};
+        char eta[32]; /* training time per iteration so far, and validation time per round */
+        fmt_time((now - t0 - vtime) / (double)(k + 1 - start) * (double)(t->total - k - 1) +
+                     (vdone ? vtime / (double)vdone : 0) * (double)validations_left(t, k + 1),
+                 eta, sizeof eta);
+        lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, secs,
+                             *net->seen, scored, task_loss, valid ? top1 : NULL};
         rc = report(t, &r, eta, err);
         if (!rc && k + 1 == t->warmup) rc = precise_bn(t, &warm, 0, err);
         if (!rc && k + 1 == t->total && t->total > t->warmup) rc = precise_bn(t, &joint, 1, err);
+        if (!rc && (valid || last || (!t->valid && (k + 1) % CHART_EVERY == 0)))
+            lwf_chart_draw(&t->chart, bpath(t, ".log.csv"), m->ntasks, t->warmup, t->total);
         if (!rc) rc = save_backups(t, k + 1, N, &stop, err);
     }
     if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = lwf_folder_save(&t->dir, net, ".weights", NULL, err);
@@ -557,8 +595,12 @@ static int open_teacher(trainer *t, lwf_err *err)
 
 static int setup(trainer *t, lwf_err *err)
 {
-    if (load(t, err) || resume_or_start(t, err)) return -1;
+    if (load(t, err)) return -1;
+    /* before resume_or_start's srand: building it draws libdarknet's rand() */
+    if (t->o->valid_every > 0 && !(t->valid = lwf_trainval_open(t->m, t->o->datacfg, err))) return -1;
+    if (resume_or_start(t, err)) return -1;
     if (t->distill && lwf_teacher_check(t->m, t->o->teacher, err)) return -1;
+    lwf_chart_init(&t->chart, bpath(t, ".chart.png"));
     if (prepare_folder(t, err)) return -1;
     if (t->distill && open_teacher(t, err)) return -1;
     network *net = t->m->net;
@@ -579,6 +621,7 @@ int lwf_train(const lwf_train_opts *o, lwf_err *err)
     lwf_log_close(&t.log);
     lwf_model_free(t.m);
     lwf_teacher_close(t.teacher);
+    lwf_trainval_close(t.valid);
     for (int q = 0; q < t.nsrc; ++q) {
         source *sc = &t.src[q];
         lwf_loader_stop(sc->ld);

@@ -1,6 +1,7 @@
 /* train/: the record / warm-up / joint schedule (train.c: lwf_train, in lwf.h), and what it
  * is made of: the teacher (teacher.c), the CSV log (log.c), the backup folder with its lock
- * and backups (folder.c).  Each piece owns its memory and files; train.c owns the loop. */
+ * and backups (folder.c), validation while training (valid.c), the chart (chart.c).  Each
+ * piece owns its memory and files; train.c owns the loop. */
 #ifndef LWF_TRAIN_H
 #define LWF_TRAIN_H
 
@@ -76,13 +77,17 @@ typedef struct lwf_iter_report {
     size_t images;           /* images seen after it */
     const int *scored;       /* (ntasks) the task's loss was computed */
     const double *task_loss; /* (ntasks) */
+    const double *top1;      /* (ntasks) -valid's top-1 after this iteration, NAN where not
+                              * measured; NULL: none measured */
 } lwf_iter_report;
 
-/* Rewrites path (atomically) with the header (a loss column per task of m) and the lines
+/* Rewrites path (atomically) with the header (a loss column per task of m, then a top-1
+ * column per task) and the lines
  * of iterations 1..upto already in it (upto = 0: none; a resumed run passes its iteration,
  * so lines of iterations after the backup go), then opens it for appending. */
 int lwf_log_open(lwf_log *log, const char *path, const lwf_model *m, long long upto, lwf_err *err);
-/* Appends r's line (a task's loss empty where the task was not trained). */
+/* Appends r's line (a task's loss empty where the task was not trained, its top-1 empty
+ * where not measured). */
 int lwf_log_append(lwf_log *log, const lwf_model *m, const lwf_iter_report *r, lwf_err *err);
 void lwf_log_close(lwf_log *log);
 
@@ -138,5 +143,37 @@ int lwf_precise_bn_layer(const network *net, const lwf_plan *plan, int i);
  * seed + 7919 q, from its batch 0).  0, or -1 and err (a bad image, out of memory). */
 int lwf_precise_bn(lwf_model *m, const lwf_plan *plan, int batches, const lwf_bn_source *src, int nsrc,
                    unsigned long long seed, lwf_err *err);
+
+/* ---- validation while training (valid.c) ----
+ * -valid N: the valid list of every task that has one, scored on a copy of the training
+ * network's weights by a network of its own (built from the same cfg, at a small batch),
+ * so training reads nothing validation writes: same weights as a run without -valid. */
+typedef struct lwf_trainval lwf_trainval;
+
+/* Opens the valid list of every classifier task of m that has one: its [task] data=, or
+ * for the new task without one, newdata (the training .data).  Decodes the images now (a
+ * bad one is an error naming its list line).  NULL with err when no task has a valid list
+ * or one cannot be read. */
+lwf_trainval *lwf_trainval_open(const lwf_model *m, const char *newdata, lwf_err *err);
+/* Scores every open task on net's current weights (net: m->net of lwf_trainval_open):
+ * top1 (ntasks) gets each task's top-1, NAN where it has no valid list; *images the images
+ * scored.  0, or -1 with err. */
+int lwf_trainval_run(lwf_trainval *v, const network *net, double *top1, long *images, lwf_err *err);
+void lwf_trainval_close(lwf_trainval *v);
+
+/* ---- the chart (chart.c) ----
+ * <backup>/<cfg>.chart.png: each task's loss and top-1 over the iterations, from the CSV
+ * log, drawn by gnuplot (a child process given an argument vector, in a private folder; no
+ * name or path in its command text: the log is its data file).  Never fails a run: a
+ * failure is one warning on stderr, then no more charts in this run. */
+typedef struct lwf_chart {
+    char png[4200];          /* the picture's path */
+    int off;                 /* a draw failed: no more */
+} lwf_chart;
+
+void lwf_chart_init(lwf_chart *c, const char *png);
+/* Draws the log at logpath (the columns of log.c for ntasks tasks) into c->png, atomically;
+ * warmup, total: the phases' boundary (marked when inside the run) and the x range. */
+void lwf_chart_draw(lwf_chart *c, const char *logpath, int ntasks, long long warmup, long long total);
 
 #endif

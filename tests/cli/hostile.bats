@@ -1437,6 +1437,7 @@ tasks_cfg() {
 expected_header() {
     local h="iteration,epoch,phase,loss,avg_loss,rate,seconds,images" name
     for name in "$@"; do h="$h,${name}_loss"; done
+    for name in "$@"; do h="$h,${name}_top1"; done # -valid's columns
     echo "$h"
 }
 
@@ -1450,7 +1451,7 @@ expected_header() {
     [ "$(head -n 1 "$T/backup/long.log.csv")" = "$(expected_header old "$long")" ]
     # no NUL or other heap bytes anywhere in the log, and every row as wide as the header
     [ "$(tr -d '\000' < "$T/backup/long.log.csv" | cmp - "$T/backup/long.log.csv" && echo same)" = same ]
-    [ "$(awk -F, '{ print NF }' "$T/backup/long.log.csv" | sort -u)" = 10 ]
+    [ "$(awk -F, '{ print NF }' "$T/backup/long.log.csv" | sort -u)" = 12 ]
 }
 
 @test "log: 17 tasks with 240-character names: one header column per task, as many as in the rows" {
@@ -1462,7 +1463,7 @@ expected_header() {
     run "$DARKNET" lwf train "$T/new.data" "$CFG" "$T/many.weights" -seed 1 -quiet
     assert_ok
     [ "$(head -n 1 "$T/backup/many.log.csv")" = "$(expected_header "${names[@]}")" ]
-    [ "$(awk -F, '{ print NF }' "$T/backup/many.log.csv" | sort -u)" = 25 ]
+    [ "$(awk -F, '{ print NF }' "$T/backup/many.log.csv" | sort -u)" = 42 ]
 }
 
 @test "cfg: a task name holding ',' or '\"' is refused at its line (it would break the CSV log and lwf valid -csv)" {

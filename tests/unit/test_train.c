@@ -2,8 +2,9 @@
  * bit for bit, record and online teachers agree, resume repeats an uninterrupted run,
  * the teacher cache follows its inputs, LwF keeps the old task where fine-tuning
  * forgets it, lwf valid agrees with stock `classifier valid`, the weights check stops a
- * run whose loss is still finite, featext changes the new head only, and the CSV log
- * after a resume has each iteration once. */
+ * run whose loss is still finite, featext changes the new head only, the CSV log
+ * after a resume has each iteration once, -valid's figures are lwf valid's while the
+ * weights stay those of a run without it, and precise_bn's pass. */
 #define _XOPEN_SOURCE 700 /* initstate, setstate */
 #include "testutil.h"
 #include "train/train.h"
@@ -583,7 +584,7 @@ static void test_log_after_resume_has_each_iteration_once(void **state)
     /* the header, then iterations 1..20 */
     char *line = strtok(text, "\n");
     assert_non_null(line);
-    assert_string_equal(line, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,quad_loss,tint_loss");
+    assert_string_equal(line, "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,quad_loss,tint_loss,quad_top1,tint_top1");
     long long want = 1;
     for (line = strtok(NULL, "\n"); line; line = strtok(NULL, "\n"), ++want) {
         long long it = -1;
@@ -875,6 +876,110 @@ static void test_precise_bn_resume(void **state)
     free(c);
 }
 
+/* Field `col` (0-based) of CSV line `line` into out (cap bytes): "" when empty. */
+static void csv_field(const char *line, int col, char *out, size_t cap)
+{
+    const char *p = line;
+    for (int c = 0; c < col && p; ++c) p = (p = strchr(p, ',')) ? p + 1 : NULL;
+    if (!p) fail_msg("no column %d in '%s'", col, line);
+    size_t n = strcspn(p, ",\n");
+    if (n >= cap) n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+/* Line `it` (the iteration's line, header = line 0) of a CSV log's text, malloc'd. */
+static char *log_line(const char *text, long long it)
+{
+    const char *p = text;
+    for (long long k = 0; k < it && p; ++k) p = (p = strchr(p, '\n')) ? p + 1 : NULL;
+    if (!p || !*p) fail_msg("the log has no line for iteration %lld", it);
+    size_t n = strcspn(p, "\n");
+    char *l = malloc(n + 1);
+    memcpy(l, p, n);
+    l[n] = 0;
+    return l;
+}
+
+/* -valid: the figures of the log's *_top1 columns (quad: 10, tint: 11) equal lwf valid's on
+ * the weights of that iteration (an epoch's <cfg>_1.weights at iteration 16, the final
+ * weights at 30), only where measured (every 8 iterations and at the end); and the run ends
+ * with the same weights, bit for bit, and the same losses as one without -valid. */
+static void test_valid_figures_and_weights(void **state)
+{
+    fixture *f = *state;
+    /* 256 images, batch 16: an epoch is 16 iterations; warm-up 10, then 20 joint */
+    char *with = lwf_cfg(f, "withvalid", 10, 20, 0.1f, ""), *without = lwf_cfg(f, "novalid", 10, 20, 0.1f, "");
+    assert_int_equal(train(f->new_data, with, f->old_weights, "-seed 9 -valid 8"), 0);
+    assert_int_equal(train(f->new_data, without, f->old_weights, "-seed 9"), 0);
+    char path[4200], field[64];
+    snprintf(path, sizeof path, "%s/backup-tint/withvalid.log.csv", f->dir);
+    char *log = (char *)tu_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/backup-tint/novalid.log.csv", f->dir);
+    char *log0 = (char *)tu_slurp(path, NULL);
+    /* measured at 8, 16, 24 and 30 only */
+    for (long long it = 1; it <= 30; ++it) {
+        char *l = log_line(log, it);
+        for (int c = 10; c <= 11; ++c) {
+            csv_field(l, c, field, sizeof field);
+            int measured = it % 8 == 0 || it == 30;
+            if (measured != (field[0] != 0)) fail_msg("iteration %lld, column %d: '%s'", it, c, field);
+        }
+        /* the same losses as without -valid (every column but seconds, 6) */
+        char *l0 = log_line(log0, it);
+        for (int c = 0; c <= 9; ++c) {
+            char a[64];
+            csv_field(l, c, field, sizeof field);
+            csv_field(l0, c, a, sizeof a);
+            if (c != 6 && strcmp(field, a) != 0)
+                fail_msg("iteration %lld, column %d: '%s' with -valid, '%s' without", it, c, field, a);
+        }
+        free(l);
+        free(l0);
+    }
+    /* the same weights */
+    size_t n1, n0;
+    unsigned char *w1 = final_weights(f, "withvalid", &n1), *w0 = final_weights(f, "novalid", &n0);
+    assert_int_equal(n1, n0);
+    assert_memory_equal(w1, w0, n1);
+    /* the figures are lwf valid's on the same weights (4 places: one image of 128 is 0.0078) */
+    const char *tasks[2] = {"quad", "tint"};
+    long long at[3] = {16, 30, 8};
+    double seen[3][2];
+    for (int k = 0; k < 3; ++k) {
+        char w[4200];
+        snprintf(w, sizeof w, "%s/backup-tint/withvalid%s.weights", f->dir, k == 0 ? "_1" : "");
+        char *l = log_line(log, at[k]);
+        for (int q = 0; q < 2; ++q) {
+            csv_field(l, 10 + q, field, sizeof field);
+            double logged = strtod(field, NULL), valid = k < 2 ? valid_top1(with, w, tasks[q]) : logged;
+            seen[k][q] = logged;
+            if (fabs(logged - valid) > 5e-5)
+                fail_msg("iteration %lld, task %s: -valid %.6f, lwf valid %.4f on %s", at[k], tasks[q], logged,
+                         valid, w);
+        }
+        free(l);
+    }
+    print_message("# -valid: quad %.4f %.4f %.4f, tint %.4f %.4f %.4f at iterations 8, 16, 30\n", seen[2][0],
+                  seen[0][0], seen[1][0], seen[2][1], seen[0][1], seen[1][1]);
+    /* guards: both tasks above chance (0.25) at the end, and the new task's figure moved
+     * with training, so neither a validation of the wrong head nor a stale one passes */
+    assert_true(seen[1][0] > 0.5 && seen[1][1] > 0.4);
+    assert_true(fabs(seen[1][1] - seen[2][1]) > 0.02);
+    /* and the progress output says it */
+    snprintf(path, sizeof path, "%s.log", with);
+    char *out = (char *)tu_slurp(path, NULL);
+    snprintf(field, sizeof field, "30: valid top-1 quad %.4f tint %.4f (", seen[1][0], seen[1][1]);
+    if (!strstr(out, field)) fail_msg("no '%s' in the output:\n%s", field, out);
+    free(out);
+    free(w1);
+    free(w0);
+    free(log);
+    free(log0);
+    free(with);
+    free(without);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -896,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_precise_bn_formula),
         cmocka_unit_test(test_precise_bn_changes_only_rolling_statistics),
         cmocka_unit_test(test_precise_bn_resume),
+        cmocka_unit_test(test_valid_figures_and_weights),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
