@@ -83,6 +83,24 @@ static int predict_detector(lwf_model *m, const char *path, const char *datafile
     return 0;
 }
 
+/* lwf predict on a detector: pos = cfg, weights, image; frees m.  The exit status. */
+static int detector_command(lwf_model *m, char **pos, const char *thresh, const char *datafile, const char *out)
+{
+    lwf_err err;
+    int whole = 0, rc;
+    char *end = NULL;
+    float th = thresh ? strtof(thresh, &end) : .5f;
+    if (thresh && (end == thresh || *end || !(th >= 0 && th <= 1)))
+        rc = lwf_fail(&err, "-thresh must be a number in [0, 1], got '%s'", thresh);
+    else if (lwf_weights_load_model(m, pos[1], &whole, NULL, &err) == 0 && !whole)
+        rc = lwf_fail(&err, "%s: holds no weights for %s", pos[1], pos[0]);
+    else if (whole) rc = predict_detector(m, pos[2], datafile, th, out, &err);
+    else rc = -1;
+    if (rc) fprintf(stderr, "darknet lwf predict: %s\n", err.msg);
+    lwf_model_free(m);
+    return rc ? 1 : 0;
+}
+
 int lwf_cmd_predict(int argc, char **argv)
 {
     const char *only = NULL, *thresh = NULL, *out = "predictions", *datafile = NULL;
@@ -104,19 +122,7 @@ int lwf_cmd_predict(int argc, char **argv)
     lwf_model *m = lwf_model_load(pos[0], &bo, &err);
     lwf_quiet_end(saved);
     int whole = 0, rc = 0, pick = -1;
-    if (m && m->detector) {
-        char *end = NULL;
-        float th = thresh ? strtof(thresh, &end) : .5f;
-        if (thresh && (end == thresh || *end || !(th >= 0 && th <= 1)))
-            rc = lwf_fail(&err, "-thresh must be a number in [0, 1], got '%s'", thresh);
-        else if (lwf_weights_load_model(m, pos[1], &whole, NULL, &err) == 0 && !whole)
-            rc = lwf_fail(&err, "%s: holds no weights for %s", pos[1], pos[0]);
-        else if (whole) rc = predict_detector(m, pos[2], datafile, th, out, &err);
-        else rc = -1;
-        if (rc) fprintf(stderr, "darknet lwf predict: %s\n", err.msg);
-        lwf_model_free(m);
-        return rc ? 1 : 0;
-    }
+    if (m && m->detector) return detector_command(m, pos, thresh, datafile, out);
     if (m && (thresh || datafile)) {
         fprintf(stderr, "darknet lwf predict: -thresh and -data are for detectors; %s is a classifier\n", pos[0]);
         lwf_model_free(m);
