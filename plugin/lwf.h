@@ -25,9 +25,13 @@ typedef struct lwf_task {
     int line;          /* cfg line of the [task] section */
     int first;         /* layer index of the [task] layer */
     int loss;          /* layer index of the head's loss layer */
-    int is_new;        /* 1: ends in [softmax] (new task); 0: ends in [lwf_distill] */
+    int is_new;        /* 1: ends in [softmax] or [lwf_softmax] (new task); 0: ends in [lwf_distill] */
     int classes;       /* logits of this head = inputs of its loss layer */
     int offset;        /* first column of this task's slice in a truth row */
+    int old_classes;   /* a grown head ([lwf_softmax]): K, the outputs the old model had; else 0 */
+    int class_layer;   /* a grown head: its class layer (K + M outputs, one per class); else -1 */
+    char *exemplars;   /* [task] exemplars= (a list of old-class images) or NULL, owned */
+    float exemplar_share; /* [task] exemplar_share=: the part of each batch they fill */
     /* temperature, lambda, t2_scaling: the loss layer's, lwf_task_loss */
 } lwf_task;
 
@@ -38,6 +42,9 @@ typedef struct lwf_augment {
     int flip;                    /* random horizontal flip (stock Darknet: always on) */
     int center;                  /* centre crop instead of random crop */
 } lwf_augment;
+
+/* [task] exemplar_share when not given: a quarter of every batch (README, "Old images") */
+#define LWF_EXEMPLAR_SHARE 0.25f
 
 /* An LwF network: all layers in one Darknet network, trunk first, then heads. */
 typedef struct lwf_model {
@@ -236,6 +243,15 @@ typedef struct lwf_init_info {
  * absent.  Options are written as key=value, in order, without comments.  info may be NULL. */
 int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, int split, lwf_init_info *info,
                  lwf_err *err);
+
+/* lwf init -grow: writes the grown cfg `outcfg` (a stock classifier's head, or an LwF cfg's
+ * last head, given K + M outputs and [lwf_softmax] old_classes=K, K = classes of olddata)
+ * and beside it, named after its stem, <stem>.data (classes K + M, train = newdata's,
+ * valid = <stem>.valid.list, labels = <stem>.labels, backup = newdata's), <stem>.labels (old
+ * then new) and <stem>.valid.list (old valid list, then new); its [task] is named <stem>
+ * with data=<stem>.data.  Every output is checked before any is written, each atomically. */
+int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
+                  lwf_init_info *info, lwf_err *err);
 
 /* Writes task `task` of an LwF model as a stock Darknet classifier: outcfg = [net] without
  * the plugin's keys, the trunk, the task's head ending in [softmax]; outweights = the
