@@ -210,6 +210,10 @@ typedef struct lwf_accuracy {
 /* Top-1 and top-K accuracy of task `task` over its .data's valid list, each image
  * centre-cropped as stock `classifier valid` does.  m should be built with batch 1. */
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
+/* The same in parts: acc (3): [0] every image, [1] the images of a grown head's old classes
+ * (labels 0..K-1), [2] those of its new ones; for another head [1] and [2] count nothing.
+ * Every image is scored against all the head's classes. */
+int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
 
 /* Runs every head on one image (letterboxed, as stock `classifier predict`); each
  * task's probabilities are then in m->net->layers[task.loss].output. */

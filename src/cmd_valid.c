@@ -51,15 +51,20 @@ int lwf_cmd_valid(int argc, char **argv)
             fprintf(stderr, "task %s: no data= file, skipped\n", m->tasks[k].name);
             continue;
         }
-        lwf_accuracy acc;
-        if (lwf_validate(m, k, top, &acc, &err)) {
+        lwf_accuracy acc[3];
+        if (lwf_validate_parts(m, k, top, acc, &err)) {
             fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
             rc = 1;
             break;
         }
         ++shown;
-        if (csv) printf("%s,%d,%.4f,%.4f\n", m->tasks[k].name, acc.images, acc.top1, acc.topK);
-        else printf("%-20s %8d %8.4f %8.4f   (top-%d)\n", m->tasks[k].name, acc.images, acc.top1, acc.topK, acc.topk);
+        /* a grown head: its old classes' images and its new ones' too (TASK:old, TASK:new) */
+        for (int q = 0; q < (m->tasks[k].old_classes ? 3 : 1); ++q) {
+            char name[300];
+            snprintf(name, sizeof name, "%s%s", m->tasks[k].name, q == 1 ? ":old" : q == 2 ? ":new" : "");
+            if (csv) printf("%s,%d,%.4f,%.4f\n", name, acc[q].images, acc[q].top1, acc[q].topK);
+            else printf("%-20s %8d %8.4f %8.4f   (top-%d)\n", name, acc[q].images, acc[q].top1, acc[q].topK, acc[q].topk);
+        }
     }
     if (!rc && shown == 0) {
         fprintf(stderr, "darknet lwf valid: no task of %s has a data= file with a valid list\n", pos[0]);

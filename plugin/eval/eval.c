@@ -15,6 +15,27 @@ static void run_eval(lwf_model *m, const lwf_plan *p, const float *x)
 
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
 {
+    lwf_accuracy parts[3];
+    if (lwf_validate_parts(m, task, topk, parts, err)) return -1;
+    *acc = parts[0];
+    return 0;
+}
+
+/* acc[part] of one image: part 0 all, 1 an old class of a grown head, 2 a new one */
+static void score(lwf_accuracy *acc, int label, int old_classes, const int *idx, int topk, long (*hits)[2])
+{
+    int h1 = idx[0] == label, hk = 0;
+    for (int j = 0; j < topk; ++j) hk |= idx[j] == label;
+    int parts[2] = {0, label < old_classes ? 1 : 2};
+    for (int q = 0; q < (old_classes ? 2 : 1); ++q) {
+        ++acc[parts[q]].images;
+        hits[parts[q]][0] += h1;
+        hits[parts[q]][1] += hk;
+    }
+}
+
+int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
+{
     const lwf_task *t = &m->tasks[task];
     if (lwf_check_image_input(m, err)) return -1;
     if (!t->data) return lwf_fail(err, "%s:%d: task '%s' has no data= file to validate with", m->cfg, t->line, t->name);
@@ -35,7 +56,8 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
     if (!rc && !idx) rc = lwf_fail(err, "out of memory");
     lwf_plan plan = {0, NULL, NULL, NULL}; /* one for the whole list */
     if (!rc && lwf_plan_make(m, LWF_PASS_EVAL, &plan)) rc = lwf_fail(err, "out of memory");
-    long hit1 = 0, hitk = 0;
+    long hits[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    memset(acc, 0, 3 * sizeof *acc);
     for (int i = 0; !rc && i < paths.n; ++i) {
         image im;
         lwf_err ierr;
@@ -49,15 +71,12 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
         free_image(im);
         float *pred = m->net->layers[t->loss].output; /* (classes) probabilities */
         top_k(pred, t->classes, topk, idx);
-        if (idx[0] == label[i]) ++hit1;
-        for (int j = 0; j < topk; ++j)
-            if (idx[j] == label[i]) ++hitk;
+        score(acc, label[i], t->old_classes, idx, topk, hits);
     }
-    if (!rc) {
-        acc->images = paths.n;
-        acc->topk = topk;
-        acc->top1 = (double)hit1 / paths.n;
-        acc->topK = (double)hitk / paths.n;
+    for (int q = 0; !rc && q < 3; ++q) {
+        acc[q].topk = topk;
+        acc[q].top1 = acc[q].images ? (double)hits[q][0] / acc[q].images : 0;
+        acc[q].topK = acc[q].images ? (double)hits[q][1] / acc[q].images : 0;
     }
     lwf_plan_free(&plan);
     free(idx);

@@ -41,7 +41,7 @@ int lwf_teacher_check(const lwf_model *m, lwf_teacher_mode mode, lwf_err *err)
 static int make_targets(lwf_teacher *t, lwf_err *err)
 {
     const lwf_model *tm = t->tm;
-    t->targets = calloc((size_t)tm->ntasks, sizeof *t->targets);
+    t->targets = calloc((size_t)tm->ntasks + 1, sizeof *t->targets);
     if (!t->targets) return lwf_fail(err, "out of memory");
     for (int k = 0; k < tm->ntasks; ++k) {
         if (tm->tasks[k].is_new) continue;
@@ -50,6 +50,15 @@ static int make_targets(lwf_teacher *t, lwf_err *err)
         g->from = 0;
         g->count = tm->tasks[k].classes;
         g->column = tm->tasks[k].offset;
+        t->width += g->count;
+    }
+    const lwf_task *nt = &tm->tasks[tm->new_task];
+    if (nt->old_classes) { /* a grown head: the old model's K logits, after its K + M targets */
+        target *g = &t->targets[t->ntargets++];
+        g->layer = nt->loss - 1;
+        g->from = 0;
+        g->count = nt->old_classes;
+        g->column = nt->offset + nt->classes;
         t->width += g->count;
     }
     return 0;
@@ -80,7 +89,7 @@ static int cache_key(const lwf_teacher *t, const lwf_teacher_opts *o, unsigned l
     const lwf_model *tm = t->tm;
     *key = 0;
     if (lwf_hash_file(o->list_path, key, err) || lwf_hash_file(o->weights, key, err)) return -1;
-    for (int i = 0; i < lwf_old_layers(tm); ++i) {
+    for (int i = 0; i < lwf_teacher_layers(tm); ++i) {
         *key = (*key ^ (unsigned long long)tm->net->layers[i].type) * 1099511628211ULL;
         *key = (*key ^ (unsigned long long)tm->net->layers[i].outputs) * 1099511628211ULL;
     }
@@ -190,8 +199,11 @@ lwf_teacher *lwf_teacher_open(const lwf_model *m, const lwf_teacher_opts *o, lwf
     t->mode = o->mode;
     lwf_build_opts bo = {m->net->batch, 1};
     int rc = (t->tm = lwf_model_load(m->cfg, &bo, err)) ? 0 : -1;
-    if (!rc) rc = lwf_weights_load(t->tm->net, o->weights, lwf_old_layers(t->tm), NULL, err);
+    if (!rc) rc = lwf_weights_load(t->tm->net, o->weights, lwf_teacher_layers(t->tm), NULL, err);
     if (!rc && lwf_plan_make(t->tm, LWF_PASS_TEACHER, &t->plan)) rc = lwf_fail(err, "out of memory");
+    /* a grown head's logits (not its loss) are the old model's first K */
+    const lwf_task *nt = rc ? NULL : &t->tm->tasks[t->tm->new_task];
+    for (int i = nt && nt->old_classes ? nt->first : 0; nt && nt->old_classes && i < nt->loss; ++i) t->plan.fwd[i] = 1;
     if (!rc) rc = make_targets(t, err);
     if (!rc && o->mode == LWF_TEACHER_RECORD && (rc = record_responses(t, o, err)) == 0) {
         /* the responses are all it is needed for */
