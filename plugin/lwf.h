@@ -215,6 +215,16 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
  * Every image is scored against all the head's classes. */
 int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
 
+/* A multi-head model's task-agnostic answer: every head's probabilities (softmax of its
+ * logits) side by side in cfg order, the answer the class of the more confident head
+ * (plugin/eval/merged.c).  lwf_merged_classes: their count; lwf_merged_scores: after a
+ * forward pass, the (classes) scores into out.  lwf_validate_merged: top-1 and top-K (topk <
+ * 1: 1) over every task's valid images, each labelled by its task's first merged class plus
+ * its label, centre-cropped. */
+int lwf_merged_classes(const lwf_model *m);
+void lwf_merged_scores(const lwf_model *m, float *out);
+int lwf_validate_merged(lwf_model *m, int topk, lwf_accuracy *acc, lwf_err *err);
+
 /* Runs every head on one image (letterboxed, as stock `classifier predict`); each
  * task's probabilities are then in m->net->layers[task.loss].output. */
 int lwf_predict(lwf_model *m, const char *imagepath, lwf_err *err);

@@ -684,6 +684,121 @@ int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, 
 
 /* ---- export ---- */
 
+/* The side files of lwf export ... all: <out stem>.labels (every task's, in cfg order),
+ * <out stem>.valid.list (every task's valid list) and <out stem>.data naming them. */
+static int export_all_files(const lwf_model *m, const char *outcfg, lwf_err *err)
+{
+    char datap[4200], labelsp[4200], validp[4200];
+    beside(outcfg, ".data", datap, sizeof datap);
+    beside(outcfg, ".labels", labelsp, sizeof labelsp);
+    beside(outcfg, ".valid.list", validp, sizeof validp);
+    sbuf labels = {0}, valid = {0}, dat = {0};
+    int rc = 0;
+    for (int k = 0; !rc && k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        lwf_datacfg d;
+        if (!t->data) {
+            rc = lwf_fail(err, "%s:%d: task '%s' has no data= file: export all needs every task's labels", m->cfg,
+                          t->line, t->name);
+            break;
+        }
+        if (lwf_datacfg_read(t->data, &d, err)) {
+            rc = -1;
+            break;
+        }
+        if (!d.labels) rc = lwf_fail(err, "%s: no labels= file", t->data);
+        if (!rc) rc = append_list(&labels, d.labels, err);
+        if (!rc && d.valid) rc = append_list(&valid, d.valid, err);
+        lwf_datacfg_free(&d);
+    }
+    sb_printf(&dat, "classes=%d\nvalid=%s\nlabels=%s\ntop=1\n", lwf_merged_classes(m), validp, labelsp);
+    if (!rc && (labels.oom || valid.oom || dat.oom)) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    if (!rc) rc = lwf_write_file_atomic(labelsp, labels.p, labels.n, err);
+    if (!rc) rc = lwf_write_file_atomic(validp, valid.p, valid.n, err);
+    if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
+    free(labels.p);
+    free(valid.p);
+    free(dat.p);
+    return rc;
+}
+
+/* The cfg of lwf export ... all: [net], the trunk, each head (after a [route] back to the
+ * trunk's last layer, but the first) ending in its own [softmax], then a [route] of every
+ * head's probabilities side by side: stock `classifier valid` takes the largest, the class of
+ * the more confident head (lwf_merged_scores). *layers (n) gets the network's layers in order. */
+static int export_all_cfg(const lwf_model *m, const lwf_cfgfile *cf, sbuf *out, int *layers, int *n, lwf_err *err)
+{
+    const char *path = cf->path;
+    int trunk = m->trunk, at = trunk, nl = 0;
+    if (emit(out, path, &cf->sections[0], NULL, NULL, 1, NULL, 0, 0, err)) return -1;
+    for (int i = 0; i < trunk; ++i) {
+        layers[nl++] = i;
+        if (emit(out, path, &cf->sections[i + 1], NULL, NULL, 0, NULL, 0, 0, err)) return -1;
+    }
+    char soft[4096] = "";
+    size_t sl = 0;
+    for (int k = 0; k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        if (k > 0) {
+            sb_printf(out, "[route]\nlayers=%d\n\n", trunk - 1);
+            ++at;
+        }
+        int hn = t->loss - t->first - 1;
+        refmap rm = {trunk, t->first + 1, t->loss, at, t->first, trunk - 1};
+        for (int i = 0; i < hn; ++i) {
+            int src = t->first + 1 + i;
+            layers[nl++] = src;
+            if (emit(out, path, &cf->sections[src + 1], NULL, NULL, 0, &rm, src, at + i, err)) return -1;
+        }
+        at += hn;
+        sb_printf(out, "[softmax]\ngroups=1\n\n");
+        sl += (size_t)snprintf(soft + sl, sizeof soft - sl, "%s%d", k ? "," : "", at++);
+        if (sl >= sizeof soft) return lwf_fail(err, "%s: too many heads", path);
+    }
+    sb_printf(out, "[route]\nlayers=%s\n", soft);
+    *n = nl;
+    return 0;
+}
+
+static int export_all(const char *cfgpath, const char *weights, const char *outcfg, const char *outweights,
+                      lwf_err *err)
+{
+    lwf_build_opts bo = {1, 1};
+    lwf_model *m = lwf_model_load(cfgpath, &bo, err);
+    if (!m) return -1;
+    int rc = -1, whole = 0, n = 0, *layers = malloc((size_t)m->net->n * sizeof(int));
+    size_t seen = 0;
+    sbuf out = {0};
+    lwf_cfgfile cf = {0};
+    if (!layers) {
+        lwf_fail(err, "%s: out of memory", outweights);
+        goto done;
+    }
+    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) goto done;
+    if (!whole) {
+        lwf_fail(err, "%s holds the old network only: the new task '%s' has no trained weights in it", weights,
+                 m->tasks[m->new_task].name);
+        goto done;
+    }
+    if (lwf_cfg_read(cfgpath, &cf, err) || export_all_cfg(m, &cf, &out, layers, &n, err)) goto done;
+    if (out.oom) {
+        lwf_fail(err, "%s: out of memory", outcfg);
+        goto done;
+    }
+    if (export_all_files(m, outcfg, err) || lwf_write_file_atomic(outcfg, out.p, out.n, err)) goto done;
+    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) {
+        unlink(outcfg);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(out.p);
+    free(layers);
+    lwf_cfg_free(&cf);
+    lwf_model_free(m);
+    return rc;
+}
+
 int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
                const char *outweights, lwf_err *err)
 {
@@ -701,6 +816,17 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
         if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
     }
     int k = lwf_task_find(m, task);
+    if (k < 0 && strcmp(task, "all") == 0) { /* every task as one classifier (a task named all wins) */
+        lwf_model_free(m);
+        char d[4200], l[4200], v[4200];
+        beside(outcfg, ".data", d, sizeof d);
+        beside(outcfg, ".labels", l, sizeof l);
+        beside(outcfg, ".valid.list", v, sizeof v);
+        const lwf_file outs4[] = {{outcfg, "output cfg"}, {outweights, "output weights"}, {d, "output .data"},
+                                  {l, "output labels"}, {v, "output valid list"}};
+        if (lwf_check_outputs(outs4, 5, ins, 2, err)) return -1;
+        return export_all(cfgpath, weights, outcfg, outweights, err);
+    }
     if (k < 0) {
         char names[1024] = "";
         size_t at = 0;

@@ -231,14 +231,14 @@ static void test_exemplars(void **state)
 {
     fixture *f = *state;
     char extra[4200];
-    snprintf(extra, sizeof extra, "exemplars=%s\n", f->exemplars);
+    snprintf(extra, sizeof extra, "exemplars=%s\nexemplar_share=0.5\n", f->exemplars);
     char *no = grown_cfg(f, "gnoex", 10, 60, "", 0), *ex = grown_cfg(f, "gex", 10, 60, extra, 0);
     assert_int_equal(train(f, no, f->old_weights, "-seed 6 -method finetune"), 0);
     assert_int_equal(train(f, ex, f->old_weights, "-seed 6 -method finetune"), 0);
     char *wn = out_path(f, "gnoex", ".weights"), *we = out_path(f, "gex", ".weights");
     tu_valid_row n = tu_valid(no, wn, "", "all:old"), e = tu_valid(ex, we, "", "all:old");
     print_message("# old classes after fine-tuning: %.4f without exemplars, %.4f with\n", n.top1, e.top1);
-    assert_true(e.top1 > n.top1 + 0.1);
+    assert_true(e.top1 > n.top1 + 0.25);
     assert_int_not_equal(train(f, ex, f->old_weights, "-seed 6 -method lwf -teacher record -clear"), 0);
     assert_int_equal(train(f, ex, f->old_weights, "-seed 6 -method lwf -teacher online -clear"), 0);
     free(wn);
@@ -272,12 +272,48 @@ static void test_export_agrees_with_stock(void **state)
     free(cfg);
 }
 
+/* A multi-head model answered task-agnostically: lwf valid -merged over both tasks' valid
+ * images, and the stock classifier of lwf export ... all, scored by stock `classifier valid`,
+ * agree; the merged answer is the more confident head's (here above the concatenated logits'
+ * chance of 1/8 and below each head's own accuracy). */
+static void test_merged_agrees_with_stock(void **state)
+{
+    fixture *f = *state;
+    char text[8192];
+    const char *hd = "[convolutional]\nfilters=4\nsize=1\nstride=1\npad=1\nactivation=linear\n[avgpool]\n";
+    snprintf(text, sizeof text,
+             "%slearning_rate=0.05\nwarmup_learning_rate=0.05\nmax_batches=20\nwarmup_batches=10\nflip=0\n%s"
+             "[task]\nname=quad\ndata=%s\n%s[lwf_distill]\n[task]\nname=tint\ndata=%s\n%s[softmax]\n",
+             net_head, trunk, f->old_data, hd, f->new_data, hd);
+    char *cfg = tu_write(f->dir, "mh.cfg", text);
+    assert_int_equal(tu_sh("'%s' lwf train '%s' '%s' '%s' -seed 8 -quiet >> '%s.log' 2>&1", getenv("DARKNET"),
+                           f->new_data, cfg, f->old_weights, cfg),
+                     0);
+    char *w = out_path(f, "mh", ".weights"), oc[4096], ow[4096], od[4096];
+    snprintf(oc, sizeof oc, "%s/merged.cfg", f->dir);
+    snprintf(ow, sizeof ow, "%s/merged.weights", f->dir);
+    snprintf(od, sizeof od, "%s/merged.data", f->dir);
+    lwf_err err;
+    if (lwf_export(cfg, w, "all", oc, ow, &err)) fail_msg("%s", err.msg);
+    tu_stock_row s = tu_stock_valid(od, oc, ow);
+    tu_valid_row ours = tu_valid(cfg, w, "-merged", "all"), q = tu_valid(cfg, w, "", "quad"),
+                 t = tu_valid(cfg, w, "", "tint");
+    print_message("# merged: stock %.4f (%d images), ours %.4f; heads alone %.4f %.4f\n", s.top1, s.images, ours.top1,
+                  q.top1, t.top1);
+    assert_int_equal(s.images, 256);
+    assert_int_equal(ours.images, 256);
+    assert_true(fabs(s.top1 - ours.top1) < 1e-4);
+    assert_true(ours.top1 > 0.3 && ours.top1 <= (q.top1 + t.top1) / 2 + 1e-4);
+    free(w);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_trains_new_rows_only), cmocka_unit_test(test_every_method),
         cmocka_unit_test(test_teachers_and_resume), cmocka_unit_test(test_exemplars),
-        cmocka_unit_test(test_export_agrees_with_stock),
+        cmocka_unit_test(test_export_agrees_with_stock), cmocka_unit_test(test_merged_agrees_with_stock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
