@@ -17,8 +17,8 @@ typedef struct lwf_loss_params {
     int old_classes;     /* [lwf_softmax] only: K, the outputs distilled (the first K) */
     int distill;         /* [lwf_softmax] only: 1 = the slice's last K columns hold teacher
                           * logits to distill from; 0 = no teacher (cross-entropy only) */
-    int bias_correction; /* [lwf_softmax] only: 1 = weight aligning of the new rows after training
-                          * (see plugin/train/grow.c) */
+    int bias_correction; /* [lwf_softmax] only: 1 = weight aligning of the new rows after training,
+                          * 0 = none, -1 = on without exemplars (see plugin/train/grow.c) */
     int rows;            /* rows the last forward scored (rows with an all-zero slice carry
                           * no label for this task and are skipped) */
 } lwf_loss_params;
@@ -55,8 +55,9 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
  * (1 <= K < inputs); its truth slice is inputs + K wide (targets, then the teacher's K
  * logits).  See grow.c. */
 layer lwf_make_grow_layer(int batch, int inputs, int old_classes, float temperature, float lambda, int t2);
-/* [lwf_softmax] bias_correction when the cfg does not say (chosen from protocol P3: README) */
-#define LWF_BIAS_CORRECTION_DEFAULT 1
+/* [lwf_softmax] bias_correction when the cfg does not say: -1, on without [task] exemplars=
+ * and off with them (chosen from protocol P3: README, "Class-incremental") */
+#define LWF_BIAS_CORRECTION_DEFAULT (-1)
 /* ---- [lwf_yolo] (yolo.c) ---- */
 
 #define LWF_YOLO_BOXES 90   /* boxes in a truth row: what [yolo] reads (its l.truths / 5) */

@@ -79,10 +79,20 @@ static double row_norm(const layer *l, int o)
     return s;
 }
 
+int lwf_grow_corrects(const lwf_model *m)
+{
+    const lwf_task *t = grown(m);
+    if (!t) return 0;
+    int bc = lwf_loss_params_of(&m->net->layers[t->loss])->bias_correction;
+    /* the default: P3 measured weight aligning helping without old images and costing 1-2
+     * points with them (their share of each batch already evens the classes out) */
+    return bc < 0 ? t->exemplars == NULL : bc;
+}
+
 double lwf_grow_align(lwf_model *m)
 {
     const lwf_task *t = grown(m);
-    if (!t || !lwf_loss_params_of(&m->net->layers[t->loss])->bias_correction) return 1;
+    if (!lwf_grow_corrects(m)) return 1;
     layer *l = &m->net->layers[t->class_layer];
     int K = t->old_classes, n = t->classes;
     double old = 0, nw = 0;

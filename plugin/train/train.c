@@ -241,12 +241,12 @@ static void stop_loaders(trainer *t)
     }
 }
 
-/* The final <cfg>.weights; a grown head with bias_correction=1 is weight-aligned first, the
+/* The final <cfg>.weights; a grown head whose bias correction applies is weight-aligned first, the
  * weights before it kept as <cfg>.uncorrected.weights. */
 static int finish(trainer *t, lwf_err *err)
 {
     network *net = t->m->net;
-    if (lwf_grow_is(t->m) && lwf_loss_params_of(&net->layers[t->m->tasks[t->m->new_task].loss])->bias_correction) {
+    if (lwf_grow_corrects(t->m)) {
         if (lwf_folder_save(&t->dir, net, ".uncorrected.weights", NULL, err)) return -1;
         fprintf(stderr, "bias correction: the new classes' logits scaled by %.4f (weight aligning)\n",
                 lwf_grow_align(t->m));

@@ -73,6 +73,8 @@ void lwf_grow_freeze_end(lwf_grow_freeze *f);
  * al. 2020): the new rows' logits scaled so that their mean weight norm (times the batch-norm
  * gain) is the old rows'.  Returns the factor (1: nothing done). */
 double lwf_grow_align(lwf_model *m);
+/* Whether it applies: bias_correction=1, or the default (-1) and no exemplars. */
+int lwf_grow_corrects(const lwf_model *m);
 
 /* ---- the CSV log (log.c) ----
  * <backup>/<cfg>.log.csv: a header, then one line per iteration, each appended with one
