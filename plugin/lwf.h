@@ -25,9 +25,13 @@ typedef struct lwf_task {
     int line;          /* cfg line of the [task] section */
     int first;         /* layer index of the [task] layer */
     int loss;          /* layer index of the head's loss layer */
-    int is_new;        /* 1: ends in [softmax] (new task); 0: ends in [lwf_distill] */
+    int is_new;        /* 1: ends in [softmax] or [lwf_softmax] (new task); 0: ends in [lwf_distill] */
     int classes;       /* logits of this head = inputs of its loss layer */
     int offset;        /* first column of this task's slice in a truth row */
+    int old_classes;   /* a grown head ([lwf_softmax]): K, the outputs the old model had; else 0 */
+    int class_layer;   /* a grown head: its class layer (K + M outputs, one per class); else -1 */
+    char *exemplars;   /* [task] exemplars= (a list of old-class images) or NULL, owned */
+    float exemplar_share; /* [task] exemplar_share=: the part of each batch they fill */
     /* temperature, lambda, t2_scaling: the loss layer's, lwf_task_loss */
 } lwf_task;
 
@@ -38,6 +42,9 @@ typedef struct lwf_augment {
     int flip;                    /* random horizontal flip (stock Darknet: always on) */
     int center;                  /* centre crop instead of random crop */
 } lwf_augment;
+
+/* [task] exemplar_share when not given: a quarter of every batch (README, "Old images") */
+#define LWF_EXEMPLAR_SHARE 0.25f
 
 /* An LwF network: all layers in one Darknet network, trunk first, then heads. */
 typedef struct lwf_model {
@@ -210,6 +217,20 @@ typedef struct lwf_accuracy {
 /* Top-1 and top-K accuracy of task `task` over its .data's valid list, each image
  * centre-cropped as stock `classifier valid` does.  m should be built with batch 1. */
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
+/* The same in parts: acc (3): [0] every image, [1] the images of a grown head's old classes
+ * (labels 0..K-1), [2] those of its new ones; for another head [1] and [2] count nothing.
+ * Every image is scored against all the head's classes. */
+int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
+
+/* A multi-head model's task-agnostic answer: every head's probabilities (softmax of its
+ * logits) side by side in cfg order, the answer the class of the more confident head
+ * (plugin/eval/merged.c).  lwf_merged_classes: their count; lwf_merged_scores: after a
+ * forward pass, the (classes) scores into out.  lwf_validate_merged: top-1 and top-K (topk <
+ * 1: 1) over every task's valid images, each labelled by its task's first merged class plus
+ * its label, centre-cropped. */
+int lwf_merged_classes(const lwf_model *m);
+void lwf_merged_scores(const lwf_model *m, float *out);
+int lwf_validate_merged(lwf_model *m, int topk, lwf_accuracy *acc, lwf_err *err);
 
 /* Runs every head on one image (letterboxed, as stock `classifier predict`); each
  * task's probabilities are then in m->net->layers[task.loss].output. */
@@ -272,6 +293,15 @@ typedef struct lwf_init_info {
  * precise_bn = 50 when absent.  Options are written as key=value, in order, without comments.  info may be NULL. */
 int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, int split, lwf_init_info *info,
                  lwf_err *err);
+
+/* lwf init -grow: writes the grown cfg `outcfg` (a stock classifier's head, or an LwF cfg's
+ * last head, given K + M outputs and [lwf_softmax] old_classes=K, K = classes of olddata)
+ * and beside it, named after its stem, <stem>.data (classes K + M, train = newdata's,
+ * valid = <stem>.valid.list, labels = <stem>.labels, backup = newdata's), <stem>.labels (old
+ * then new) and <stem>.valid.list (old valid list, then new); its [task] is named <stem>
+ * with data=<stem>.data.  Every output is checked before any is written, each atomically. */
+int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
+                  lwf_init_info *info, lwf_err *err);
 
 /* Writes task `task` of an LwF model as a stock Darknet classifier: outcfg = [net] without
  * the plugin's keys, the trunk, the task's head ending in [softmax]; outweights = the

@@ -34,6 +34,9 @@ int lwf_cmd_info(int argc, char **argv)
                t->classes);
         lwf_task_loss tl = lwf_task_loss_of(m, k);
         if (!t->is_new) printf(", T=%g lambda=%g t2_scaling=%d", tl.temperature, tl.lambda, tl.t2_scaling);
+        if (t->old_classes) /* a grown head */
+            printf(", grown: %d old + %d new classes (class layer %d), T=%g lambda=%g t2_scaling=%d", t->old_classes,
+                   t->classes - t->old_classes, t->class_layer, tl.temperature, tl.lambda, tl.t2_scaling);
         if (t->data) printf(", data=%s", t->data);
         printf("\n");
     }

@@ -8,15 +8,35 @@
 #include <stdio.h>
 
 const char lwf_cmd_valid_usage[] =
-    "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-reference]";
+    "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-merged] [-reference]";
+
+/* -merged: one row over every task's valid images, each scored against all classes */
+static int valid_merged(lwf_model *m, int top, int csv, const char *only)
+{
+    lwf_err err;
+    lwf_accuracy acc;
+    if (only) {
+        fprintf(stderr, "darknet lwf valid: -merged scores every task together; it takes no -task\n");
+        return 2;
+    }
+    if (lwf_validate_merged(m, top, &acc, &err)) {
+        fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
+        return 1;
+    }
+    if (csv) printf("task,images,top1,topk\nall,%d,%.4f,%.4f\n", acc.images, acc.top1, acc.topK);
+    else printf("%-20s %8s %8s %8s\n%-20s %8d %8.4f %8.4f   (top-%d)\n", "task", "images", "top-1", "top-k", "all",
+                acc.images, acc.top1, acc.topK, acc.topk);
+    return 0;
+}
 
 int lwf_cmd_valid(int argc, char **argv)
 {
     const char *only = NULL;
-    int top = 0, csv = 0, reference = 0;
+    int top = 0, csv = 0, reference = 0, merged = 0;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
                        {"-top", LWF_ARG_INT, &top, 1, 1 << 20},
                        {"-csv", LWF_ARG_FLAG, &csv, 0, 0},
+                       {"-merged", LWF_ARG_FLAG, &merged, 0, 0},
                        {"-reference", LWF_ARG_FLAG, &reference, 0, 0},
                        {NULL, 0, NULL, 0, 0}};
     char *pos[2];
@@ -35,6 +55,11 @@ int lwf_cmd_valid(int argc, char **argv)
         return 1;
     }
     if (!whole) fprintf(stderr, "note: %s holds the old network only: the new head is untrained\n", pos[1]);
+    if (merged) {
+        rc = valid_merged(m, top, csv, only);
+        lwf_model_free(m);
+        return rc;
+    }
     int pick = -1;
     if (only && (pick = lwf_task_find(m, only)) < 0) {
         fprintf(stderr, "darknet lwf valid: %s has no task named '%s'\n", pos[0], only);
@@ -51,15 +76,20 @@ int lwf_cmd_valid(int argc, char **argv)
             fprintf(stderr, "task %s: no data= file, skipped\n", m->tasks[k].name);
             continue;
         }
-        lwf_accuracy acc;
-        if (lwf_validate(m, k, top, &acc, &err)) {
+        lwf_accuracy acc[3];
+        if (lwf_validate_parts(m, k, top, acc, &err)) {
             fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
             rc = 1;
             break;
         }
         ++shown;
-        if (csv) printf("%s,%d,%.4f,%.4f\n", m->tasks[k].name, acc.images, acc.top1, acc.topK);
-        else printf("%-20s %8d %8.4f %8.4f   (top-%d)\n", m->tasks[k].name, acc.images, acc.top1, acc.topK, acc.topk);
+        /* a grown head: its old classes' images and its new ones' too (TASK:old, TASK:new) */
+        for (int q = 0; q < (m->tasks[k].old_classes ? 3 : 1); ++q) {
+            char name[300];
+            snprintf(name, sizeof name, "%s%s", m->tasks[k].name, q == 1 ? ":old" : q == 2 ? ":new" : "");
+            if (csv) printf("%s,%d,%.4f,%.4f\n", name, acc[q].images, acc[q].top1, acc[q].topK);
+            else printf("%-20s %8d %8.4f %8.4f   (top-%d)\n", name, acc[q].images, acc[q].top1, acc[q].topK, acc[q].topk);
+        }
     }
     if (!rc && shown == 0) {
         fprintf(stderr, "darknet lwf valid: no task of %s has a data= file with a valid list\n", pos[0]);

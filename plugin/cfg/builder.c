@@ -169,10 +169,45 @@ static int open_task(walk *w, const lwf_section *s, int count)
                             m->tasks[k].line);
     t->name = lwf_strdup(name->val);
     t->data = dataopt ? lwf_strdup(dataopt->val) : NULL;
+    const lwf_opt *ex = lwf_cfg_opt(s, "exemplars"), *share = lwf_cfg_opt(s, "exemplar_share");
+    t->exemplars = ex ? lwf_strdup(ex->val) : NULL;
+    t->exemplar_share = LWF_EXEMPLAR_SHARE;
+    if (share) lwf_parse_float(share->val, 0.001, 0.9, &t->exemplar_share);
+    if (share && !ex)
+        return lwf_fail(err, "%s:%d: [task] exemplar_share= without exemplars=", file, share->line);
+    if (ex && !file_is_readable(ex->val))
+        return lwf_fail(err, "%s:%d: [task] exemplars=%s: no such readable file", file, ex->line, ex->val);
     t->line = s->line;
     t->first = count;
     if (dataopt && !file_is_readable(dataopt->val))
         return lwf_fail(err, "%s:%d: [task] data=%s: no such readable file", file, dataopt->line, dataopt->val);
+    return 0;
+}
+
+/* A grown head ([lwf_softmax] at layer `count`): its truth slice also holds the teacher's K
+ * logits, and its class layer (walking back over layers that store nothing and keep each
+ * channel apart: [avgpool], [dropout], [activation]) is a [convolutional] or [connected] of
+ * the head with one output per class, whose rows 0..K-1 are the old model's. */
+static int grown_head(walk *w, const lwf_section *s, lwf_task *t, int count)
+{
+    const lwf_opt *o = lwf_cfg_opt(s, "old_classes");
+    int k = 0;
+    if (!o || lwf_parse_int(o->val, 1, 1 << 24, &k)) return 0; /* make_grow says what is wrong */
+    t->old_classes = k;
+    w->truths += k;
+    const network *net = w->b.net;
+    int c = count - 1;
+    while (c > t->first && (net->layers[c].type == AVGPOOL || net->layers[c].type == DROPOUT ||
+                            net->layers[c].type == ACTIVE))
+        --c;
+    const layer *l = &net->layers[c];
+    const lwf_layer_kind *kind = lwf_layer_kind_of(l);
+    if (c <= t->first || (l->type != CONVOLUTIONAL && l->type != CONNECTED) || kind->units(l) != t->classes)
+        return lwf_fail(w->b.err, "%s:%d: [%s] of task '%s': its class layer must be a [convolutional] or [connected] "
+                                  "of the head giving one output per class (%d), followed only by [avgpool], "
+                                  "[dropout] or [activation]",
+                        w->b.file, s->line, s->type, t->name, t->classes);
+    t->class_layer = c;
     return 0;
 }
 
@@ -194,6 +229,12 @@ static int close_head(walk *w, const lwf_section *s, lwf_sec_role role, int coun
     t->offset = w->truths;
     w->truths += inputs;
     w->closed = 1;
+    t->class_layer = -1;
+    if (lwf_section_is(s, LWF_SEC_GROW) && grown_head(w, s, t, count)) return -1;
+    if (t->exemplars && !t->old_classes)
+        return lwf_fail(w->b.err, "%s:%d: [task] exemplars= of task '%s': old-class images go to a grown head (one "
+                                  "ending in [lwf_softmax])",
+                        file, t->line, t->name);
     if (role != LWF_ROLE_NEW_LOSS) return 0;
     t->is_new = 1;
     if (++w->nnew > 1)
@@ -549,6 +590,7 @@ void lwf_model_free(lwf_model *m)
     for (int k = 0; k < m->ntasks; ++k) {
         free(m->tasks[k].name);
         free(m->tasks[k].data);
+        free(m->tasks[k].exemplars);
     }
     free(m->tasks);
     free(m->line);

@@ -72,7 +72,9 @@ static const lwf_keydef shortcut_keys[] = {
     {"alpha", F, -BIG, BIG, 0}, {"beta", F, -BIG, BIG, 0}, {0, 0, 0, 0, 0}};
 static const lwf_keydef upsample_keys[] = {{"stride", I, -64, 64, 0}, {"scale", F, -BIG, BIG, 0}, {0, 0, 0, 0, 0}};
 static const lwf_keydef task_keys[] = {
-    {"name", LWF_KEY_STR, 0, 0, LWF_KEY_REQUIRED}, {"data", LWF_KEY_STR, 0, 0, 0}, {0, 0, 0, 0, 0}};
+    {"name", LWF_KEY_STR, 0, 0, LWF_KEY_REQUIRED}, {"data", LWF_KEY_STR, 0, 0, 0},
+    /* a grown head: old-class images the user still has (a list), and their share of a batch */
+    {"exemplars", LWF_KEY_STR, 0, 0, 0}, {"exemplar_share", F, 0.001, 0.9, 0}, {0, 0, 0, 0, 0}};
 /* every key libdarknet's parse_yolo reads; `random` is read (stock multi-scale training) but lwf
  * train refuses random=1; `map` (a class map file, read with exit(0) on a missing file) refused */
 #define YOLO_KEYS                                                                                                  \
@@ -89,6 +91,9 @@ static const lwf_keydef lwf_yolo_keys[] = {
 #undef YOLO_KEYS
 static const lwf_keydef distill_keys[] = {
     {"temperature", LWF_KEY_POS, 0, BIG, 0}, {"lambda", F, 0, BIG, 0}, {"t2_scaling", I, 0, 1, 0}, {0, 0, 0, 0, 0}};
+static const lwf_keydef grow_keys[] = {
+    {"old_classes", I, 1, 1 << 24, LWF_KEY_REQUIRED}, {"temperature", LWF_KEY_POS, 0, BIG, 0},
+    {"lambda", F, 0, BIG, 0}, {"t2_scaling", I, 0, 1, 0}, {"bias_correction", I, 0, 1, 0}, {0, 0, 0, 0, 0}};
 #undef I
 #undef F
 #undef REFUSED
@@ -718,6 +723,24 @@ static int make_yolo(lwf_build *b, const lwf_section *s, dn_size_params p, layer
     return 0;
 }
 
+/* [lwf_softmax], a grown head's loss: K = old_classes of its inputs are the old model's. */
+static int make_grow(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
+{
+    const lwf_keydef *miss = lwf_section_missing(s, def_of(s));
+    if (miss) return lwf_fail(b->err, "%s:%d: [%s] needs %s=", b->file, s->line, s->type, miss->key);
+    int k = opt_int(s, "old_classes", 0);
+    if (k >= p.inputs)
+        return lwf_fail(b->err, "%s:%d: [%s] old_classes=%d must be less than its %d inputs (old + new classes)",
+                        b->file, lwf_cfg_opt(s, "old_classes")->line, s->type, k, p.inputs);
+    float T = opt_float(s, "temperature", 2), lambda = opt_float(s, "lambda", 1);
+    if (lwf_build_account(b, s, 4LL * p.inputs * p.batch + 4LL * k * p.batch)) return -1; /* its arrays */
+    *out = lwf_make_grow_layer(p.batch, p.inputs, k, T, lambda, opt_int(s, "t2_scaling", 0));
+    if (!out->output || !out->delta || !out->loss || !out->x || !out->x_norm || !lwf_loss_params_of(out))
+        return lwf_fail(b->err, "%s:%d: out of memory", b->file, s->line);
+    lwf_loss_params_of(out)->bias_correction = opt_int(s, "bias_correction", LWF_BIAS_CORRECTION_DEFAULT);
+    return 0;
+}
+
 /* ---- the table ---- */
 
 #define LAYER LWF_ROLE_LAYER
@@ -756,6 +779,9 @@ static const lwf_secdef table[] = {
     ROW("task", NULL, LWF_SEC_TASK, LWF_ROLE_TASK, LWF_SEC_PLUGIN, task_keys, NULL, check_task, NULL, 0, make_task),
     ROW("lwf_distill", NULL, LWF_SEC_DISTILL, LWF_ROLE_OLD_LOSS, LWF_SEC_PLUGIN, distill_keys, NULL, NULL, NULL, 0,
           make_distill),
+    /* a grown head's loss: the new task's, with distillation of its first old_classes outputs */
+    ROW("lwf_softmax", NULL, LWF_SEC_GROW, LWF_ROLE_NEW_LOSS, LWF_SEC_PLUGIN, grow_keys, NULL, NULL, NULL, 0,
+          make_grow),
     /* Darknet sections that exist but make no sense in an LwF classifier cfg */
     REFUSED_SECTION("local", NULL), REFUSED_SECTION("deconvolutional", "deconv"), REFUSED_SECTION("rnn", NULL),
     REFUSED_SECTION("gru", NULL), REFUSED_SECTION("lstm", NULL), REFUSED_SECTION("crnn", NULL),

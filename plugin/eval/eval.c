@@ -110,42 +110,70 @@ static int fill_rows(lwf_model *m, const lwf_valset *v, int i0, int n, lwf_err *
     return 0;
 }
 
-int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err)
+/* acc[part] of one image: part 0 all, 1 an old class of a grown head, 2 a new one */
+static void score(lwf_accuracy *acc, int label, int old_classes, const int *idx, int topk, long (*hits)[2])
+{
+    int h1 = idx[0] == label, hk = 0;
+    for (int j = 0; j < topk; ++j) hk |= idx[j] == label;
+    int parts[2] = {0, label < old_classes ? 1 : 2};
+    for (int q = 0; q < (old_classes ? 2 : 1); ++q) {
+        ++acc[parts[q]].images;
+        hits[parts[q]][0] += h1;
+        hits[parts[q]][1] += hk;
+    }
+}
+
+int lwf_valset_score_parts(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err)
 {
     const lwf_task *t = &m->tasks[v->task];
     const layer *loss = &m->net->layers[t->loss];
     int *idx = calloc((size_t)v->topk, sizeof(int)), batch = m->net->batch, rc = 0;
     if (!idx) return lwf_fail(err, "out of memory");
-    long hit1 = 0, hitk = 0;
+    long hits[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    memset(acc, 0, 3 * sizeof *acc);
     for (int i0 = 0; i0 < v->paths.n && !rc; i0 += batch) {
         int n = v->paths.n - i0 < batch ? v->paths.n - i0 : batch;
         if ((rc = fill_rows(m, v, i0, n, err)) != 0) break;
         lwf_forward(m->net, eval);
         for (int r = 0; r < n; ++r) {
-            int y = v->label[i0 + r];
             top_k(loss->output + (size_t)r * loss->outputs, t->classes, v->topk, idx); /* (classes) probabilities */
-            if (idx[0] == y) ++hit1;
-            for (int j = 0; j < v->topk; ++j)
-                if (idx[j] == y) ++hitk;
+            score(acc, v->label[i0 + r], t->old_classes, idx, v->topk, hits);
         }
     }
     free(idx);
     if (rc) return -1;
-    acc->images = v->paths.n;
-    acc->topk = v->topk;
-    acc->top1 = (double)hit1 / v->paths.n;
-    acc->topK = (double)hitk / v->paths.n;
+    for (int q = 0; q < 3; ++q) {
+        acc[q].topk = v->topk;
+        acc[q].top1 = acc[q].images ? (double)hits[q][0] / acc[q].images : 0;
+        acc[q].topK = acc[q].images ? (double)hits[q][1] / acc[q].images : 0;
+    }
+    return 0;
+}
+
+int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err)
+{
+    lwf_accuracy parts[3];
+    if (lwf_valset_score_parts(m, eval, v, parts, err)) return -1;
+    *acc = parts[0];
     return 0;
 }
 
 int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
+{
+    lwf_accuracy parts[3];
+    if (lwf_validate_parts(m, task, topk, parts, err)) return -1;
+    *acc = parts[0];
+    return 0;
+}
+
+int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err)
 {
     if (m->detector) return lwf_fail(err, "%s: a detector: score it with lwf map", m->cfg);
     lwf_valset v;
     lwf_plan plan = {0, NULL, NULL, NULL}; /* one for the whole list */
     int rc = lwf_valset_open(m, task, NULL, topk, 0, &v, err);
     if (!rc && lwf_plan_make(m, LWF_PASS_EVAL, &plan)) rc = lwf_fail(err, "out of memory");
-    if (!rc) rc = lwf_valset_score(m, &plan, &v, acc, err);
+    if (!rc) rc = lwf_valset_score_parts(m, &plan, &v, acc, err);
     lwf_plan_free(&plan);
     lwf_valset_free(&v);
     return rc;

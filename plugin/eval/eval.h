@@ -55,6 +55,9 @@ int lwf_valset_open(const lwf_model *m, int task, const char *datafile, int topk
  * at any batch, except through a [connected] layer: see train/valid.c).  m is built from
  * the cfg v was opened with. */
 int lwf_valset_score(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc, lwf_err *err);
+/* The same in parts: acc[0] all images, acc[1] those of a grown head's old classes, acc[2] its new. */
+int lwf_valset_score_parts(lwf_model *m, const lwf_plan *eval, const lwf_valset *v, lwf_accuracy *acc,
+                           lwf_err *err);
 void lwf_valset_free(lwf_valset *v);
 
 #endif

@@ -125,9 +125,12 @@ static long long body_floats(FILE *fp, const char *path, long long size, size_t 
 /* The body of an open weights file (its header read: `found` floats follow) into layers
  * [0, upto) of net, which need exactly that many: all of it is read and checked before
  * anything is copied, so a failure changes nothing. */
-static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, lwf_err *err)
+static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, int rows_layer, int rows,
+                     lwf_err *err)
 {
     size_t want = lwf_weights_count(net, upto);
+    if (rows_layer >= 0) /* only outputs [0, rows) of that layer are in the file */
+        want -= lwf_layer_stored_floats(&net->layers[rows_layer]) - lwf_layer_rows_floats(&net->layers[rows_layer], rows);
     if ((size_t)found != want)
         return lwf_fail(err, "%s: holds %lld floats, but layers 0-%d of the cfg need %zu (%s)", path, found, upto - 1,
                         want, (size_t)found < want ? "file too short" : "file too long");
@@ -143,7 +146,7 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
      * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
     size_t at = 0, bad = lwf_first_nonfinite(buf, want);
     for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
-        size_t len = lwf_layer_stored_floats(&net->layers[i]);
+        size_t len = i == rows_layer ? lwf_layer_rows_floats(&net->layers[i], rows) : lwf_layer_stored_floats(&net->layers[i]);
         if (bad < at + len) {
             lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
                      bad, i, buf[bad]);
@@ -152,7 +155,10 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
         at += len;
     }
     at = 0;
-    for (int i = 0; i < upto && i < net->n; ++i) at += copy_stored(&net->layers[i], (unsigned char *)buf + at, 0);
+    for (int i = 0; i < upto && i < net->n; ++i) {
+        if (i == rows_layer) at += lwf_layer_rows_copy(&net->layers[i], rows, (float *)((unsigned char *)buf + at), 0) * sizeof(float);
+        else at += copy_stored(&net->layers[i], (unsigned char *)buf + at, 0);
+    }
     rc = 0;
 done:
     free(buf);
@@ -166,7 +172,7 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
     if (!fp) return -1;
     size_t s = 0;
     long long found = body_floats(fp, path, size, &s, err);
-    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, err);
+    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, -1, 0, err);
     fclose(fp);
     if (rc == 0 && seen) *seen = s;
     return rc;
@@ -181,11 +187,26 @@ int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *s
     long long found = body_floats(fp, path, size, &s, err);
     int old = lwf_old_layers(m), all = m->net->n, rc = -1;
     size_t want_old = lwf_weights_count(m->net, old), want_all = lwf_weights_count(m->net, all);
+    /* a grown head: the old model's file fills every layer, its class layer's first K rows */
+    const lwf_task *nt = &m->tasks[m->new_task];
+    int cls = nt->old_classes ? nt->class_layer : -1;
+    size_t want_grown = cls < 0 ? 0
+                                : want_all - lwf_layer_stored_floats(&m->net->layers[cls]) +
+                                      lwf_layer_rows_floats(&m->net->layers[cls], nt->old_classes);
     if (found < 0) {
         rc = -1;
     } else if ((size_t)found == want_all || (size_t)found == want_old) {
         *whole = (size_t)found == want_all;
-        rc = load_body(m->net, fp, path, found, *whole ? all : old, err);
+        rc = load_body(m->net, fp, path, found, *whole ? all : old, -1, 0, err);
+    } else if (cls >= 0 && (size_t)found == want_grown) {
+        *whole = 0;
+        rc = load_body(m->net, fp, path, found, all, cls, nt->old_classes, err);
+    } else if (cls >= 0) {
+        lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old model (every layer, %d outputs of the grown "
+                      "class layer %d) or %zu for the whole model (%s)",
+                 path, found, m->cfg, want_grown, nt->old_classes, cls, want_all,
+                 (size_t)found < want_grown ? "file too short" : (size_t)found > want_all ? "file too long"
+                                                                                        : "between the two");
     } else {
         lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
                       "or %zu for the whole model (%s)",

@@ -17,6 +17,8 @@ typedef struct lwf_loss_params {
     int old_classes;     /* [lwf_softmax] only: K, the outputs distilled (the first K) */
     int distill;         /* [lwf_softmax] only: 1 = the slice's last K columns hold teacher
                           * logits to distill from; 0 = no teacher (cross-entropy only) */
+    int bias_correction; /* [lwf_softmax] only: 1 = weight aligning of the new rows after training,
+                          * 0 = none, -1 = on without exemplars (see plugin/train/grow.c) */
     int rows;            /* rows the last forward scored (rows with an all-zero slice carry
                           * no label for this task and are skipped) */
 } lwf_loss_params;
@@ -53,6 +55,9 @@ layer lwf_make_distill_layer(int batch, int inputs, float temperature, float lam
  * (1 <= K < inputs); its truth slice is inputs + K wide (targets, then the teacher's K
  * logits).  See grow.c. */
 layer lwf_make_grow_layer(int batch, int inputs, int old_classes, float temperature, float lambda, int t2);
+/* [lwf_softmax] bias_correction when the cfg does not say: -1, on without [task] exemplars=
+ * and off with them (chosen from protocol P3: README, "Class-incremental") */
+#define LWF_BIAS_CORRECTION_DEFAULT (-1)
 /* ---- [lwf_yolo] (yolo.c) ---- */
 
 #define LWF_YOLO_BOXES 90   /* boxes in a truth row: what [yolo] reads (its l.truths / 5) */
@@ -152,6 +157,15 @@ size_t lwf_layer_stored_floats(const layer *l);
 size_t lwf_layer_update_floats(const layer *l);
 /* Re-initialises l's stored arrays as its row says, drawing from r in array order. */
 void lwf_layer_init(layer *l, lwf_rng *r);
+/* The same draws, written to outputs [from, units) only: outputs [0, from) of every array
+ * keep their values (a grown class layer's old rows). */
+void lwf_layer_init_from(layer *l, lwf_rng *r, int from);
+/* Outputs [0, units) of every stored array of l ("rows 0..units-1"): their floats; copied
+ * to buf (out = 1) or from it (out = 0), array after array in .weights order (returns the
+ * floats); their update (momentum) buffers zeroed. */
+size_t lwf_layer_rows_floats(const layer *l, int units);
+size_t lwf_layer_rows_copy(layer *l, int units, float *buf, int out);
+void lwf_layer_rows_zero_updates(layer *l, int units);
 /* The delta rules of l's row (see lwf_layer_kind). */
 int lwf_layer_skips_null_delta(const layer *l);
 int lwf_layer_overwrites_input_delta(const layer *l);

@@ -122,16 +122,57 @@ size_t lwf_layer_update_floats(const layer *l)
 
 void lwf_layer_init(layer *l, lwf_rng *r)
 {
+    lwf_layer_init_from(l, r, 0);
+}
+
+void lwf_layer_init_from(layer *l, lwf_rng *r, int from)
+{
     const lwf_layer_kind *k = lwf_layer_kind_of(l);
     for (int i = 0; i < k->nstored; ++i) {
         const lwf_array *a = &k->stored[i];
         float *p = lwf_array_data(l, a);
-        size_t n = lwf_array_floats(l, k, a);
+        size_t n = lwf_array_floats(l, k, a), keep = (size_t)from * lwf_array_unit_floats(l, k, a);
         float s = a->init == LWF_INIT_NORMAL || a->init == LWF_INIT_UNIFORM ? k->init_scale(l) : 0;
-        for (size_t j = 0; j < n && a->init != LWF_INIT_KEEP; ++j)
-            p[j] = a->init == LWF_INIT_ZERO     ? 0
-                   : a->init == LWF_INIT_NORMAL ? s * lwf_rng_normal(r)
-                                                : s * lwf_rng_uniform(r, -1, 1);
+        for (size_t j = 0; j < n && a->init != LWF_INIT_KEEP; ++j) {
+            /* every value is drawn, so the new rows are those a whole new layer would get */
+            float v = a->init == LWF_INIT_ZERO     ? 0
+                      : a->init == LWF_INIT_NORMAL ? s * lwf_rng_normal(r)
+                                                   : s * lwf_rng_uniform(r, -1, 1);
+            if (j >= keep) p[j] = v;
+        }
+    }
+}
+
+size_t lwf_layer_rows_floats(const layer *l, int units)
+{
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    size_t n = 0;
+    for (int i = 0; i < k->nstored; ++i) n += (size_t)units * lwf_array_unit_floats(l, k, &k->stored[i]);
+    return n;
+}
+
+size_t lwf_layer_rows_copy(layer *l, int units, float *buf, int out)
+{
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    size_t at = 0;
+    for (int i = 0; i < k->nstored; ++i) {
+        const lwf_array *a = &k->stored[i];
+        size_t n = (size_t)units * lwf_array_unit_floats(l, k, a);
+        float *p = lwf_array_data(l, a);
+        if (out) memcpy(buf + at, p, n * sizeof(float));
+        else memcpy(p, buf + at, n * sizeof(float));
+        at += n;
+    }
+    return at;
+}
+
+void lwf_layer_rows_zero_updates(layer *l, int units)
+{
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    for (int i = 0; i < k->nupdates; ++i) {
+        const lwf_array *a = &k->updates[i];
+        float *p = lwf_array_data(l, a);
+        if (p) memset(p, 0, (size_t)units * lwf_array_unit_floats(l, k, a) * sizeof(float));
     }
 }
 

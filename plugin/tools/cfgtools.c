@@ -458,7 +458,7 @@ static int init_from_lwf(const lwf_cfgfile *cf, const lwf_datacfg *nd, sbuf *out
     if (emit_net(out, cf, err)) return -1;
     for (int i = 1; i < cf->nsections; ++i) {
         const lwf_section *s = &cf->sections[i];
-        if (is_softmax(s)) sb_printf(out, "%s", distill_text);
+        if (is_softmax(s) || lwf_section_is(s, LWF_SEC_GROW)) sb_printf(out, "%s", distill_text);
         else if (emit(out, file, s, NULL, NULL, 0, NULL, 0, 0, err)) return -1;
     }
     /* the mirrored head: layers (last_task, last_loss) of the source move to dst + 1 ... */
@@ -524,7 +524,306 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
     return rc;
 }
 
+/* ---- lwf init -grow: one head over the old classes and the new ones ---- */
+
+/* "<folder of outcfg>/<stem of outcfg><suffix>" into out. */
+static void beside(const char *outcfg, const char *suffix, char *out, size_t cap)
+{
+    const char *slash = strrchr(outcfg, '/');
+    char st[256];
+    stem(outcfg, st, sizeof st);
+    snprintf(out, cap, "%.*s%s%s", slash ? (int)(slash - outcfg + 1) : 0, outcfg, st, suffix);
+}
+
+static const char *grow_loss_fmt = "[lwf_softmax]\nold_classes=%d\ntemperature=2\nlambda=1\nt2_scaling=0\n\n";
+
+/* The grown head's [task]: named after the cfg, data= its .data. */
+static void emit_grown_task(sbuf *out, const char *name, const char *datapath)
+{
+    sb_printf(out, "[task]\nname=%s\ndata=%s\n\n", name, datapath);
+}
+
+/* Stock classifier -> trunk, then one head (the old one) whose class layer has K + M outputs. */
+static int grow_from_stock(const lwf_cfgfile *cf, int total, const char *name, const char *datapath, sbuf *out,
+                           int *old_classes, lwf_err *err)
+{
+    const char *file = cf->path;
+    int last = cf->nsections - 1;
+    if (last < 2 || !is_net(&cf->sections[0]) || !is_softmax(&cf->sections[last]))
+        return lwf_fail(err, "%s: lwf init -grow needs a classifier cfg: [net] first, [softmax] last", file);
+    for (int i = 1; i < last; ++i)
+        if (is_loss(&cf->sections[i]) || is_net(&cf->sections[i]))
+            return lwf_fail(err, "%s:%d: [%s] before the final [softmax]: one loss, at the end", file,
+                            cf->sections[i].line, cf->sections[i].type);
+    if (check_softmax_groups(file, &cf->sections[last], err)) return -1;
+    int cls = find_class_layer(cf, 1, last, old_classes, err);
+    if (cls < 0) return -1;
+    int head = cls;
+    while (head - 1 >= 1 && is_shape_only(&cf->sections[head - 1])) --head;
+    if (head < 2) return lwf_fail(err, "%s: no head found: no layer left for the trunk", file);
+    char cv[32];
+    snprintf(cv, sizeof cv, "%d", total);
+    int h0 = head - 1, hn = last - head;
+    if (emit_net(out, cf, err)) return -1;
+    for (int i = 1; i < head; ++i)
+        if (emit(out, file, &cf->sections[i], NULL, NULL, 0, NULL, 0, 0, err)) return -1;
+    emit_grown_task(out, name, datapath);
+    refmap rm = {h0, h0, h0 + hn, h0 + 1, -1, -1};
+    for (int i = head; i < last; ++i)
+        if (emit(out, file, &cf->sections[i], i == cls ? class_key(&cf->sections[i]) : NULL, cv, 0, &rm, i - 1,
+                 h0 + 1 + (i - head), err))
+            return -1;
+    sb_printf(out, grow_loss_fmt, *old_classes);
+    return 0;
+}
+
+/* LwF cfg (a grown one, or several heads) -> the same with its last head grown: its class
+ * layer K + M outputs, its loss [lwf_softmax] old_classes=K, its [task] renamed; the other
+ * heads old ([softmax] becomes [lwf_distill]). */
+static int grow_from_lwf(const lwf_cfgfile *cf, int total, const char *name, const char *datapath, sbuf *out,
+                         int *old_classes, lwf_err *err)
+{
+    const char *file = cf->path;
+    int last_task = -1, last_loss = cf->nsections - 1;
+    for (int i = 1; i < cf->nsections; ++i)
+        if (is_task(&cf->sections[i])) last_task = i;
+    if (last_task < 2 || !is_loss(&cf->sections[last_loss]) || lwf_section_is(&cf->sections[last_loss], LWF_SEC_DISTILL))
+        return lwf_fail(err, "%s: lwf init -grow needs the last head to end in [softmax] or [lwf_softmax]", file);
+    int cls = find_class_layer(cf, last_task + 1, last_loss, old_classes, err);
+    if (cls < 0) return -1;
+    char cv[32];
+    snprintf(cv, sizeof cv, "%d", total);
+    if (emit_net(out, cf, err)) return -1;
+    for (int i = 1; i < cf->nsections; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        if (i == last_task) emit_grown_task(out, name, datapath);
+        else if (i == last_loss) sb_printf(out, grow_loss_fmt, *old_classes);
+        else if (is_softmax(s) || lwf_section_is(s, LWF_SEC_GROW)) sb_printf(out, "%s", distill_text);
+        else if (emit(out, file, s, i == cls ? class_key(s) : NULL, cv, 0, NULL, 0, 0, err)) return -1;
+    }
+    return 0;
+}
+
+/* Appends the lines of list `path` to b. */
+static int append_list(sbuf *b, const char *path, lwf_err *err)
+{
+    lwf_list l;
+    if (lwf_list_read(path, &l, err)) return -1;
+    for (int i = 0; i < l.n; ++i) sb_printf(b, "%s\n", l.items[i]);
+    lwf_list_free(&l);
+    return 0;
+}
+
+/* <stem>.labels (old then new, each once), <stem>.valid.list (old then new) and <stem>.data. */
+static int grow_side_files(const lwf_datacfg *od, const lwf_datacfg *nd, const char *datap, const char *labelsp,
+                           const char *validp, sbuf *labels, sbuf *valid, sbuf *dat, lwf_err *err)
+{
+    lwf_list ol, nl;
+    if (lwf_list_read(od->labels, &ol, err)) return -1;
+    if (lwf_list_read(nd->labels, &nl, err)) {
+        lwf_list_free(&ol);
+        return -1;
+    }
+    int rc = 0;
+    if (ol.n != od->classes || nl.n != nd->classes)
+        rc = lwf_fail(err, "%s: %d labels for classes=%d", ol.n != od->classes ? od->labels : nd->labels,
+                      ol.n != od->classes ? ol.n : nl.n, ol.n != od->classes ? od->classes : nd->classes);
+    for (int i = 0; !rc && i < ol.n + nl.n; ++i) {
+        const char *a = i < ol.n ? ol.items[i] : nl.items[i - ol.n];
+        for (int j = 0; !rc && j < i; ++j)
+            if (strcmp(a, j < ol.n ? ol.items[j] : nl.items[j - ol.n]) == 0)
+                rc = lwf_fail(err, "%s:%d: label '%s' is both an old class (%s) and a new one: a grown head needs "
+                                   "distinct labels",
+                              nd->labels, nl.line[i - ol.n], a, od->labels);
+        if (!rc) sb_printf(labels, "%s\n", a);
+    }
+    lwf_list_free(&ol);
+    lwf_list_free(&nl);
+    if (rc) return -1;
+    if (append_list(valid, od->valid, err) || append_list(valid, nd->valid, err)) return -1;
+    sb_printf(dat, "classes=%d\ntrain=%s\nvalid=%s\nlabels=%s\nbackup=%s\ntop=%d\n", od->classes + nd->classes,
+              nd->train, validp, labelsp, nd->backup ? nd->backup : "backup", nd->top);
+    (void)datap;
+    return 0;
+}
+
+int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
+                  lwf_init_info *info, lwf_err *err)
+{
+    lwf_init_info dummy;
+    if (!info) info = &dummy;
+    memset(info, 0, sizeof *info);
+    char datap[4200], labelsp[4200], validp[4200], name[256];
+    beside(outcfg, ".data", datap, sizeof datap);
+    beside(outcfg, ".labels", labelsp, sizeof labelsp);
+    beside(outcfg, ".valid.list", validp, sizeof validp);
+    stem(outcfg, name, sizeof name);
+    lwf_datacfg nd, od;
+    lwf_err derr;
+    if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
+    if (lwf_datacfg_read(olddata, &od, &derr)) {
+        lwf_datacfg_free(&nd);
+        return lwf_fail(err, "old task (-grow): %s", derr.msg);
+    }
+    sbuf out = {0}, labels = {0}, valid = {0}, dat = {0};
+    lwf_cfgfile cf = {0};
+    int rc = 0;
+    if (!nd.train || !nd.valid || !nd.labels || !od.valid || !od.labels)
+        rc = lwf_fail(err, "%s: lwf init -grow needs train=, valid= and labels= in the new .data and valid= and "
+                           "labels= in the old one",
+                      !nd.train || !nd.valid || !nd.labels ? newdata : olddata);
+    const lwf_file outs[] = {{outcfg, "grown cfg"}, {datap, "grown .data"}, {labelsp, "grown labels"},
+                             {validp, "grown valid list"}},
+                   ins[] = {{oldcfg, "old cfg"},       {newdata, "new task's .data"}, {olddata, "old task's .data"},
+                            {nd.train, "new train list"}, {nd.valid, "new valid list"}, {nd.labels, "new labels"},
+                            {od.valid, "old valid list"}, {od.labels, "old labels"}};
+    if (!rc) rc = lwf_check_outputs(outs, 4, ins, 8, err);
+    if (!rc) rc = check_value_text("grown task name (the cfg's file name)", name, err);
+    if (!rc) rc = check_value_text("grown .data path", datap, err);
+    if (!rc) rc = lwf_cfg_read(oldcfg, &cf, err);
+    int total = od.classes + nd.classes, k = 0, lwf = 0;
+    for (int i = 0; !rc && i < cf.nsections; ++i) lwf |= is_task(&cf.sections[i]);
+    if (!rc) rc = lwf ? grow_from_lwf(&cf, total, name, datap, &out, &k, err)
+                      : grow_from_stock(&cf, total, name, datap, &out, &k, err);
+    if (!rc && k != od.classes)
+        rc = lwf_fail(err, "%s: classes=%d, but the head it grows (%s) has %d outputs", olddata, od.classes, oldcfg, k);
+    if (!rc) rc = grow_side_files(&od, &nd, datap, labelsp, validp, &labels, &valid, &dat, err);
+    if (!rc && (out.oom || labels.oom || valid.oom || dat.oom)) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    /* the lists first, the cfg last: a cfg is never left naming files not written */
+    if (!rc) rc = lwf_write_file_atomic(labelsp, labels.p, labels.n, err);
+    if (!rc) rc = lwf_write_file_atomic(validp, valid.p, valid.n, err);
+    if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
+    if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
+    info->from_lwf = lwf;
+    info->old_classes = k;
+    info->new_classes = nd.classes;
+    snprintf(info->new_task, sizeof info->new_task, "%s", name);
+    free(out.p);
+    free(labels.p);
+    free(valid.p);
+    free(dat.p);
+    lwf_cfg_free(&cf);
+    lwf_datacfg_free(&nd);
+    lwf_datacfg_free(&od);
+    return rc;
+}
+
 /* ---- export ---- */
+
+/* The side files of lwf export ... all: <out stem>.labels (every task's, in cfg order),
+ * <out stem>.valid.list (every task's valid list) and <out stem>.data naming them. */
+static int export_all_files(const lwf_model *m, const char *outcfg, lwf_err *err)
+{
+    char datap[4200], labelsp[4200], validp[4200];
+    beside(outcfg, ".data", datap, sizeof datap);
+    beside(outcfg, ".labels", labelsp, sizeof labelsp);
+    beside(outcfg, ".valid.list", validp, sizeof validp);
+    sbuf labels = {0}, valid = {0}, dat = {0};
+    int rc = 0;
+    for (int k = 0; !rc && k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        lwf_datacfg d;
+        if (!t->data) {
+            rc = lwf_fail(err, "%s:%d: task '%s' has no data= file: export all needs every task's labels", m->cfg,
+                          t->line, t->name);
+            break;
+        }
+        if (lwf_datacfg_read(t->data, &d, err)) {
+            rc = -1;
+            break;
+        }
+        if (!d.labels) rc = lwf_fail(err, "%s: no labels= file", t->data);
+        if (!rc) rc = append_list(&labels, d.labels, err);
+        if (!rc && d.valid) rc = append_list(&valid, d.valid, err);
+        lwf_datacfg_free(&d);
+    }
+    sb_printf(&dat, "classes=%d\nvalid=%s\nlabels=%s\ntop=1\n", lwf_merged_classes(m), validp, labelsp);
+    if (!rc && (labels.oom || valid.oom || dat.oom)) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    if (!rc) rc = lwf_write_file_atomic(labelsp, labels.p, labels.n, err);
+    if (!rc) rc = lwf_write_file_atomic(validp, valid.p, valid.n, err);
+    if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
+    free(labels.p);
+    free(valid.p);
+    free(dat.p);
+    return rc;
+}
+
+/* The cfg of lwf export ... all: [net], the trunk, each head (after a [route] back to the
+ * trunk's last layer, but the first) ending in its own [softmax], then a [route] of every
+ * head's probabilities side by side: stock `classifier valid` takes the largest, the class of
+ * the more confident head (lwf_merged_scores). *layers (n) gets the network's layers in order. */
+static int export_all_cfg(const lwf_model *m, const lwf_cfgfile *cf, sbuf *out, int *layers, int *n, lwf_err *err)
+{
+    const char *path = cf->path;
+    int trunk = m->trunk, at = trunk, nl = 0;
+    if (emit(out, path, &cf->sections[0], NULL, NULL, 1, NULL, 0, 0, err)) return -1;
+    for (int i = 0; i < trunk; ++i) {
+        layers[nl++] = i;
+        if (emit(out, path, &cf->sections[i + 1], NULL, NULL, 0, NULL, 0, 0, err)) return -1;
+    }
+    char soft[4096] = "";
+    size_t sl = 0;
+    for (int k = 0; k < m->ntasks; ++k) {
+        const lwf_task *t = &m->tasks[k];
+        if (k > 0) {
+            sb_printf(out, "[route]\nlayers=%d\n\n", trunk - 1);
+            ++at;
+        }
+        int hn = t->loss - t->first - 1;
+        refmap rm = {trunk, t->first + 1, t->loss, at, t->first, trunk - 1};
+        for (int i = 0; i < hn; ++i) {
+            int src = t->first + 1 + i;
+            layers[nl++] = src;
+            if (emit(out, path, &cf->sections[src + 1], NULL, NULL, 0, &rm, src, at + i, err)) return -1;
+        }
+        at += hn;
+        sb_printf(out, "[softmax]\ngroups=1\n\n");
+        sl += (size_t)snprintf(soft + sl, sizeof soft - sl, "%s%d", k ? "," : "", at++);
+        if (sl >= sizeof soft) return lwf_fail(err, "%s: too many heads", path);
+    }
+    sb_printf(out, "[route]\nlayers=%s\n", soft);
+    *n = nl;
+    return 0;
+}
+
+static int export_all(const char *cfgpath, const char *weights, const char *outcfg, const char *outweights,
+                      lwf_err *err)
+{
+    lwf_build_opts bo = {1, 1};
+    lwf_model *m = lwf_model_load(cfgpath, &bo, err);
+    if (!m) return -1;
+    int rc = -1, whole = 0, n = 0, *layers = malloc((size_t)m->net->n * sizeof(int));
+    size_t seen = 0;
+    sbuf out = {0};
+    lwf_cfgfile cf = {0};
+    if (!layers) {
+        lwf_fail(err, "%s: out of memory", outweights);
+        goto done;
+    }
+    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) goto done;
+    if (!whole) {
+        lwf_fail(err, "%s holds the old network only: the new task '%s' has no trained weights in it", weights,
+                 m->tasks[m->new_task].name);
+        goto done;
+    }
+    if (lwf_cfg_read(cfgpath, &cf, err) || export_all_cfg(m, &cf, &out, layers, &n, err)) goto done;
+    if (out.oom) {
+        lwf_fail(err, "%s: out of memory", outcfg);
+        goto done;
+    }
+    if (export_all_files(m, outcfg, err) || lwf_write_file_atomic(outcfg, out.p, out.n, err)) goto done;
+    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) {
+        unlink(outcfg);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(out.p);
+    free(layers);
+    lwf_cfg_free(&cf);
+    lwf_model_free(m);
+    return rc;
+}
 
 int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
                const char *outweights, lwf_err *err)
@@ -543,6 +842,17 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
         if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
     }
     int k = lwf_task_find(m, task);
+    if (k < 0 && strcmp(task, "all") == 0) { /* every task as one classifier (a task named all wins) */
+        lwf_model_free(m);
+        char d[4200], l[4200], v[4200];
+        beside(outcfg, ".data", d, sizeof d);
+        beside(outcfg, ".labels", l, sizeof l);
+        beside(outcfg, ".valid.list", v, sizeof v);
+        const lwf_file outs4[] = {{outcfg, "output cfg"}, {outweights, "output weights"}, {d, "output .data"},
+                                  {l, "output labels"}, {v, "output valid list"}};
+        if (lwf_check_outputs(outs4, 5, ins, 2, err)) return -1;
+        return export_all(cfgpath, weights, outcfg, outweights, err);
+    }
     if (k < 0) {
         size_t need = 1, at = 0; /* every name, however long */
         for (int j = 0; j < m->ntasks; ++j) need += strlen(m->tasks[j].name) + 1;
@@ -583,7 +893,7 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
         int src = t->first + 1 + i;
         if (emit(&out, cfgpath, &cf.sections[src + 1], NULL, NULL, 0, &rm, src, trunk + i, err)) goto done;
     }
-    if (t->is_new) {
+    if (t->is_new && !t->old_classes) {
         if (emit(&out, cfgpath, &cf.sections[t->loss + 1], NULL, NULL, 0, NULL, 0, 0, err)) goto done;
     } else {
         sb_printf(&out, "[softmax]\ngroups=1\n");

@@ -47,7 +47,7 @@ int lwf_teacher_check(const lwf_model *m, lwf_teacher_mode mode, lwf_err *err)
 static int make_targets(lwf_teacher *t, lwf_err *err)
 {
     const lwf_model *tm = t->tm;
-    t->targets = calloc((size_t)tm->ntasks, sizeof *t->targets);
+    t->targets = calloc((size_t)tm->ntasks + 1, sizeof *t->targets);
     if (!t->targets) return lwf_fail(err, "out of memory");
     for (int k = 0; k < tm->ntasks; ++k) {
         if (tm->tasks[k].is_new) continue;
@@ -56,6 +56,15 @@ static int make_targets(lwf_teacher *t, lwf_err *err)
         g->from = 0;
         g->count = tm->tasks[k].classes;
         g->column = tm->tasks[k].offset;
+        t->width += g->count;
+    }
+    const lwf_task *nt = &tm->tasks[tm->new_task];
+    if (nt->old_classes) { /* a grown head: the old model's K logits, after its K + M targets */
+        target *g = &t->targets[t->ntargets++];
+        g->layer = nt->loss - 1;
+        g->from = 0;
+        g->count = nt->old_classes;
+        g->column = nt->offset + nt->classes;
         t->width += g->count;
     }
     return 0;
@@ -104,7 +113,7 @@ static int fold_network(const lwf_model *tm, unsigned long long *key, lwf_err *e
 {
     lwf_cfgfile cf;
     if (lwf_cfg_read(tm->cfg, &cf, err)) return -1;
-    int nold = lwf_old_layers(tm);
+    int nold = lwf_teacher_layers(tm);
     for (int i = 1; i < cf.nsections && i <= nold; ++i) { /* section i is layer i - 1 */
         const lwf_section *s = &cf.sections[i];
         fold_str(key, s->type);
@@ -254,8 +263,11 @@ lwf_teacher *lwf_teacher_open(const lwf_model *m, const lwf_teacher_opts *o, lwf
             o->weights, lwf_old_layers(m) - 1);
     lwf_build_opts bo = {m->net->batch, 0};
     int rc = (t->tm = lwf_model_load(m->cfg, &bo, err)) ? 0 : -1;
-    if (!rc) rc = lwf_weights_load(t->tm->net, o->weights, lwf_old_layers(t->tm), NULL, err);
+    if (!rc) rc = lwf_weights_load(t->tm->net, o->weights, lwf_teacher_layers(t->tm), NULL, err);
     if (!rc && lwf_plan_make(t->tm, LWF_PASS_TEACHER, &t->plan)) rc = lwf_fail(err, "out of memory");
+    /* a grown head's logits (not its loss) are the old model's first K */
+    const lwf_task *nt = rc ? NULL : &t->tm->tasks[t->tm->new_task];
+    for (int i = nt && nt->old_classes ? nt->first : 0; nt && nt->old_classes && i < nt->loss; ++i) t->plan.fwd[i] = 1;
     if (!rc) rc = make_targets(t, err);
     if (!rc && o->mode == LWF_TEACHER_RECORD && (rc = record_responses(t, o, err)) == 0) {
         /* the responses are all it is needed for */

@@ -23,6 +23,7 @@ typedef struct {
     int *label;              /* (paths.n) class of each image */
     lwf_loader *ld;
     int row0, rows;          /* rows [row0, row0 + rows) of every batch */
+    int exemplars;           /* old-class images of a grown head ([task] exemplars=) */
 } source;
 
 typedef struct {
@@ -71,9 +72,11 @@ static const char *bpath(trainer *t, const char *suffix)
 static void init_new_head(lwf_model *m, unsigned long long seed)
 {
     network *net = m->net;
-    for (int i = m->tasks[m->new_task].first; i < net->n; ++i) {
+    const lwf_task *t = &m->tasks[m->new_task];
+    for (int i = t->first; i < net->n; ++i) {
+        if (t->old_classes && i != t->class_layer) continue; /* grown: the old model's layers stay */
         lwf_rng r = lwf_rng_make(seed, 0x4e455748ULL, (unsigned long long)i);
-        lwf_layer_init(&net->layers[i], &r);
+        lwf_layer_init_from(&net->layers[i], &r, t->old_classes); /* a grown class layer: its new rows */
     }
 }
 
@@ -107,7 +110,7 @@ static int fill_batch(trainer *t, int use_teacher, lwf_err *err)
         float *X = net->input + (size_t)sc->row0 * net->inputs, *truth = net->truth + (size_t)sc->row0 * net->truths;
         memcpy(X, b->X, (size_t)sc->rows * net->inputs * sizeof(float));
         /* the teacher knows the new task's images (the only source when it is used) */
-        if (use_teacher && t->teacher && sc->task == t->m->new_task &&
+        if (use_teacher && t->teacher && sc->task == t->m->new_task && !(sc->exemplars && t->o->teacher == LWF_TEACHER_RECORD) &&
             lwf_teacher_fill(t->teacher, b->index, X, sc->rows, truth, net->truths, err))
             return -1;
         const lwf_task *tk = &t->m->tasks[sc->task];
@@ -213,7 +216,8 @@ static double weighted_loss(const lwf_model *m, const double *task_loss)
     double loss = 0;
     for (int q = 0; q < m->ntasks && q < LWF_MAX_TASKS; ++q) {
         const lwf_loss_params *p = lwf_loss_params_of(&net->layers[m->tasks[q].loss]);
-        loss += (double)(p->lambda * lwf_t2_factor(p)) * task_loss[q]; /* the new head's: 1 */
+        /* the new head's: 1 (a grown head's loss holds its distillation already) */
+        loss += (m->tasks[q].is_new ? 1.0 : (double)(p->lambda * lwf_t2_factor(p))) * task_loss[q];
     }
     return loss;
 }
@@ -275,6 +279,19 @@ static int precise_bn(trainer *t, const lwf_plan *plan, int phase, lwf_err *err)
     return lwf_precise_bn(t->m, plan, t->m->precise_bn, bs, t->nsrc, t->seed + 0x9e3779b97f4a7c15ULL * (unsigned)(phase + 1), err);
 }
 
+/* The final <cfg>.weights; a grown head whose bias correction applies is weight-aligned first, the
+ * weights before it kept as <cfg>.uncorrected.weights. */
+static int finish(trainer *t, lwf_err *err)
+{
+    network *net = t->m->net;
+    if (lwf_grow_corrects(t->m)) {
+        if (lwf_folder_save(&t->dir, net, ".uncorrected.weights", NULL, err)) return -1;
+        fprintf(stderr, "bias correction: the new classes' logits scaled by %.4f (weight aligning)\n",
+                lwf_grow_align(t->m));
+    }
+    return lwf_folder_save(&t->dir, net, ".weights", NULL, err);
+}
+
 /* The schedule: from the resumed iteration to the end, warm-up then joint, each iteration
  * its passes, one update, the weights check, the report, the backups. */
 static int run(trainer *t, lwf_err *err)
@@ -284,7 +301,7 @@ static int run(trainer *t, lwf_err *err)
     network *net = m->net;
     int N = 0;
     for (int q = 0; q < t->nsrc; ++q)
-        if (t->src[q].task == m->new_task) N = t->src[q].paths.n; /* epochs count the new task's images */
+        if (t->src[q].task == m->new_task && !t->src[q].exemplars) N = t->src[q].paths.n; /* epochs: new images */
     long long imgs = (long long)net->batch * net->subdivisions;
     long long start = (long long)(*net->seen / (size_t)imgs);
     lwf_plan warm, joint;
@@ -292,6 +309,11 @@ static int run(trainer *t, lwf_err *err)
                   : o->method == LWF_METHOD_FINETUNE ? LWF_PASS_FINETUNE : LWF_PASS_JOINT;
     if (lwf_plan_make(m, LWF_PASS_WARMUP, &warm) || lwf_plan_make(m, jp, &joint))
         return lwf_fail(err, "out of memory");
+    /* a grown head: only the new rows of its class layer learn in the warm-up (and featext) */
+    lwf_grow_freeze fz;
+    lwf_grow_plan(m, &warm);
+    if (jp == LWF_PASS_WARMUP) lwf_grow_plan(m, &joint);
+    if (lwf_grow_freeze_begin(m, &fz, err)) return -1;
     int rc = start_loaders(t, start, err), stop = 0;
     double avg = -1, t0 = what_time_is_it_now(), vtime = 0; /* vtime: -valid's seconds so far */
     long long vdone = 0;
@@ -302,8 +324,10 @@ static int run(trainer *t, lwf_err *err)
         float rate = warmup ? m->warmup_learning_rate : joint_rate(net, k - t->warmup);
         double task_loss[LWF_MAX_TASKS] = {0}, top1[LWF_MAX_TASKS], vs = 0;
         int scored[LWF_MAX_TASKS] = {0}; /* the task's loss was computed this iteration */
+        lwf_grow_set_distill(m, use_teacher);
         if ((rc = passes(t, k, warmup ? &warm : &joint, use_teacher, scored, task_loss, err)) != 0) break;
         lwf_update(net, warmup ? &warm : &joint, rate);
+        if (warmup || jp == LWF_PASS_WARMUP) lwf_grow_freeze_apply(m, &fz);
         double loss = weighted_loss(m, task_loss);
         if ((rc = check_weights(t, k, err)) != 0) break;
         double secs = what_time_is_it_now() - it0; /* the iteration's own time, without -valid's */
@@ -327,7 +351,8 @@ static int run(trainer *t, lwf_err *err)
             lwf_chart_draw(&t->chart, bpath(t, ".log.csv"), m->ntasks, t->warmup, t->total);
         if (!rc) rc = save_backups(t, k + 1, N, &stop, err);
     }
-    if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = lwf_folder_save(&t->dir, net, ".weights", NULL, err);
+    if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = finish(t, err);
+    lwf_grow_freeze_end(&fz);
     stop_loaders(t);
     lwf_plan_free(&warm);
     lwf_plan_free(&joint);
@@ -367,6 +392,34 @@ static int load_source(trainer *t, source *sc, int task, const char *dpath, lwf_
     return 0;
 }
 
+/* A grown head's old-class images ([task] exemplars=, a list), labelled by the new .data's
+ * labels (old then new), a source of their own that fills its share of every batch. */
+static int load_exemplars(trainer *t, lwf_err *err)
+{
+    const lwf_task *tk = &t->m->tasks[t->m->new_task];
+    if (t->o->method == LWF_METHOD_LWF && t->o->teacher == LWF_TEACHER_RECORD)
+        return lwf_fail(err, "%s:%d: [task] exemplars= needs -teacher online (the recorded responses are for the "
+                             "training list only)",
+                        t->o->cfg, tk->line);
+    source *sc = &t->src[t->nsrc++];
+    sc->task = t->m->new_task;
+    sc->exemplars = 1;
+    if (lwf_datacfg_read(t->o->datacfg, &sc->data, err)) return -1;
+    if (lwf_list_read(tk->exemplars, &sc->paths, err) || lwf_list_read(sc->data.labels, &sc->labels, err)) return -1;
+    if (sc->paths.n == 0) return lwf_fail(err, "%s: no images ([task] exemplars=, %s:%d)", tk->exemplars, t->o->cfg, tk->line);
+    sc->label = malloc((size_t)sc->paths.n * sizeof(int));
+    if (!sc->label) return lwf_fail(err, "out of memory");
+    if (lwf_labels_of(&sc->paths, tk->exemplars, &sc->labels, sc->label, err)) return -1;
+    for (int i = 0; i < sc->paths.n; ++i) {
+        image im;
+        lwf_err ierr;
+        if (lwf_image_load(sc->paths.items[i], &im, &ierr))
+            return lwf_fail(err, "%s:%d: %s", tk->exemplars, sc->paths.line[i], ierr.msg);
+        free_image(im);
+    }
+    return 0;
+}
+
 /* The training sources: the new task's images; with -method joint, every old task's too,
  * in equal shares of each batch. */
 static int load_sources(trainer *t, lwf_err *err)
@@ -383,9 +436,16 @@ static int load_sources(trainer *t, lwf_err *err)
                             o->cfg, tk->line, tk->name);
         if (load_source(t, &t->src[t->nsrc++], k, dpath, err)) return -1;
     }
+    if (m->tasks[m->new_task].exemplars && load_exemplars(t, err)) return -1;
+    int ex = t->nsrc > 0 && t->src[t->nsrc - 1].exemplars, share = 0, nsplit = t->nsrc - ex;
+    if (ex) { /* the exemplars' share of the batch, at least one row, at least one row left */
+        share = (int)lrintf(m->tasks[m->new_task].exemplar_share * (float)net->batch);
+        share = share < 1 ? 1 : share > net->batch - nsplit ? net->batch - nsplit : share;
+    }
     for (int q = 0, row = 0; q < t->nsrc; ++q) {
         source *sc = &t->src[q];
-        sc->rows = net->batch / t->nsrc + (q < net->batch % t->nsrc);
+        int avail = net->batch - share;
+        sc->rows = sc->exemplars ? share : avail / nsplit + (q < avail % nsplit);
         sc->row0 = row;
         row += sc->rows;
         if (sc->rows < 1)
@@ -413,7 +473,7 @@ static int load(trainer *t, lwf_err *err)
     if (net->max_batches == 0 && m->warmup_batches == 0)
         return lwf_fail(err, "%s: [net] max_batches=0 and warmup_batches=0: nothing to train", o->cfg);
     if (load_sources(t, err)) return -1;
-    int nold = m->ntasks - 1;
+    int nold = m->ntasks - 1 + lwf_grow_is(m); /* a grown head distills from the old model too */
     if (nold > 0 && !o->weights)
         return lwf_fail(err, "%s has %d old head(s): give the old network's weights (the stock classifier or the "
                              "previous LwF run) as the third argument",
@@ -558,7 +618,7 @@ static int keep_teacher_weights(trainer *t, lwf_err *err)
     if (t->whole)
         fprintf(stderr, "teacher: no original old network in %s: the old heads of %s become the teacher (%s)\n",
                 t->dir.dir, t->o->weights, tw);
-    return lwf_weights_save(m->net, tw, lwf_old_layers(m), 0, err);
+    return lwf_weights_save(m->net, tw, lwf_teacher_layers(m), 0, err);
 }
 
 /* Everything is checked: only from here on is the backup folder written to, so a refused

@@ -59,6 +59,36 @@ int lwf_train_detector(const lwf_train_opts *o, lwf_err *err);
  * convolution before an [lwf_yolo] each anchor's box, objectness and K old class rows. */
 int lwf_detector_old_weights(const lwf_model *student, lwf_model *old, lwf_err *err);
 
+/* ---- a grown head (grow.c) ---- */
+
+/* Whether the new task's head grows (ends in [lwf_softmax]). */
+int lwf_grow_is(const lwf_model *m);
+/* Layers the teacher's weights file holds: every layer for a grown head (its first K logits
+ * are the old model's), else the old network (lwf_old_layers). */
+int lwf_teacher_layers(const lwf_model *m);
+/* Turns the grown head's distillation on or off (off without a teacher: warm-up, finetune,
+ * featext, joint). */
+void lwf_grow_set_distill(lwf_model *m, int on);
+/* A plan of the new head's training: a grown head's layers before its class layer are the
+ * old model's, so they neither train nor learn. */
+void lwf_grow_plan(const lwf_model *m, lwf_plan *p);
+/* Rows 0..K-1 of the grown class layer kept while only the new rows learn (the warm-up, and
+ * -method featext): taken once, put back after every update with their momentum zeroed, so
+ * they stay bit for bit as they were (their batch-norm statistics too). */
+typedef struct lwf_grow_freeze {
+    int layer, rows;
+    float *saved;        /* (lwf_layer_rows_floats) or NULL: nothing kept */
+} lwf_grow_freeze;
+int lwf_grow_freeze_begin(const lwf_model *m, lwf_grow_freeze *f, lwf_err *err);
+void lwf_grow_freeze_apply(lwf_model *m, const lwf_grow_freeze *f);
+void lwf_grow_freeze_end(lwf_grow_freeze *f);
+/* The new-class bias correction of [lwf_softmax] bias_correction=1, weight aligning (Zhao et
+ * al. 2020): the new rows' logits scaled so that their mean weight norm (times the batch-norm
+ * gain) is the old rows'.  Returns the factor (1: nothing done). */
+double lwf_grow_align(lwf_model *m);
+/* Whether it applies: bias_correction=1, or the default (-1) and no exemplars. */
+int lwf_grow_corrects(const lwf_model *m);
+
 /* ---- the CSV log (log.c) ----
  * <backup>/<cfg>.log.csv: a header, then one line per iteration, each appended with one
  * write() so a killed run leaves whole lines only. */

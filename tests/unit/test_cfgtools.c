@@ -647,7 +647,7 @@ static const struct {
     {"activation", LWF_SEC_ACTIVATION}, {"crop", LWF_SEC_CROP}, {"normalization", LWF_SEC_NORM},
     {"lrn", LWF_SEC_NORM}, {"reorg", LWF_SEC_REORG}, {"route", LWF_SEC_ROUTE}, {"shortcut", LWF_SEC_SHORTCUT},
     {"upsample", LWF_SEC_UPSAMPLE}, {"task", LWF_SEC_TASK}, {"lwf_distill", LWF_SEC_DISTILL},
-    {"yolo", LWF_SEC_YOLO}, {"lwf_yolo", LWF_SEC_LWF_YOLO}};
+    {"lwf_softmax", LWF_SEC_GROW}, {"yolo", LWF_SEC_YOLO}, {"lwf_yolo", LWF_SEC_LWF_YOLO}};
 #define NNAMES (sizeof section_names / sizeof section_names[0])
 /* Darknet sections an LwF cfg refuses as "not supported" (not "unknown"). */
 static const char *refused_names[] = {"local", "deconvolutional", "deconv", "rnn", "gru", "lstm", "crnn", "cost",
