@@ -64,6 +64,10 @@ layer make_softmax_layer(int batch, int inputs, int groups);
 layer make_yolo_layer(int batch, int w, int h, int n, int total, int *mask, int classes);
 void forward_yolo_layer(const layer l, network net);
 void backward_yolo_layer(const layer l, network net);
+box get_yolo_box(float *x, float *biases, int n, int index, int i, int j, int lw, int lh, int w, int h, int stride);
+float delta_yolo_box(box truth, float *x, float *biases, int n, int index, int i, int j, int lw, int lh, int w, int h,
+                     float *delta, float scale, int stride);
+void delta_yolo_class(float *output, float *delta, int index, int cls, int classes, int stride, float *avg_cat);
 
 void softmax_cpu(float *input, int n, int batch, int batch_offset, int groups,
                  int group_offset, int stride, float temp, float *output);

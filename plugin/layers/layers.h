@@ -83,6 +83,10 @@ void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int ne
  * teacher's t (n, 4 + 1 + K, h, w) into delta (l.outputs), leaving assigned cells alone. */
 void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, const float *t,
                       const unsigned char *cell, float *delta);
+/* Stock [yolo]'s forward (libdarknet's forward_yolo_layer: the activations; training: the
+ * deltas and the cost, bit for bit), without the "Region ... Avg IOU" line forward_yolo_layer
+ * prints on stdout at each training pass. */
+void lwf_yolo_stock_forward(layer l, network net);
 /* Turns a layer libdarknet's parse_yolo built (classes = K + M) into [lwf_yolo] with the
  * distillation keys of `keys`; 0, or -1 when out of memory (the layer unchanged). */
 int lwf_make_yolo_head(layer *l, int old_classes, const lwf_yolo_params *keys);

@@ -104,6 +104,71 @@ void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, 
         }
 }
 
+/* The mask index of anchor a, or -1 when this layer does not predict it. */
+static int mask_of(const layer *l, int a)
+{
+    for (int n = 0; n < l->n; ++n)
+        if (l->mask[n] == a) return n;
+    return -1;
+}
+
+/* Stock [yolo] training deltas of image b (truth: its LWF_YOLO_BOXES x 5 boxes) into
+ * l.delta, in forward_yolo_layer's order and with libdarknet's own helpers: every cell and
+ * anchor pushes objectness to 0 unless its box overlaps a truth box by more than
+ * ignore_thresh (more than truth_thresh: learned as that box), then each box is learned at
+ * its cell by its best anchor, when this layer has that anchor. */
+static void stock_deltas(const layer *l, const network *net, int b, const float *truth)
+{
+    int wh = l->w * l->h, base = b * l->outputs;
+    for (int j = 0; j < l->h; ++j)
+        for (int i = 0; i < l->w; ++i)
+            for (int n = 0; n < l->n; ++n) {
+                int loc = j * l->w + i, bi = base + entry(l, l->classes, n, 0, loc);
+                int oi = base + entry(l, l->classes, n, 4, loc), bt = 0;
+                box pred = get_yolo_box(l->output, l->biases, l->mask[n], bi, i, j, l->w, l->h, net->w, net->h, wh);
+                float best = 0;
+                for (int t = 0; t < l->max_boxes; ++t) {
+                    box g = float_to_box((float *)truth + 5 * t, 1);
+                    if (!g.x) break;
+                    float o = box_iou(pred, g);
+                    if (o > best) best = o, bt = t;
+                }
+                l->delta[oi] = best > l->ignore_thresh ? 0 : 0 - l->output[oi];
+                if (best <= l->truth_thresh) continue;
+                l->delta[oi] = 1 - l->output[oi];
+                int cls = (int)truth[5 * bt + 4];
+                if (l->map) cls = l->map[cls];
+                delta_yolo_class(l->output, l->delta, base + entry(l, l->classes, n, 5, loc), cls, l->classes, wh, NULL);
+                box g = float_to_box((float *)truth + 5 * bt, 1);
+                delta_yolo_box(g, l->output, l->biases, l->mask[n], bi, i, j, l->w, l->h, net->w, net->h, l->delta,
+                               2 - g.w * g.h, wh);
+            }
+    for (int t = 0; t < l->max_boxes; ++t) {
+        box g = float_to_box((float *)truth + 5 * t, 1);
+        if (!g.x) break;
+        int a = best_anchor(l, g, net->w, net->h), n = mask_of(l, a);
+        if (n < 0) continue;
+        int i = (int)(g.x * l->w), j = (int)(g.y * l->h), loc = j * l->w + i;
+        int bi = base + entry(l, l->classes, n, 0, loc), oi = base + entry(l, l->classes, n, 4, loc);
+        delta_yolo_box(g, l->output, l->biases, a, bi, i, j, l->w, l->h, net->w, net->h, l->delta, 2 - g.w * g.h, wh);
+        l->delta[oi] = 1 - l->output[oi];
+        int cls = (int)truth[5 * t + 4];
+        if (l->map) cls = l->map[cls];
+        delta_yolo_class(l->output, l->delta, base + entry(l, l->classes, n, 5, loc), cls, l->classes, wh, NULL);
+    }
+}
+
+void lwf_yolo_stock_forward(layer l, network net)
+{
+    int train = net.train;
+    net.train = 0; /* libdarknet's forward: the activations, the deltas zeroed, no training part */
+    forward_yolo_layer(l, net);
+    if (!train || !net.truth) return;
+    for (int b = 0; b < l.batch; ++b) stock_deltas(&l, &net, b, net.truth + (size_t)b * l.truths);
+    double mag = mag_array(l.delta, l.outputs * l.batch);
+    *l.cost = (float)(mag * mag); /* stock's cost, pow(|delta|, 2): the square of a float is exact in double */
+}
+
 static void forward_lwf_yolo(layer l, network net)
 {
     lwf_yolo_params *q = (lwf_yolo_params *)lwf_loss_params_of(&l);
@@ -114,7 +179,7 @@ static void forward_lwf_yolo(layer l, network net)
             memcpy(l.x + (size_t)b * l.truths, net.truth + (size_t)b * p->truths, (size_t)l.truths * sizeof(float));
         stock.truth = l.x;
     }
-    forward_yolo_layer(l, stock);
+    lwf_yolo_stock_forward(l, stock); /* forward_yolo_layer's, without its "Region" line on stdout */
     if (!net.truth || !net.train) return;
     p->rows = l.batch;
     if (p->distill) {

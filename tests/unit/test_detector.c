@@ -10,6 +10,7 @@
 #include "cfg/cfg.h"
 #include "run/run.h"
 #include "io/io.h"
+#include "layers/layers.h"
 #include "train/train.h"
 
 /* src with every line starting `from` replaced by `to` (first occurrences first), malloc'd. */
@@ -324,6 +325,73 @@ static void test_detect_is_stock(void **state)
     free(dir);
 }
 
+/* One training forward of a [yolo] layer of 6x6 cells over 2 images and 7 boxes each, by
+ * lwf_yolo_stock_forward and by libdarknet's forward_yolo_layer, on the same input: the same
+ * output, deltas and cost, bit for bit.  thresholds: ignore_thresh, truth_thresh (low ones
+ * reach the branches where a cell's box overlaps a truth box). */
+static void compare_training_forward(float ignore, float truth_thresh)
+{
+    int mask[3] = {3, 4, 5}, B = 2, W = 6;
+    float anchors[12] = {10, 14, 23, 27, 37, 58, 51, 42, 70, 85, 90, 60};
+    layer l = make_yolo_layer(B, W, W, 3, 6, mask, 5);
+    l.max_boxes = 90;
+    l.ignore_thresh = ignore;
+    l.truth_thresh = truth_thresh;
+    memcpy(l.biases, anchors, sizeof anchors);
+    float *x = malloc((size_t)B * l.outputs * sizeof(float)), *truth = calloc((size_t)B * l.truths, sizeof(float));
+    float *ours = malloc((size_t)B * l.outputs * sizeof(float)), *out = malloc((size_t)B * l.outputs * sizeof(float));
+    unsigned s = 17;
+    tu_fill(x, (size_t)B * l.outputs, &s, -2, 2);
+    for (int b = 0; b < B; ++b)
+        for (int t = 0; t < 7; ++t) {
+            float *g = truth + (size_t)b * l.truths + 5 * t;
+            tu_fill(g, 2, &s, 0.05f, 0.95f);     /* centre */
+            tu_fill(g + 2, 2, &s, 0.1f, 0.9f);   /* size: every anchor is some box's best */
+            g[4] = (float)(t % 5);
+        }
+    network net;
+    memset(&net, 0, sizeof net);
+    net.w = net.h = 96;
+    net.input = x;
+    net.truth = truth;
+    net.train = 1;
+    lwf_yolo_stock_forward(l, net);
+    float cost = *l.cost;
+    memcpy(ours, l.delta, (size_t)B * l.outputs * sizeof(float));
+    memcpy(out, l.output, (size_t)B * l.outputs * sizeof(float));
+    forward_yolo_layer(l, net);
+    assert_memory_equal(out, l.output, (size_t)B * l.outputs * sizeof(float));
+    assert_memory_equal(ours, l.delta, (size_t)B * l.outputs * sizeof(float));
+    assert_memory_equal(&cost, l.cost, sizeof cost);
+    /* not vacuous: boxes learned (x deltas), objectness pushed up and down */
+    int wh = W * W, boxes = 0, up = 0, down = 0;
+    for (int b = 0; b < B; ++b)
+        for (int n = 0; n < 3; ++n)
+            for (int loc = 0; loc < wh; ++loc) {
+                size_t at = (size_t)b * l.outputs + (size_t)n * wh * 10;
+                boxes += ours[at + loc] != 0;
+                up += ours[at + 4 * wh + loc] > 0;
+                down += ours[at + 4 * wh + loc] < 0;
+            }
+    assert_true(boxes > 0 && up > 0 && down > 0);
+    assert_true(cost > 0);
+    /* inference: nothing but the activations, the deltas zero */
+    net.train = 0;
+    lwf_yolo_stock_forward(l, net);
+    for (int i = 0; i < B * l.outputs; ++i) assert_true(l.delta[i] == 0);
+    free(x), free(truth), free(ours), free(out);
+    free_layer(l);
+}
+
+/* Our [yolo] training forward is stock's (without its "Region" line on stdout) */
+static void test_yolo_training_forward_is_stock(void **state)
+{
+    (void)state;
+    compare_training_forward(0.7f, 1);    /* fashion-det's and stock's thresholds */
+    compare_training_forward(0.05f, 1);   /* cells that overlap a box are ignored */
+    compare_training_forward(0.05f, 0.1f); /* ... or learned as that box */
+}
+
 static void expect_error(const char *text, const char *want)
 {
     char *dir = tu_tmpdir();
@@ -381,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_grown_detector_truth_row),
         cmocka_unit_test(test_teacher_slices_are_old_rows),
         cmocka_unit_test(test_detect_is_stock),
+        cmocka_unit_test(test_yolo_training_forward_is_stock),
         cmocka_unit_test(test_detector_errors),
     };
     return cmocka_run_group_tests_name("detector", tests, NULL, NULL);
