@@ -262,6 +262,10 @@ typedef struct lwf_map_result {
     int images;
 } lwf_map_result;
 
+/* K of a detector: its [lwf_yolo] layers' old_classes; 0 for plain [yolo] (and for a
+ * classifier). */
+int lwf_det_old_classes(const lwf_model *m);
+
 /* Per-class AP of detector m (batch 1) over o->data's validation images. */
 int lwf_map(lwf_model *m, const lwf_map_opts *o, lwf_map_result *r, lwf_err *err);
 void lwf_map_result_free(lwf_map_result *r);

@@ -32,8 +32,7 @@ int lwf_detect(lwf_model *m, const char *imagepath, float thresh, float nms, ima
     return 0;
 }
 
-/* K of a detector: its [lwf_yolo] layers' old_classes, 0 for plain [yolo]. */
-static int old_classes(const lwf_model *m)
+int lwf_det_old_classes(const lwf_model *m)
 {
     for (int i = 0; i < m->net->n; ++i)
         if (m->net->layers[i].type == YOLO)
@@ -91,7 +90,21 @@ static int score_image(lwf_model *m, const char *path, int classes, int shift, c
     return rc;
 }
 
-/* Every image of the valid= list of .data dpath (classes ids, + shift). */
+/* One validation image checked, not scored: its label file read, the image decoded. */
+static int check_image(const char *path, int classes, lwf_err *err)
+{
+    char *lp = lwf_label_path(path);
+    if (!lp) return lwf_fail(err, "out of memory");
+    lwf_boxes bs;
+    image im;
+    int rc = lwf_boxes_read(lp, classes, &bs, err);
+    free(lp);
+    if (!rc && (rc = lwf_image_load(path, &im, err)) == 0) free_image(im);
+    return rc;
+}
+
+/* Every image of the valid= list of .data dpath (classes ids, + shift); pl NULL: each only
+ * checked (check_image). */
 static int score_list(lwf_model *m, const char *dpath, int classes, int shift, const lwf_map_opts *o, pool *pl,
                       lwf_err *err)
 {
@@ -103,7 +116,7 @@ static int score_list(lwf_model *m, const char *dpath, int classes, int shift, c
     if (!rc && !d.valid) rc = lwf_fail(err, "%s: no valid= list", dpath);
     if (!rc) rc = lwf_datacfg_list(&d, "valid", &l, err);
     for (int i = 0; !rc && i < l.n; ++i)
-        if (score_image(m, l.items[i], classes, shift, o, pl, err))
+        if (pl ? score_image(m, l.items[i], classes, shift, o, pl, err) : check_image(l.items[i], classes, err))
             rc = lwf_fail(err, "%s:%d: %s", d.valid, l.line[i], err->msg);
     lwf_list_free(&l);
     lwf_datacfg_free(&d);
@@ -129,11 +142,37 @@ static int read_names(const lwf_datacfg *d, int classes, lwf_list *names, lwf_er
     return 0;
 }
 
+/* The valid lists of .data d (o->data): a plain detector's valid=, a grown one's old_data=
+ * and new_data= valid lists (the new ids after the K old); pl NULL: only checked. */
+static int score_lists(lwf_model *m, const lwf_datacfg *d, const lwf_map_opts *o, pool *pl, lwf_err *err)
+{
+    int C = m->tasks[0].classes, K = lwf_det_old_classes(m);
+    if (!d->new_data) return score_list(m, o->data, C, 0, o, pl, err);
+    if (!d->old_data || K <= 0) return lwf_fail(err, "%s: new_data= needs old_data= and [lwf_yolo] layers", o->data);
+    if (score_list(m, d->old_data, K, 0, o, pl, err)) return -1;
+    return score_list(m, d->new_data, C - K, K, o, pl, err);
+}
+
+int lwf_map_check(lwf_model *m, const lwf_map_opts *o, lwf_err *err)
+{
+    if (!m->detector) return lwf_fail(err, "%s: not a detector (no [yolo] layer)", m->cfg);
+    int C = m->tasks[0].classes;
+    lwf_datacfg d;
+    if (lwf_datacfg_read(o->data, &d, err)) return -1;
+    lwf_list names = {0, NULL, NULL};
+    int rc = d.classes != C ? lwf_fail(err, "%s: classes=%d, but %s has %d", o->data, d.classes, m->cfg, C) : 0;
+    if (!rc) rc = read_names(&d, C, &names, err);
+    if (!rc) rc = score_lists(m, &d, o, NULL, err);
+    lwf_list_free(&names);
+    lwf_datacfg_free(&d);
+    return rc;
+}
+
 int lwf_map(lwf_model *m, const lwf_map_opts *o, lwf_map_result *r, lwf_err *err)
 {
     memset(r, 0, sizeof *r);
     if (!m->detector) return lwf_fail(err, "%s: not a detector (no [yolo] layer)", m->cfg);
-    int C = m->tasks[0].classes, K = old_classes(m);
+    int C = m->tasks[0].classes, K = lwf_det_old_classes(m);
     r->classes = C;
     r->old_classes = K;
     lwf_datacfg d;
@@ -142,13 +181,7 @@ int lwf_map(lwf_model *m, const lwf_map_opts *o, lwf_map_result *r, lwf_err *err
     memset(&pl, 0, sizeof pl);
     int rc = d.classes != C ? lwf_fail(err, "%s: classes=%d, but %s has %d", o->data, d.classes, m->cfg, C) : 0;
     if (!rc) rc = read_names(&d, C, &r->names, err);
-    if (!rc && d.new_data) { /* a grown detector: both valid lists, the new ids after the K old */
-        rc = !d.old_data || K <= 0 ? lwf_fail(err, "%s: new_data= needs old_data= and [lwf_yolo] layers", o->data) : 0;
-        if (!rc) rc = score_list(m, d.old_data, K, 0, o, &pl, err);
-        if (!rc) rc = score_list(m, d.new_data, C - K, K, o, &pl, err);
-    } else if (!rc) {
-        rc = score_list(m, o->data, C, 0, o, &pl, err);
-    }
+    if (!rc) rc = score_lists(m, &d, o, &pl, err);
     r->ap = rc ? NULL : malloc((size_t)C * sizeof *r->ap);
     if (!rc && !r->ap) rc = lwf_fail(err, "out of memory");
     for (int c = 0; !rc && c < C; ++c) rc = lwf_voc_ap(pl.det, pl.nd, pl.gt, pl.ng, c, o->iou, &r->ap[c], err);

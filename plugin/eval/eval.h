@@ -29,6 +29,13 @@ typedef struct lwf_gt {
  * detection.  Returns 0, or -1 with err when out of memory. */
 int lwf_voc_ap(const lwf_det *d, int nd, const lwf_gt *g, int ng, int cls, float iou, double *ap, lwf_err *err);
 
+/* ---- detectors (detect.c; lwf_detect, lwf_map and lwf_det_old_classes are public: lwf.h) ---- */
+
+/* What lwf_map reads of o->data, checked without scoring: the .data (classes, names), every
+ * valid list, each image's label file and the image itself (decoded once), so a bad one is
+ * an error naming its list line.  0, or -1 with err. */
+int lwf_map_check(lwf_model *m, const lwf_map_opts *o, lwf_err *err);
+
 /* ---- validation sets (eval.c) ----
  * A task's valid list ready to be scored again and again (lwf_validate scores one once;
  * lwf train -valid every N iterations): the labels, and, when they fit in the budget, the

@@ -1,5 +1,5 @@
-/* <backup>/<cfg>.chart.png: each task's loss and top-1 over the iterations, drawn by gnuplot
- * from a copy of the CSV log in a private folder.  gnuplot runs there as a child process
+/* <backup>/<cfg>.chart.png: each task's loss and top-1 (a detector's: its loss and mAP) over
+ * the iterations, drawn by gnuplot from a copy of the CSV log in a private folder.  gnuplot runs there as a child process
  * with an argument vector (no shell); its command text is fixed here and holds numbers only
  * (column numbers, iterations): task names reach it as the log's header, which is data.
  * The picture is then written atomically.  What the columns are: log.c. */
@@ -19,7 +19,7 @@
 
 extern char **environ;
 
-#define LOG_COLS 8                 /* iteration .. images, then ntasks losses, ntasks top-1 */
+#define LOG_COLS 8                 /* iteration .. images, then nloss losses, nvalid -valid figures */
 #define MAX_PNG ((size_t)64 << 20) /* larger than any chart: a bigger file is not ours */
 
 void lwf_chart_init(lwf_chart *c, const char *png)
@@ -95,14 +95,19 @@ static void plot_cmd(char *s, size_t cap, size_t *k, const int *has, int from, i
     add(s, cap, k, "\n");
 }
 
-/* The gnuplot script: a loss panel, and a top-1 panel when one was measured. */
-static int script(char *s, size_t cap, const int *has, int ntasks, long long warmup, long long total)
+/* The log's columns after the fixed ones: a loss per task, then -valid's figures (log.c);
+ * det: a detector's (one loss, its mAP). */
+typedef struct {
+    int nloss, nvalid, det;
+} columns;
+
+/* The gnuplot script: a loss panel, and a top-1 (a detector's: mAP) panel when one was
+ * measured. */
+static int script(char *s, size_t cap, const int *has, columns cl, long long warmup, long long total)
 {
     int acc = 0, loss = 0;
-    for (int q = 0; q < ntasks; ++q) {
-        loss |= has[LOG_COLS + q];
-        acc |= has[LOG_COLS + ntasks + q];
-    }
+    for (int q = 0; q < cl.nloss; ++q) loss |= has[LOG_COLS + q];
+    for (int q = 0; q < cl.nvalid; ++q) acc |= has[LOG_COLS + cl.nloss + q];
     if (!loss) return -1;
     size_t k = 0;
     add(s, cap, &k,
@@ -115,13 +120,13 @@ static int script(char *s, size_t cap, const int *has, int ntasks, long long war
             "set arrow 1 from %lld, graph 0 to %lld, graph 1 nohead dt 2 lw 2 lc rgb 'gray30'\n"
             "set label 1 'warm-up | joint' at %lld, graph 0.9 center front\n",
             warmup, warmup, warmup);
-    add(s, cap, &k, "set title 'loss per task'\nset ylabel 'loss (per image)'\n%s",
-        acc ? "" : "set xlabel 'iteration'\n");
-    plot_cmd(s, cap, &k, has, LOG_COLS, ntasks, "lines lw 1.5");
+    add(s, cap, &k, "set title '%s'\nset ylabel 'loss (per image)'\n%s",
+        cl.det ? "loss ([yolo] cost per image)" : "loss per task", acc ? "" : "set xlabel 'iteration'\n");
+    plot_cmd(s, cap, &k, has, LOG_COLS, cl.nloss, "lines lw 1.5");
     if (acc) {
-        add(s, cap, &k, "set title 'top-1 per task (valid lists)'\nset ylabel 'top-1'\nset xlabel 'iteration'\n"
-                        "set yrange [0:1]\n");
-        plot_cmd(s, cap, &k, has, LOG_COLS + ntasks, ntasks, "linespoints lw 2 pt 7");
+        add(s, cap, &k, "set title '%s'\nset ylabel '%s'\nset xlabel 'iteration'\nset yrange [0:1]\n",
+            cl.det ? "mAP at IoU 0.5 (valid lists)" : "top-1 per task (valid lists)", cl.det ? "mAP" : "top-1");
+        plot_cmd(s, cap, &k, has, LOG_COLS + cl.nloss, cl.nvalid, "linespoints lw 2 pt 7");
         add(s, cap, &k, "unset multiplot\n");
     }
     return k < cap ? 0 : -1;
@@ -152,17 +157,17 @@ static int run_gnuplot(const char *dir, lwf_err *err)
 }
 
 /* In the private folder dir: the log's copy and the script, gnuplot, the picture onto c->png. */
-static int draw_in(lwf_chart *c, const char *dir, const char *logpath, int ntasks, long long warmup, long long total,
+static int draw_in(lwf_chart *c, const char *dir, const char *logpath, columns cl, long long warmup, long long total,
                    lwf_err *err)
 {
     char path[4200], gp[16384];
     size_t len;
     char *text = slurp(logpath, (size_t)1 << 30, &len, err);
     if (!text) return -1;
-    int ncols = LOG_COLS + 2 * ntasks, *has = calloc((size_t)ncols, sizeof(int)), rc = 0;
+    int ncols = LOG_COLS + cl.nloss + cl.nvalid, *has = calloc((size_t)ncols, sizeof(int)), rc = 0;
     if (!has) rc = lwf_fail(err, "out of memory");
     if (!rc) columns_with_values(text, len, has, ncols);
-    if (!rc && script(gp, sizeof gp, has, ntasks, warmup, total)) rc = lwf_fail(err, "no loss in the log yet");
+    if (!rc && script(gp, sizeof gp, has, cl, warmup, total)) rc = lwf_fail(err, "no loss in the log yet");
     snprintf(path, sizeof path, "%s/log.csv", dir);
     if (!rc) rc = lwf_write_file_atomic(path, text, len, err);
     snprintf(path, sizeof path, "%s/chart.gp", dir);
@@ -188,8 +193,9 @@ static int draw_in(lwf_chart *c, const char *dir, const char *logpath, int ntask
     return rc;
 }
 
-void lwf_chart_draw(lwf_chart *c, const char *logpath, int ntasks, long long warmup, long long total)
+void lwf_chart_draw(lwf_chart *c, const char *logpath, const lwf_model *m, long long warmup, long long total)
 {
+    columns cl = {m->ntasks, lwf_log_valid_columns(m), m->detector};
     if (c->off) return;
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
@@ -198,7 +204,7 @@ void lwf_chart_draw(lwf_chart *c, const char *logpath, int ntasks, long long war
     int n = snprintf(dir, sizeof dir, "%s/lwf-chart-XXXXXX", tmp), made = 0, rc;
     if (n < 0 || (size_t)n >= sizeof dir) rc = lwf_fail(&err, "TMPDIR is too long");
     else if (!(made = mkdtemp(dir) != NULL)) rc = lwf_fail(&err, "cannot make a folder in %s: %s", tmp, strerror(errno));
-    else rc = draw_in(c, dir, logpath, ntasks, warmup, total, &err);
+    else rc = draw_in(c, dir, logpath, cl, warmup, total, &err);
     if (made) {
         const char *files[] = {"log.csv", "chart.gp", "chart.png", "gnuplot.out"};
         char p[4200];

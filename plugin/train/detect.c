@@ -1,8 +1,9 @@
 /* lwf train of a detector ([yolo] / [lwf_yolo] cfg, one task): the detection batches (boxes,
  * Darknet's jitter, colour and flip), the [yolo] cost as stock Darknet reports it, stock's
- * learning-rate policy (burn_in included), backups, resume, the CSV log; -method lwf with the
- * old detector as online teacher of every [lwf_yolo] (teacher.c), finetune, joint.  The
- * classifier's schedule is train.c's; the folder, log and state are shared. */
+ * learning-rate policy (burn_in included), backups, resume, the CSV log, -valid (lwf map's
+ * figures: valid.c) and the chart; -method lwf with the old detector as online teacher of
+ * every [lwf_yolo] (teacher.c), finetune, joint.  The classifier's schedule is train.c's;
+ * the folder, log, state, progress line and backups (progress.c) are shared. */
 #define _POSIX_C_SOURCE 200809L
 #include "train/train.h"
 
@@ -33,6 +34,8 @@ typedef struct {
     det_source src[2];       /* the new (or only) task's images first; joint: the old task's */
     lwf_folder dir;
     lwf_log log;
+    lwf_detval *valid;       /* -valid N: lwf map's figures on a copy of the weights, or NULL */
+    lwf_chart chart;         /* <cfg>.chart.png */
     int K;                   /* old classes of the [lwf_yolo] layers; 0 for plain [yolo] */
     int resume, distill;
     long long total;
@@ -351,7 +354,11 @@ static const char *method_str(lwf_method m)
 
 static int setup(dtrainer *t, lwf_err *err)
 {
-    if (load(t, err) || resume_or_start(t, err)) return -1;
+    if (load(t, err)) return -1;
+    /* before resume_or_start's srand: building it draws libdarknet's rand() */
+    if (t->o->valid_every > 0 && !(t->valid = lwf_detval_open(t->m, t->o->datacfg, err))) return -1;
+    if (resume_or_start(t, err)) return -1;
+    lwf_chart_init(&t->chart, lwf_folder_path(&t->dir, ".chart.png"));
     if (lwf_folder_prepare(&t->dir, t->o->cfg, err)) return -1;
     if (t->distill && open_teacher(t, err)) return -1;
     network *net = t->m->net;
@@ -419,32 +426,33 @@ static int iteration(dtrainer *t, long long k, const lwf_plan *plan, double *los
     return 0;
 }
 
-/* .backup every -backup N (and at -stop), <cfg>_<epoch>.weights at each epoch's end. */
-static int save_backups(dtrainer *t, long long it, int N, int *stop, lwf_err *err)
+/* -valid after iteration `it`: lwf map's means into map (all, old, new) and the line on
+ * stdout (with -quiet too: -valid asked for it); *secs its time. */
+static int validate(dtrainer *t, long long it, double *map, double *secs, lwf_err *err)
 {
-    const lwf_train_opts *o = t->o;
-    network *net = t->m->net;
-    long long imgs = (long long)net->batch * net->subdivisions;
-    *stop = o->stop > 0 && it >= o->stop && it < t->total;
-    int every = o->backup_every > 0 ? o->backup_every : 100, rc = 0;
-    lwf_state st = {it, t->seed, (int)o->method};
-    if ((it % every == 0 || *stop) && it < t->total) rc = lwf_folder_save(&t->dir, net, ".backup", &st, err);
-    long long e0 = (long long)((double)(it - 1) * imgs / N), e1 = (long long)((double)it * imgs / N);
-    if (!rc && e1 > e0) {
-        char suf[64];
-        snprintf(suf, sizeof suf, "_%lld.weights", e1);
-        rc = lwf_folder_save(&t->dir, net, suf, NULL, err);
+    double t0 = what_time_is_it_now();
+    int images;
+    if (lwf_detval_run(t->valid, t->m->net, map, &images, err)) return -1;
+    *secs = what_time_is_it_now() - t0;
+    printf("%lld: valid mAP@0.5 %s", it, t->m->tasks[0].name);
+    const char *what[] = {"all", "old", "new"};
+    for (int q = 0; q < (t->K > 0 ? 3 : 1); ++q) {
+        if (t->K > 0) printf(" %s", what[q]);
+        if (isnan(map[q])) printf(" -");
+        else printf(" %.4f", map[q]);
     }
-    if (!rc && *stop)
-        fprintf(stderr, "stopped after iteration %lld (-stop); resume with %s\n", it, lwf_folder_path(&t->dir, ".backup"));
-    return rc;
+    printf(" (%d images, %.2f seconds)\n", images, *secs);
+    fflush(stdout);
+    return 0;
 }
 
 static int run(dtrainer *t, lwf_err *err)
 {
+    const lwf_train_opts *o = t->o;
     network *net = t->m->net;
     long long imgs = (long long)net->batch * net->subdivisions, start = (long long)(*net->seen / (size_t)imgs);
     int N = t->src[0].paths.n, rc = 0, stop = 0;
+    lwf_backup_at at = {0, t->total, N, t->seed};
     lwf_plan plan;
     if (lwf_plan_make(t->m, LWF_PASS_JOINT, &plan)) return lwf_fail(err, "out of memory");
     for (int q = 0; q < t->nsrc && !rc; ++q) {
@@ -453,23 +461,31 @@ static int run(dtrainer *t, lwf_err *err)
                                       t->seed + 7919ULL * (unsigned)q, start * net->subdivisions, err);
         if (!sc->ld) rc = -1;
     }
-    double avg = -1, t0 = what_time_is_it_now();
+    double avg = -1, t0 = what_time_is_it_now(), vtime = 0; /* vtime: -valid's seconds so far */
+    long long vdone = 0;
     for (long long k = start; !rc && !stop && k < t->total; ++k) {
-        double it0 = what_time_is_it_now(), loss = 0;
+        double it0 = what_time_is_it_now(), loss = 0, map[3], vs = 0;
         float rate = 0;
         if ((rc = iteration(t, k, &plan, &loss, &rate, err)) != 0) break;
+        double secs = what_time_is_it_now() - it0; /* the iteration's own time, without -valid's */
+        int last = k + 1 == t->total || (o->stop > 0 && k + 1 >= o->stop);
+        int valid = t->valid && ((k + 1) % o->valid_every == 0 || last);
+        if (valid && (rc = validate(t, k + 1, map, &vs, err)) != 0) break;
+        vtime += vs;
+        vdone += valid;
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
-        double now = what_time_is_it_now(), left = (now - t0) / (double)(k + 1 - start) * (double)(t->total - k - 1);
+        char eta[32]; /* training time per iteration so far, and validation time per round */
+        lwf_fmt_time((what_time_is_it_now() - t0 - vtime) / (double)(k + 1 - start) * (double)(t->total - k - 1) +
+                         (vdone ? vtime / (double)vdone : 0) *
+                             (double)lwf_validations_left(o->valid_every, t->total, k + 1),
+                     eta, sizeof eta);
         int scored = 1;
-        lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), 0, loss, avg, rate, now - it0, *net->seen,
-                             &scored, &loss, NULL}; /* (no -valid for detectors yet) */
-        if (!t->o->quiet) {
-            printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s %f, %ldm%02lds left\n", r.it, r.epoch,
-                   loss, avg, rate, r.seconds, r.images, t->m->tasks[0].name, loss, (long)left / 60, (long)left % 60);
-            fflush(stdout);
-        }
-        rc = lwf_log_append(&t->log, t->m, &r, err);
-        if (!rc) rc = save_backups(t, k + 1, N, &stop, err);
+        lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), 0, loss, avg, rate, secs, *net->seen,
+                             &scored, &loss, NULL, valid ? map : NULL};
+        rc = lwf_report(&t->log, t->m, &r, NULL, eta, o->quiet, err);
+        if (!rc && (valid || last || (!t->valid && (k + 1) % LWF_CHART_EVERY == 0)))
+            lwf_chart_draw(&t->chart, lwf_folder_path(&t->dir, ".log.csv"), t->m, 0, t->total);
+        if (!rc) rc = lwf_save_backups(&t->dir, net, o, &at, k + 1, &stop, err);
     }
     if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total)
         rc = lwf_folder_save(&t->dir, net, ".weights", NULL, err);
@@ -492,6 +508,7 @@ int lwf_train_detector(const lwf_train_opts *o, lwf_err *err)
     lwf_log_close(&t.log);
     lwf_model_free(t.m);
     lwf_teacher_close(t.teacher);
+    lwf_detval_close(t.valid);
     for (int q = 0; q < t.nsrc; ++q) {
         lwf_loader_stop(t.src[q].ld);
         lwf_list_free(&t.src[q].paths);

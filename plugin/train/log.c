@@ -1,8 +1,10 @@
 /* The CSV log of a training run, <backup>/<cfg>.log.csv: its columns (iteration, epoch,
- * phase, loss, avg_loss, rate, seconds, images, then <task>_loss per task, then <task>_top1
- * per task: -valid's figures), the cut back to the resumed iteration, one write() per line.
+ * phase, loss, avg_loss, rate, seconds, images, then <task>_loss per task, then -valid's
+ * figures: <task>_top1 per task of a classifier; a detector's <task>_map, and a grown one's
+ * <task>_map_old, <task>_map_new), the cut back to the resumed iteration, one write() per line.
  * What goes in a line: train.c; the chart reads these columns: chart.c. */
 #define _POSIX_C_SOURCE 200809L
+#include "eval/eval.h"
 #include "train/train.h"
 
 #include <errno.h>
@@ -67,11 +69,18 @@ static int header(text *t, const lwf_model *m)
         const char *name = m->tasks[q].name;
         rc = text_add(t, ",", 1) || text_add(t, name, strlen(name)) || text_add(t, "_loss", 5);
     }
-    for (int q = 0; q < m->ntasks && !rc; ++q) { /* -valid's figures */
-        const char *name = m->tasks[q].name;
-        rc = text_add(t, ",", 1) || text_add(t, name, strlen(name)) || text_add(t, "_top1", 5);
+    static const char *const det[] = {"_map", "_map_old", "_map_new"};
+    int nvalid = lwf_log_valid_columns(m);
+    for (int q = 0; q < nvalid && !rc; ++q) { /* -valid's figures */
+        const char *name = m->tasks[m->detector ? 0 : q].name, *what = m->detector ? det[q] : "_top1";
+        rc = text_add(t, ",", 1) || text_add(t, name, strlen(name)) || text_add(t, what, strlen(what));
     }
     return rc || text_add(t, "\n", 1) ? -1 : 0;
+}
+
+int lwf_log_valid_columns(const lwf_model *m)
+{
+    return m->detector ? (lwf_det_old_classes(m) > 0 ? 3 : 1) : m->ntasks;
 }
 
 /* 1 when the file of fp ends in a newline (or is empty): else its last line was cut short
@@ -139,9 +148,9 @@ int lwf_log_append(lwf_log *log, const lwf_model *m, const lwf_iter_report *r, l
     for (int q = 0; q < m->ntasks && !rc; ++q)
         rc = r->scored[q] ? text_printf(&line, ",%f", r->task_loss[q])
                           : text_add(&line, ",", 1); /* not trained in this phase */
-    for (int q = 0; q < m->ntasks && !rc; ++q)
-        rc = r->top1 && !isnan(r->top1[q]) ? text_printf(&line, ",%.6f", r->top1[q])
-                                           : text_add(&line, ",", 1); /* not measured */
+    const double *v = m->detector ? r->map : r->top1;
+    for (int q = 0; q < lwf_log_valid_columns(m) && !rc; ++q)
+        rc = v && !isnan(v[q]) ? text_printf(&line, ",%.6f", v[q]) : text_add(&line, ",", 1); /* not measured */
     if (rc || text_add(&line, "\n", 1)) {
         free(line.p);
         return lwf_fail(err, "%s: out of memory", log->path);

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #define LWF_MAX_TASKS 64
-#define CHART_EVERY 200      /* iterations between charts without -valid */
 
 /* A task's labelled training images and the rows of each batch they fill. */
 typedef struct {
@@ -90,13 +89,6 @@ static float joint_rate(network *net, long long joint_iter)
     return r;
 }
 
-static void fmt_time(double s, char *buf, size_t n)
-{
-    long v = (long)(s + 0.5);
-    if (v >= 3600) snprintf(buf, n, "%ldh%02ldm", v / 3600, v / 60 % 60);
-    else snprintf(buf, n, "%ldm%02lds", v / 60, v % 60);
-}
-
 /* The next batch of every source into the network's input and truth rows: each row the
  * one-hot label of its task, after the teacher's targets when they are used. */
 static int fill_batch(trainer *t, int use_teacher, lwf_err *err)
@@ -138,22 +130,6 @@ static int check_weights(trainer *t, long long k, lwf_err *err)
                     bpath(t, ".backup"));
 }
 
-/* The iteration's progress line (unless -quiet) and its line of the CSV log. */
-static int report(trainer *t, const lwf_iter_report *r, const char *eta, lwf_err *err)
-{
-    const lwf_model *m = t->m;
-    const char *phase = r->warmup ? "warmup" : "joint";
-    if (!t->o->quiet) {
-        printf("%lld, %.3f: %f, %f avg, %f rate, %lf seconds, %zu images, %s", r->it, r->epoch, r->loss, r->avg,
-               r->rate, r->seconds, r->images, phase);
-        for (int q = 0; q < m->ntasks; ++q)
-            if (r->scored[q]) printf(", %s %f", m->tasks[q].name, r->task_loss[q]);
-        printf(", %s left\n", eta);
-        fflush(stdout);
-    }
-    return lwf_log_append(&t->log, m, r, err);
-}
-
 /* -valid after iteration `it`: every task's top-1 into top1 (NAN where not measured) and
  * its line on stdout (printed with -quiet too: -valid asked for it); *secs its time. */
 static int validate(trainer *t, long long it, double *top1, double *secs, lwf_err *err)
@@ -169,13 +145,6 @@ static int validate(trainer *t, long long it, double *top1, double *secs, lwf_er
     printf(" (%ld images, %.2f seconds)\n", images, *secs);
     fflush(stdout);
     return 0;
-}
-
-/* Validations still to come after iteration `it`: every -valid N and the last iteration. */
-static long long validations_left(const trainer *t, long long it)
-{
-    long long n = t->o->valid_every;
-    return n > 0 ? t->total / n - it / n + (t->total % n != 0 && it < t->total) : 0;
 }
 
 /* One iteration's forward and backward passes over its subdivisions: each task's loss
@@ -220,30 +189,6 @@ static double weighted_loss(const lwf_model *m, const double *task_loss)
         loss += (m->tasks[q].is_new ? 1.0 : (double)(p->lambda * lwf_t2_factor(p))) * task_loss[q];
     }
     return loss;
-}
-
-/* After iteration `it`: <cfg>.backup (every -backup N, at the end of the warm-up, at
- * -stop) and <cfg>_<epoch>.weights when an epoch of the new task's N images ends.
- * *stop is set at -stop. */
-static int save_backups(trainer *t, long long it, int N, int *stop, lwf_err *err)
-{
-    const lwf_train_opts *o = t->o;
-    network *net = t->m->net;
-    long long imgs = (long long)net->batch * net->subdivisions;
-    int rc = 0;
-    int end_warm = it == t->warmup && it < t->total;
-    *stop = o->stop > 0 && it >= o->stop && it < t->total;
-    int every = o->backup_every > 0 ? o->backup_every : 100;
-    lwf_state st = {it, t->seed, (int)o->method};
-    if ((it % every == 0 || end_warm || *stop) && it < t->total) rc = lwf_folder_save(&t->dir, net, ".backup", &st, err);
-    long long e0 = (long long)((double)(it - 1) * imgs / N), e1 = (long long)((double)it * imgs / N);
-    if (!rc && e1 > e0) {
-        char suf[64];
-        snprintf(suf, sizeof suf, "_%lld.weights", e1);
-        rc = lwf_folder_save(&t->dir, net, suf, NULL, err);
-    }
-    if (!rc && *stop) fprintf(stderr, "stopped after iteration %lld (-stop); resume with %s\n", it, bpath(t, ".backup"));
-    return rc;
 }
 
 /* Each source's batch loader, from batch `start` (in subdivisions) of its own stream. */
@@ -315,6 +260,7 @@ static int run(trainer *t, lwf_err *err)
     if (jp == LWF_PASS_WARMUP) lwf_grow_plan(m, &joint);
     if (lwf_grow_freeze_begin(m, &fz, err)) return -1;
     int rc = start_loaders(t, start, err), stop = 0;
+    lwf_backup_at at = {t->warmup, t->total, N, t->seed};
     double avg = -1, t0 = what_time_is_it_now(), vtime = 0; /* vtime: -valid's seconds so far */
     long long vdone = 0;
     for (long long k = start; !rc && !stop && k < t->total; ++k) {
@@ -339,17 +285,18 @@ static int run(trainer *t, lwf_err *err)
         avg = avg < 0 ? loss : avg * .9 + loss * .1;
         double now = what_time_is_it_now();
         char eta[32]; /* training time per iteration so far, and validation time per round */
-        fmt_time((now - t0 - vtime) / (double)(k + 1 - start) * (double)(t->total - k - 1) +
-                     (vdone ? vtime / (double)vdone : 0) * (double)validations_left(t, k + 1),
-                 eta, sizeof eta);
+        lwf_fmt_time((now - t0 - vtime) / (double)(k + 1 - start) * (double)(t->total - k - 1) +
+                         (vdone ? vtime / (double)vdone : 0) *
+                             (double)lwf_validations_left(o->valid_every, t->total, k + 1),
+                     eta, sizeof eta);
         lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, secs,
-                             *net->seen, scored, task_loss, valid ? top1 : NULL};
-        rc = report(t, &r, eta, err);
+                             *net->seen, scored, task_loss, valid ? top1 : NULL, NULL};
+        rc = lwf_report(&t->log, m, &r, warmup ? "warmup" : "joint", eta, o->quiet, err);
         if (!rc && k + 1 == t->warmup) rc = precise_bn(t, &warm, 0, err);
         if (!rc && k + 1 == t->total && t->total > t->warmup) rc = precise_bn(t, &joint, 1, err);
-        if (!rc && (valid || last || (!t->valid && (k + 1) % CHART_EVERY == 0)))
-            lwf_chart_draw(&t->chart, bpath(t, ".log.csv"), m->ntasks, t->warmup, t->total);
-        if (!rc) rc = save_backups(t, k + 1, N, &stop, err);
+        if (!rc && (valid || last || (!t->valid && (k + 1) % LWF_CHART_EVERY == 0)))
+            lwf_chart_draw(&t->chart, bpath(t, ".log.csv"), m, t->warmup, t->total);
+        if (!rc) rc = lwf_save_backups(&t->dir, net, o, &at, k + 1, &stop, err);
     }
     if (!rc && (long long)(*net->seen / (size_t)imgs) >= t->total) rc = finish(t, err);
     lwf_grow_freeze_end(&fz);

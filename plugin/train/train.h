@@ -1,7 +1,8 @@
 /* train/: the record / warm-up / joint schedule (train.c: lwf_train, in lwf.h), and what it
  * is made of: the teacher (teacher.c), the CSV log (log.c), the backup folder with its lock
- * and backups (folder.c), validation while training (valid.c), the chart (chart.c).  Each
- * piece owns its memory and files; train.c owns the loop. */
+ * and backups (folder.c), what follows each iteration (progress.c), validation while
+ * training (valid.c), the chart (chart.c).  Each piece owns its memory and files; train.c
+ * owns the classifier's loop, detect.c the detector's. */
 #ifndef LWF_TRAIN_H
 #define LWF_TRAIN_H
 
@@ -109,10 +110,16 @@ typedef struct lwf_iter_report {
     const double *task_loss; /* (ntasks) */
     const double *top1;      /* (ntasks) -valid's top-1 after this iteration, NAN where not
                               * measured; NULL: none measured */
+    const double *map;       /* a detector's: (3) -valid's mAP over all, old, new classes (NAN:
+                              * none to average); NULL: not measured */
 } lwf_iter_report;
 
-/* Rewrites path (atomically) with the header (a loss column per task of m, then a top-1
- * column per task) and the lines
+/* -valid's columns of m's log: a top-1 per task; a detector's mAP (1), a grown one's mAP
+ * all, old, new (3). */
+int lwf_log_valid_columns(const lwf_model *m);
+/* Rewrites path (atomically) with the header (a loss column per task of m, then
+ * lwf_log_valid_columns: <task>_top1 per task, a detector's <task>_map [, _map_old,
+ * _map_new]) and the lines
  * of iterations 1..upto already in it (upto = 0: none; a resumed run passes its iteration,
  * so lines of iterations after the backup go), then opens it for appending. */
 int lwf_log_open(lwf_log *log, const char *path, const lwf_model *m, long long upto, lwf_err *err);
@@ -150,6 +157,32 @@ int lwf_folder_prepare(lwf_folder *f, const char *cfg, lwf_err *err);
  * state beside it as <base><suffix>.state first. */
 int lwf_folder_save(lwf_folder *f, const network *net, const char *suffix, const lwf_state *st, lwf_err *err);
 void lwf_folder_close(lwf_folder *f);
+
+/* ---- after each iteration (progress.c), for both trainers ---- */
+
+/* Seconds as "<m>m<ss>s", or "<h>h<mm>m" from an hour on (rounded). */
+void lwf_fmt_time(double s, char *buf, size_t n);
+/* Validations still to come after iteration `it` of `total` with -valid `every` (0: none):
+ * every `every` iterations and the last. */
+long long lwf_validations_left(long long every, long long total, long long it);
+/* The progress line on stdout (unless quiet): "<it>, <epoch>: <loss>, <avg> avg, <rate> rate,
+ * <s> seconds, <images> images[, <phase>], <task> <loss>..., <eta> left" (phase NULL: none;
+ * the tasks whose loss was scored), then r's line of the CSV log. */
+int lwf_report(lwf_log *log, const lwf_model *m, const lwf_iter_report *r, const char *phase, const char *eta,
+               int quiet, lwf_err *err);
+
+/* The run's figures lwf_save_backups needs. */
+typedef struct lwf_backup_at {
+    long long warmup, total;  /* iterations: the warm-up's end (0: none), the run's end */
+    int N;                    /* images of an epoch */
+    unsigned long long seed;  /* the run's, kept in each backup's .state */
+} lwf_backup_at;
+
+/* After iteration `it`: <cfg>.backup with its .state (every o->backup_every, default 100;
+ * at the warm-up's end; at -stop; never at the run's end), <cfg>_<epoch>.weights when an
+ * epoch of N images ends.  *stop is set at -stop (said on stderr, with the backup). */
+int lwf_save_backups(lwf_folder *dir, const network *net, const lwf_train_opts *o, const lwf_backup_at *at,
+                     long long it, int *stop, lwf_err *err);
 
 /* ---- batch-norm re-estimation (precise_bn.c) ----
  * [net] precise_bn=N: at the end of a phase, the rolling mean and variance of each layer
@@ -191,19 +224,36 @@ lwf_trainval *lwf_trainval_open(const lwf_model *m, const char *newdata, lwf_err
 int lwf_trainval_run(lwf_trainval *v, const network *net, double *top1, long *images, lwf_err *err);
 void lwf_trainval_close(lwf_trainval *v);
 
+/* A detector's -valid: lwf map (IoU .5, thresh .005, nms .45) over the valid lists of its
+ * [task] data=, or without one of newdata (the training .data: a plain detector's valid=, a
+ * grown one's old_data= and new_data=), on a copy of the training weights in a network of
+ * its own (the cfg at batch 1, as lwf map builds it).  Open checks every valid image (its
+ * label file read, the image decoded): a bad one is an error naming its list line. */
+typedef struct lwf_detval lwf_detval;
+
+lwf_detval *lwf_detval_open(const lwf_model *m, const char *newdata, lwf_err *err);
+/* map (3): the means over all classes, the old ones and the new ones (NAN: none to
+ * average, e.g. old of a plain detector), exactly lwf map's on net's weights; *images the
+ * images scored.  0, or -1 with err. */
+int lwf_detval_run(lwf_detval *v, const network *net, double *map, int *images, lwf_err *err);
+void lwf_detval_close(lwf_detval *v);
+
 /* ---- the chart (chart.c) ----
- * <backup>/<cfg>.chart.png: each task's loss and top-1 over the iterations, from the CSV
+ * <backup>/<cfg>.chart.png: each task's loss and top-1 (a detector's loss and mAP) over the
+ * iterations, from the CSV
  * log, drawn by gnuplot (a child process given an argument vector, in a private folder; no
  * name or path in its command text: the log is its data file).  Never fails a run: a
  * failure is one warning on stderr, then no more charts in this run. */
+#define LWF_CHART_EVERY 200  /* iterations between charts without -valid */
+
 typedef struct lwf_chart {
     char png[4200];          /* the picture's path */
     int off;                 /* a draw failed: no more */
 } lwf_chart;
 
 void lwf_chart_init(lwf_chart *c, const char *png);
-/* Draws the log at logpath (the columns of log.c for ntasks tasks) into c->png, atomically;
+/* Draws the log at logpath (the columns of log.c for model m) into c->png, atomically;
  * warmup, total: the phases' boundary (marked when inside the run) and the x range. */
-void lwf_chart_draw(lwf_chart *c, const char *logpath, int ntasks, long long warmup, long long total);
+void lwf_chart_draw(lwf_chart *c, const char *logpath, const lwf_model *m, long long warmup, long long total);
 
 #endif

@@ -3,7 +3,8 @@
  * reads is written, batch-norm statistics included).  A task whose layers (the trunk and its
  * head) are bit for bit what they were at its last scoring keeps that figure: the old tasks
  * during the warm-up, all but the new one with -method featext.  The scoring itself is
- * eval's validation set; when to validate and what to print: train.c. */
+ * eval's validation set; when to validate and what to print: train.c.  A detector's -valid
+ * is lwf map (eval/detect.c) on such a copy; when and what to print: detect.c. */
 #include "eval/eval.h"
 #include "train/train.h"
 
@@ -120,5 +121,63 @@ int lwf_trainval_run(lwf_trainval *v, const network *net, double *top1, long *im
         }
         top1[s->task] = v->last[k];
     }
+    return 0;
+}
+
+/* ---- a detector's -valid: lwf map's figures on a copy of the training weights ---- */
+
+struct lwf_detval {
+    lwf_model *vm;         /* the cfg built at batch 1, as lwf map builds it */
+    char *data;            /* the .data scored (owned) */
+    lwf_map_opts o;        /* lwf map's defaults: IoU .5, thresh .005, nms .45 */
+};
+
+void lwf_detval_close(lwf_detval *v)
+{
+    if (!v) return;
+    lwf_model_free(v->vm);
+    free(v->data);
+    free(v);
+}
+
+lwf_detval *lwf_detval_open(const lwf_model *m, const char *newdata, lwf_err *err)
+{
+    lwf_detval *v = calloc(1, sizeof *v);
+    const char *d = m->tasks[0].data ? m->tasks[0].data : newdata;
+    if (!v || !(v->data = lwf_strdup(d))) {
+        lwf_detval_close(v);
+        lwf_fail(err, "out of memory");
+        return NULL;
+    }
+    v->o = (lwf_map_opts){v->data, .5f, .005f, .45f};
+    lwf_build_opts bo = {1, 1};
+    lwf_datacfg dc;
+    int rc = lwf_datacfg_read(d, &dc, err);
+    if (!rc) {
+        if (!dc.valid && !dc.new_data)
+            rc = lwf_fail(err, "-valid: %s has no valid= list (nor old_data= and new_data=) to score %s with", d,
+                          m->cfg);
+        lwf_datacfg_free(&dc);
+    }
+    if (!rc && !(v->vm = lwf_model_load(m->cfg, &bo, err))) rc = -1;
+    if (!rc && lwf_map_check(v->vm, &v->o, err)) rc = lwf_fail(err, "-valid: %s", err->msg);
+    if (rc) {
+        lwf_detval_close(v);
+        return NULL;
+    }
+    return v;
+}
+
+int lwf_detval_run(lwf_detval *v, const network *net, double *map, int *images, lwf_err *err)
+{
+    if (lwf_weights_copy(v->vm->net, net, net->n, NULL))
+        return lwf_fail(err, "-valid: the validation network of %s does not match the training one", v->vm->cfg);
+    lwf_map_result r;
+    if (lwf_map(v->vm, &v->o, &r, err)) return -1;
+    map[0] = r.mean_all;
+    map[1] = r.mean_old;
+    map[2] = r.mean_new;
+    *images = r.images;
+    lwf_map_result_free(&r);
     return 0;
 }

@@ -3,7 +3,8 @@
 # (scripts/prepare_fashion_det.sh into a temp folder): lwf train of cfg/fashion-det.cfg from
 # scratch (the loss falls; a resumed run ends with the same weights as an uninterrupted one),
 # a grown detector ([lwf_yolo], old_data/new_data) with -method lwf, finetune and joint,
-# lwf map and lwf predict against stock `darknet detector test`.
+# lwf map and lwf predict against stock `darknet detector test`; -valid (lwf map's figures, the
+# same weights), the chart, lwf info.
 
 load helpers
 
@@ -66,6 +67,64 @@ mean_loss() {
     run "$DARKNET" lwf train "$F/p.data" "$F/det.cfg" -seed 3 -stop 1
     [ "$status" -eq 0 ]
     assert_contains "1, 0.040: " "avg, " "rate, " "seconds, 8 images, det "
+    # ours only: not libdarknet's forward_yolo_layer "Region <layer> Avg IOU: ..." per pass
+    refute_contains "Region " "Avg IOU"
+    run "$DARKNET" lwf train "$F/p.data" "$F/det.cfg" -seed 3 -stop 1 -clear -quiet
+    [ "$status" -eq 0 ]
+    refute_contains "Region " "Avg IOU"
+}
+
+# the @NAME value of lwf map -csv's output ($1)
+map_of() {
+    echo "$1" | awk -F, -v k="@$2" '$1 == k { print $2 }'
+}
+
+# column NAME of iteration $3 in CSV log $1
+log_value() {
+    awk -F, -v c="$2" -v it="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
+        $1 == it { print $k }' "$1"
+}
+
+@test "lwf train -valid on a detector: lwf map's mAP in the progress and the log, the same weights as without, the chart" {
+    write_data "$F/v.data" 5 a "$F/bk-v"
+    # stdout apart from stderr (the layer tables)
+    "$DARKNET" lwf train "$F/v.data" "$F/nobn.cfg" -seed 3 -valid 12 -backup 12 -quiet > "$F/v.out" 2> "$F/v.err" ||
+        { cat "$F/v.err"; return 1; }
+    output=$(cat "$F/v.out")
+    # the same weights and losses as the run without -valid (setup_file's)
+    cmp "$F/bk-n/nobn.weights" "$F/bk-v/nobn.weights"
+    diff <(cut -d, -f1,4 "$F/bk-n/nobn.log.csv") <(cut -d, -f1,4 "$F/bk-v/nobn.log.csv")
+    [ "$(head -1 "$F/bk-v/nobn.log.csv")" = "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,nobn_loss,nobn_map" ]
+    # measured at 12 and 24 only
+    [ "$(cut -d, -f10 "$F/bk-v/nobn.log.csv" | grep -c .)" -eq 3 ]
+    # the figures are lwf map's on the same weights: the backup of iteration 12, the final ones
+    local it w m nonzero=0
+    for it in 12 24; do
+        w="$F/bk-v/nobn.backup"
+        [ $it = 24 ] && w="$F/bk-v/nobn.weights"
+        m=$(map_of "$("$DARKNET" lwf map "$F/nobn.cfg" "$w" -data "$F/v.data" -csv 2> /dev/null)" all)
+        echo "iteration $it: lwf map $m, log $(log_value "$F/bk-v/nobn.log.csv" nobn_map $it)"
+        [ -n "$m" ] && [ "$(log_value "$F/bk-v/nobn.log.csv" nobn_map $it)" = "$m" ]
+        assert_contains "$it: valid mAP@0.5 nobn $(printf '%.4f' "$m") (30 images, "
+        awk -v m="$m" 'BEGIN { exit !(m > 0) }' && nonzero=1
+    done
+    [ $nonzero = 1 ] # not a comparison of zeros only
+    # with -quiet, stdout holds the -valid lines only
+    [ "$(grep -c . "$F/v.out")" -eq 2 ] && [ "$(grep -vc ': valid mAP@0.5 ' "$F/v.out")" -eq 0 ]
+    # the chart: the loss, and the mAP panel
+    [ "$(head -c 8 "$F/bk-v/nobn.chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
+    # no valid list: refused before the backup folder is written to
+    printf 'classes=5\ntrain=%s/d/a-train.list\nnames=%s/cfg/fashion-det-a.names\nbackup=%s\n' "$F" "$LWF_ROOT" \
+        "$F/bk-none" > "$F/none.data"
+    run "$DARKNET" lwf train "$F/none.data" "$F/nobn.cfg" -valid 12 -quiet
+    [ "$status" -ne 0 ]
+    assert_contains "-valid: $F/none.data has no valid= list"
+    [ ! -e "$F/bk-none" ]
+}
+
+@test "the chart of a detector run without -valid: its loss" {
+    [ "$(head -c 8 "$F/bk/det.chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
+    [ "$(head -c 8 "$F/bk-n/nobn.chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
 }
 
 @test "a resumed detector run ends with the uninterrupted run's weights and losses" {
@@ -113,6 +172,26 @@ grow_setup() {
     run "$DARKNET" lwf train "$F/grown.data" "$F/grown.cfg" -quiet
     [ "$status" -ne 0 ]
     assert_contains "grown.cfg:" "random=1 (stock multi-scale training"
+}
+
+@test "lwf train -valid on a grown detector: mAP over all, old and new classes, as lwf map prints them" {
+    grow_setup "$F/bk-gv"
+    run "$DARKNET" lwf train "$F/grown.data" "$F/grown.cfg" "$F/bk/det.weights" -seed 1 -method finetune -valid 3 -quiet
+    [ "$status" -eq 0 ]
+    [ "$(head -1 "$F/bk-gv/grown.log.csv")" = \
+        "iteration,epoch,phase,loss,avg_loss,rate,seconds,images,grown_loss,grown_map,grown_map_old,grown_map_new" ]
+    local csv k line
+    csv=$("$DARKNET" lwf map "$F/grown.cfg" "$F/bk-gv/grown.weights" -data "$F/grown.data" -csv 2> /dev/null)
+    line="3: valid mAP@0.5 grown"
+    for k in all old new; do
+        [ -n "$(map_of "$csv" $k)" ]
+        line="$line $k $(printf '%.4f' "$(map_of "$csv" $k)")"
+    done
+    assert_contains "$line (60 images, "
+    [ "$(log_value "$F/bk-gv/grown.log.csv" grown_map 3)" = "$(map_of "$csv" all)" ]
+    [ "$(log_value "$F/bk-gv/grown.log.csv" grown_map_old 3)" = "$(map_of "$csv" old)" ]
+    [ "$(log_value "$F/bk-gv/grown.log.csv" grown_map_new 3)" = "$(map_of "$csv" new)" ]
+    [ "$(head -c 8 "$F/bk-gv/grown.chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]
 }
 
 # the "name: NN%" lines of a `detector test` output
@@ -196,4 +275,22 @@ check_map_csv() {
     run "$DARKNET" lwf info "$F/task.cfg" "$F/bk-n/nobn.weights"
     [ "$status" -eq 0 ]
     assert_contains "task clothes" "5 classes"
+}
+
+@test "lwf info on a detector: its one task, no trunk, its [yolo] heads; a grown one's old and new classes" {
+    run "$DARKNET" lwf info "$F/det.cfg" "$F/bk/det.weights"
+    [ "$status" -eq 0 ]
+    assert_contains "22 layers, a detector: one task, no shared trunk" "task det              layers 0-21, 5 classes" \
+        "head 1: [yolo] layer 14, 3x3 cells, 3 anchors (mask 3,4,5), after the convolution at layer 13" \
+        "head 2: [yolo] layer 21, 6x6 cells, 3 anchors (mask 0,1,2), after the convolution at layer 20" \
+        "weights: $(( ($(stat -c %s "$F/bk/det.weights") - 20) / 4 )) floats for the whole model" \
+        "loaded $F/bk/det.weights: whole model (seen 192 images)"
+    refute_contains "trunk = layers" "old network"
+    grow_setup "$F/bk-info"
+    run "$DARKNET" lwf info "$F/grown.cfg" "$F/bk/det.weights"
+    [ "$status" -eq 0 ]
+    assert_contains "task grown            layers 0-21, 10 classes, grown: 5 old + 5 new classes" \
+        "head 1: [lwf_yolo] layer 14" "head 2: [lwf_yolo] layer 21" \
+        "weights: $(( ($(stat -c %s "$F/bk/det.weights") - 20) / 4 )) floats for the old detector (5 classes)" \
+        "$F/bk/det.weights: the old detector (5 classes): lwf train grows it"
 }
