@@ -74,6 +74,24 @@ mean_loss() {
     refute_contains "Region " "Avg IOU"
 }
 
+@test "lwf train of a detector from a stock backbone's first layers (darknet partial): the rest from the seed" {
+    # the first 10 layers of the detector without batch normalisation, by stock `darknet partial`
+    (cd "$BATS_TEST_TMPDIR" && /usr/bin/darknet partial "$F/nobn.cfg" "$F/bk-n/nobn.weights" "$F/part.weights" 10 \
+        > /dev/null 2>&1)
+    # at learning rate 0 the backup after one iteration holds the weights the run started from
+    sed 's/^learning_rate=.*/learning_rate=0/' "$F/nobn.cfg" > "$F/lr0.cfg"
+    write_data "$F/pt.data" 5 a "$F/bk-pt"
+    run "$DARKNET" lwf train "$F/pt.data" "$F/lr0.cfg" "$F/part.weights" -seed 3 -stop 1
+    [ "$status" -eq 0 ]
+    assert_contains "lwf train: $F/part.weights fills layers 0-9; the rest start from the seed" "1, 0.040: "
+    (cd "$BATS_TEST_TMPDIR" && /usr/bin/darknet partial "$F/lr0.cfg" "$F/bk-pt/lr0.backup" "$F/back.weights" 10 \
+        > /dev/null 2>&1)
+    # layers 0-9 are the file's (after the 20-byte header, which counts the images seen)
+    cmp <(tail -c +21 "$F/part.weights") <(tail -c +21 "$F/back.weights")
+    # and the others are not the trained detector's
+    ! cmp -s <(tail -c +21 "$F/bk-pt/lr0.backup") <(tail -c +21 "$F/bk-n/nobn.weights")
+}
+
 # the @NAME value of lwf map -csv's output ($1)
 map_of() {
     echo "$1" | awk -F, -v k="@$2" '$1 == k { print $2 }'
