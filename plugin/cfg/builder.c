@@ -451,8 +451,14 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     /* each head's [task] reads the trunk's output where it lies instead of copying it,
      * unless the head's first layer works in place on its input ([dropout]) */
     for (int k = 0; k < m->ntasks && !m->detector; ++k) lwf_task_share_output(net, m->tasks[k].first);
-    /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on) */
-    return lwf_kernels_install(net, err);
+    /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on); a
+     * grown head's class layer keeps its old filters' outputs the old model's */
+    if (lwf_kernels_install(net, err)) return -1;
+    for (int k = 0; k < m->ntasks; ++k)
+        if (m->tasks[k].class_layer >= 0 &&
+            lwf_kernels_split_rows(net, m->tasks[k].class_layer, m->tasks[k].old_classes, err))
+            return -1;
+    return 0;
 }
 
 /* Sets option key of s to val (added when absent). */

@@ -736,7 +736,7 @@ static int parts_of(const lwf_runtime *rt, const layer *l)
     return l->batch < nt || macs < 20 * rt->min_work ? 1 : nt;
 }
 
-void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
+static void forward_all(lwf_kernel_ctx *k, layer l, network net)
 {
     int nt = parts_of(&k->rt, &l);
     fctx c = {&l, &net, &k->rt, {0}, nt, l.batch_normalize && net.train, NULL, NULL, NULL, NULL};
@@ -789,6 +789,57 @@ void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
     c.inv = inv;
     c.mean = l.mean;
     run(normalize_part, &c, nt);
+}
+
+/* Filters [f0, f0 + n) of l as a layer of their own, whose output is out (batch, n, HW). */
+static layer rows_of(const layer *l, int f0, int n, float *out)
+{
+    layer s = *l;
+    size_t K = (size_t)l->size * l->size * l->c;
+    s.n = s.out_c = n;
+    s.outputs = n * l->out_h * l->out_w;
+    s.weights = l->weights + (size_t)f0 * K;
+    s.biases = l->biases + f0;
+    if (l->batch_normalize) {
+        s.scales = l->scales + f0;
+        s.rolling_mean = l->rolling_mean + f0;
+        s.rolling_variance = l->rolling_variance + f0;
+    }
+    s.output = out;
+    return s;
+}
+
+/* where the split layer's parts put their outputs: after what the parts' own kernels use */
+static size_t split_scratch_at(const layer *l, int rows, int nt)
+{
+    layer a = rows_of(l, 0, rows, NULL), b = rows_of(l, rows, l->n - rows, NULL);
+    size_t wa = lwf_conv_workspace(&a, nt), wb = lwf_conv_workspace(&b, nt);
+    return ((wa > wb ? wa : wb) + 63) / 64 * 64;
+}
+
+size_t lwf_conv_split_workspace(const layer *l, int rows, int nt)
+{
+    size_t all = lwf_conv_workspace(l, nt), split = split_scratch_at(l, rows, nt) +
+                                                     (size_t)l->batch * l->outputs * sizeof(float);
+    return all > split ? all : split;
+}
+
+void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
+{
+    int rows = k->old_rows;
+    if (net.train || rows <= 0 || rows >= l.n) {
+        forward_all(k, l, net);
+        return;
+    }
+    /* inference of a grown class layer: the old filters, then the new, each as a layer */
+    float *out = (float *)(void *)((char *)net.workspace + split_scratch_at(&l, rows, lwf_threads()));
+    int HW = l.out_h * l.out_w;
+    for (int part = 0; part < 2; ++part) {
+        int f0 = part ? rows : 0, n = part ? l.n - rows : rows;
+        forward_all(k, rows_of(&l, f0, n, out), net);
+        for (int b = 0; b < l.batch; ++b)
+            memcpy(l.output + ((size_t)b * l.n + f0) * HW, out + (size_t)b * n * HW, (size_t)n * HW * sizeof(float));
+    }
 }
 
 /* ---- backward ---- */

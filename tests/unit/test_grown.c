@@ -129,6 +129,7 @@ static void check_grows(const char *src, const char *name, int side)
     free(od);
     free(nd);
     tu_rmdir(dir);
+    free(dir);
 }
 
 static void test_fashion(void **state)
@@ -203,6 +204,7 @@ static void test_init_files(void **state)
     free(nd);
     free(nd2);
     tu_rmdir(dir);
+    free(dir);
 }
 
 int main(void)
