@@ -137,12 +137,12 @@ average)
     done
     [ "$k" -gt 0 ] || die "$dir: no <method>/average.csv (a sequence.sh -grow run)"
     {
-        echo "set terminal pngcairo size 800,450"
+        echo "set terminal pngcairo size 1000,450"
         echo "set output tmp.'/out.png'"
         echo "set termoption noenhanced"
         echo "set datafile missing '?'"
         echo "set title 'one grown head: top-1 over all classes seen (solid), over the old ones (dashed)'"
-        echo "set yrange [0:100]; set grid; set key top right; set xtics 1"
+        echo "set yrange [0:100]; set grid; set key outside right; set xtics 1"
         echo "set xlabel 'after training task (two classes each)'; set ylabel 'top-1 %'"
         echo "${plot%, }"
     } > "$tmp/p.gp"
