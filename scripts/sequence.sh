@@ -137,7 +137,9 @@ grow_row() { # step cfg weights -> "acc1,...,acc_s": top-1 on each task's valid 
 }
 grow_average() { # cfg weights -> "all,old,new": top-1 over every class seen, its old and new ones
     $DN lwf valid "$1" "$2" -csv 2>/dev/null |
-        awk -F, 'NR>1 && $1 !~ /:/{a=$3} $1 ~ /:old$/{o=$3} $1 ~ /:new$/{w=$3} END{print a "," o "," w}'
+        awk -F, 'NR>1 && $1 !~ /:/{a=$3} $1 ~ /:old$/{o=$3} $1 ~ /:new$/{w=$3}
+                 END{if (a == "" || o == "" || w == "") exit 1; print a "," o "," w}' ||
+        die "lwf valid gave no TASK, TASK:old and TASK:new rows for $1"
 }
 grow_inputs() { # method step cfg: the grown step's .data (own backup; joint: every train list so
     # far) and, with -exemplars, N images per class of every earlier task as its exemplars=
@@ -150,8 +152,8 @@ grow_inputs() { # method step cfg: the grown step's .data (own backup; joint: ev
     fi
     [ "$EXEMPLARS" -gt 0 ] || return 0
     for ((k = 0; k < s - 1; k++)); do
-        scripts/pick_exemplars.sh "${DATA[k]}" "$EXEMPLARS" "$SEED"
-    done > "${cfg%.cfg}.exemplars.list" || die "pick_exemplars.sh failed at step $s"
+        scripts/pick_exemplars.sh "${DATA[k]}" "$EXEMPLARS" "$SEED" || die "pick_exemplars.sh failed on ${DATA[k]}"
+    done > "${cfg%.cfg}.exemplars.list"
     set_task_data "$cfg" "$cfg" "$data" "${cfg%.cfg}.exemplars.list"
 }
 
@@ -196,7 +198,8 @@ step() { # method step: lwf init (-grow) on the previous step's cfg, lwf train, 
     w=$mdir/step$s/step$s.weights
     if [ "$GROW" = 1 ]; then
         row=$(grow_row "$s" "$cfg" "$w")
-        echo "$(name_of "$d"),$s,$(key "$mdir/step$s.data" classes),$(grow_average "$cfg" "$w")" >> "$average.tmp"
+        avg=$(grow_average "$cfg" "$w")
+        echo "$(name_of "$d"),$s,$(key "$mdir/step$s.data" classes),$avg" >> "$average.tmp"
     else
         row=$(valid_row "$cfg" "$w")
     fi
