@@ -8,8 +8,9 @@
 #   featext   3 epochs (trunk and old heads frozen throughout),
 # all at rate 0.01, poly 4, batch 128, T = 2, lambda = 1 (what `lwf init` writes), seed 1;
 # whole batches only (N epochs = floor(N * 12000 / 128) iterations: 93, 187, 281).
-# It runs scripts/sequence.sh with these settings, which trains and validates (top-1 on
-# each task's 2000 test images) and computes the figures below; this script prints them.
+# It runs scripts/sequence.sh with these settings (its defaults, given here explicitly so
+# that P2 stays P2 if they change), which trains and validates (top-1 on each task's 2000
+# test images) and computes the figures below; this script prints them.
 #
 # Definitions, over T tasks (T = 5), a[i][j] = top-1 on task j after training task i:
 #   accuracy matrix   a[i][j], j <= i

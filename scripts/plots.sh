@@ -5,6 +5,9 @@
 #   scripts/plots.sh matrix <matrix.csv> <out.png>        an accuracy matrix as a heat map
 #   scripts/plots.sh sequence <OUT> <out.png> [methods]   each task's accuracy over a
 #                                                       sequence (scripts/sequence.sh), a line per method
+#   scripts/plots.sh average <OUT> <out.png> [methods]    a -grow sequence's top-1 over all the
+#                                                       classes seen after each step (solid) and
+#                                                       on the old classes (dashed), per method
 # Names and paths never enter gnuplot's command text (where backquotes and '...'.system()
 # would run commands): data files are copied into a private folder, names and that folder
 # reach gnuplot as string variables set with -e from escaped single-quoted values, and the
@@ -117,8 +120,35 @@ sequence)
         echo "unset multiplot"
     } > "$tmp/p.gp"
     ;;
+average)
+    [ $# -ge 3 ] || die "usage: plots.sh average <OUT> <out.png> [methods]"
+    dir=$2 out=$3 methods=${4:-"lwf finetune featext joint"}
+    k=0 plot="plot "
+    for m in $methods; do
+        [ -s "$dir/$m/average.csv" ] || continue
+        # after,step,classes,all,old,new: all and old in %, x = the step
+        awk -F, 'NR>1{printf "%d %.4f %s\n", $2, $4*100, ($5 == "" ? "?" : sprintf("%.4f", $5*100))}' \
+            "$dir/$m/average.csv" > "$tmp/a$k.dat"
+        gpvar "meth$k" "$m"
+        gpvar "old$k" "$m: old classes"
+        plot+="tmp.'/a$k.dat' using 1:2 with linespoints lw 2 lc $((k + 1)) title meth$k, "
+        plot+="tmp.'/a$k.dat' using 1:3 with linespoints lw 1 dt 2 lc $((k + 1)) title old$k, "
+        k=$((k + 1))
+    done
+    [ "$k" -gt 0 ] || die "$dir: no <method>/average.csv (a sequence.sh -grow run)"
+    {
+        echo "set terminal pngcairo size 1000,450"
+        echo "set output tmp.'/out.png'"
+        echo "set termoption noenhanced"
+        echo "set datafile missing '?'"
+        echo "set title 'one grown head: top-1 over all classes seen (solid), over the old ones (dashed)'"
+        echo "set yrange [0:100]; set grid; set key outside right; set xtics 1"
+        echo "set xlabel 'after training task (two classes each)'; set ylabel 'top-1 %'"
+        echo "${plot%, }"
+    } > "$tmp/p.gp"
+    ;;
 *)
-    die "usage: plots.sh log|matrix|sequence ..."
+    die "usage: plots.sh log|matrix|sequence|average ..."
     ;;
 esac
 gnuplot -e "$vars" "$tmp/p.gp" || die "gnuplot failed on $tmp/p.gp"

@@ -1,6 +1,7 @@
 /* scripts/sequence.sh on two small synthetic tasks: it writes a well-formed 2x2 accuracy
- * matrix per method whose values are what `lwf valid` reports, and the summary table;
- * scripts/seq_summary.sh (its summary row) on a hand-made matrix that forgets. */
+ * matrix per method whose values are what `lwf valid` reports, and the summary table; its
+ * default schedule is P2's; scripts/seq_summary.sh (its summary row) on a hand-made matrix
+ * that forgets.  The -grow sequence is tests/cli/sequence.bats. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
@@ -126,6 +127,52 @@ static void test_two_task_sequence(void **state)
     free(dir);
 }
 
+/* The schedule a step's cfg gets: warmup_batches and max_batches of dir/seq/METHOD/step2.cfg. */
+static void step_schedule(const char *dir, const char *method, int *warmup, int *max)
+{
+    char out[64];
+    assert_int_equal(tu_capture(out, sizeof out, 0, "sed -n 's/^warmup_batches=//p' '%s/seq/%s/step2.cfg'", dir, method), 0);
+    *warmup = atoi(out);
+    assert_int_equal(tu_capture(out, sizeof out, 0, "sed -n 's/^max_batches=//p' '%s/seq/%s/step2.cfg'", dir, method), 0);
+    *max = atoi(out);
+}
+
+/* Without -e and -b, every next task gets P2's budget: LwF 1 warm-up + 2 joint epochs,
+ * fine-tuning 3 joint epochs, in whole batches (N epochs of 100 images of batch 16 are
+ * floor(100 N / 16) iterations: 6, 12, 18; rounded up, -U: 7, 13, 19); -e 1 gives every
+ * method 1 + 1. */
+static void test_default_schedule_is_p2(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *a = tu_make_task(dir, "bands", 0, 100, 16, 12, 1);
+    char *b = tu_make_task(dir, "tints", 1, 100, 16, 12, 2);
+    char *first = tu_write(dir, "first.cfg", first_cfg);
+    const char *runs[3] = {"", "-U", "-e 1"};
+    const int want[3][4] = {{6, 12, 0, 18}, {7, 13, 0, 19}, {6, 6, 6, 6}}; /* lwf warm-up, joint; finetune */
+    for (int r = 0; r < 3; ++r) {
+        int rc = tu_sh("cd '%s' && rm -rf '%s/seq' && scripts/sequence.sh %s -o '%s/seq' -m 'lwf finetune' -f '%s' -E 1 "
+                       "'%s' '%s' > '%s/seq.log' 2>&1",
+                       tu_root(), dir, runs[r], dir, first, a, b, dir);
+        if (rc != 0) {
+            tu_sh("tail -20 '%s/seq.log'", dir);
+            fail_msg("sequence.sh %s failed (%d)", runs[r], rc);
+        }
+        int got[4];
+        step_schedule(dir, "lwf", &got[0], &got[1]);
+        step_schedule(dir, "finetune", &got[2], &got[3]);
+        for (int q = 0; q < 4; ++q)
+            if (got[q] != want[r][q])
+                fail_msg("sequence.sh '%s': %s %s_batches=%d, want %d", runs[r], q < 2 ? "lwf" : "finetune",
+                         q % 2 ? "max" : "warmup", got[q], want[r][q]);
+    }
+    free(a);
+    free(b);
+    free(first);
+    if (!getenv("LWF_KEEP_TMP")) tu_rmdir(dir);
+    free(dir);
+}
+
 /* The summary of a 3-task matrix that forgets, worked by hand.  R[i][j], top-1 on task j
  * after task i:
  *        a     b     c
@@ -159,6 +206,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_task_sequence),
+        cmocka_unit_test(test_default_schedule_is_p2),
         cmocka_unit_test(test_summary_of_a_forgetting_matrix),
     };
     return cmocka_run_group_tests_name("sequence", tests, NULL, NULL);
