@@ -982,12 +982,17 @@ done:
  * no [task] (it makes no layer), each [lwf_yolo] the [yolo] it is (classes K + M). */
 static int export_detector_cfg(const lwf_cfgfile *cf, sbuf *out, lwf_err *err)
 {
-    char yolo[] = "yolo";
     for (int i = 0; i < cf->nsections; ++i) {
-        lwf_section s = cf->sections[i];
-        if (is_task(&s)) continue;
-        if (lwf_section_is(&s, LWF_SEC_LWF_YOLO)) s.type = yolo;
-        if (emit(out, cf->path, &s, NULL, NULL, 1, NULL, 0, 0, err)) return -1;
+        const lwf_section *s = &cf->sections[i];
+        if (is_task(s)) continue;
+        if (!lwf_section_is(s, LWF_SEC_LWF_YOLO)) {
+            if (emit(out, cf->path, s, NULL, NULL, 1, NULL, 0, 0, err)) return -1;
+            continue;
+        }
+        sb_printf(out, "[yolo]\n");
+        for (int k = 0; k < s->nopts; ++k)
+            if (!is_our_key(s, s->opts[k].key)) sb_printf(out, "%s=%s\n", s->opts[k].key, s->opts[k].val);
+        sb_printf(out, "\n");
     }
     return 0;
 }

@@ -252,12 +252,218 @@ static void test_grow_one_yolo(void **state)
     free(dir);
 }
 
+/* ---- lwf export of a grown detector against stock Darknet ---- */
+
+#define IMAGES 20
+#define THRESH 0.5f /* random weights: a few boxes per image above it */
+
+/* Stock `detector test`'s lines for dets (libdarknet's draw_detections prints one
+ * "name: NN%" per detection and class above thresh) appended to out. */
+static void class_lines(const detection *d, int n, int C, const lwf_list *names, char *out, size_t cap)
+{
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < C; ++j)
+            if (d[i].prob[j] > THRESH)
+                snprintf(out + strlen(out), cap - strlen(out), "%s: %.0f%%\n", names->items[j], d[i].prob[j] * 100);
+}
+
+/* The "name: NN%" lines of a `detector test` output, appended to out. */
+static void keep_class_lines(const char *text, char *out, size_t cap)
+{
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 1 && p[len - 1] == '%' && memchr(p, ':', len))
+            snprintf(out + strlen(out), cap - strlen(out), "%.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+    }
+}
+
+/* 20 PNG images of several sizes (letterboxed differently): a random background colour, four
+ * rectangles of random colours and places, some noise; dir/img<i>.png. */
+static void write_images(const char *dir)
+{
+    unsigned st = 99;
+    for (int i = 0; i < IMAGES; ++i) {
+        image im = make_image(72 + 12 * (i % 5), 64 + 16 * (i % 3), 3);
+        float v[4 * 7], bg[3];
+        tu_fill(bg, 3, &st, 0, 1);
+        tu_fill(v, sizeof v / sizeof v[0], &st, 0, 1);
+        tu_fill(im.data, (size_t)im.w * im.h * 3, &st, -0.1f, 0.1f);
+        for (int c = 0; c < 3; ++c)
+            for (int y = 0; y < im.h; ++y)
+                for (int x = 0; x < im.w; ++x) {
+                    float px = bg[c];
+                    for (int r = 0; r < 4; ++r) {
+                        const float *q = v + 7 * r; /* x0, y0, w, h, colour */
+                        if (x >= q[0] * im.w && x < (q[0] + q[2] / 2) * im.w && y >= q[1] * im.h &&
+                            y < (q[1] + q[3] / 2) * im.h)
+                            px = q[4 + c];
+                    }
+                    float *p = &im.data[(size_t)c * im.w * im.h + (size_t)y * im.w + x];
+                    *p = fminf(1, fmaxf(0, *p + px));
+                }
+        char base[4200];
+        snprintf(base, sizeof base, "%s/img%d", dir, i);
+        save_image_options(im, base, PNG, 0);
+        free_image(im);
+    }
+}
+
+static int near(float a, float b)
+{
+    return fabsf(a - b) <= 1e-5f * fmaxf(1, fabsf(b));
+}
+
+/* One image: our detector g (fast kernels) against libdarknet's network sn from the exported
+ * files (Darknet's reference kernels) and the stock binary's lines.  *worst: the largest
+ * |ours - stock| of a [yolo] output; returns the (box, class) pairs above THRESH compared. */
+static int compare_image(lwf_model *g, network *sn, const char *img, const lwf_list *names, const char *cmd,
+                         double *worst, int *lines)
+{
+    lwf_err err;
+    image im;
+    detection *d = NULL, *sd = NULL;
+    int n = 0, sn_n = 0, C = g->tasks[0].classes, pairs = 0;
+    if (lwf_detect(g, img, THRESH, .45f, &im, &d, &n, &err)) fail_msg("%s", err.msg);
+    image r = letterbox_image(im, sn->w, sn->h);
+    lwf_set_reference(1);
+    network_predict(sn, r.data);
+    lwf_set_reference(0);
+    for (int i = 0; i < sn->n; ++i) {
+        const layer *a = &g->net->layers[i], *b = &sn->layers[i];
+        assert_int_equal(a->type, b->type);
+        if (a->type != YOLO) continue;
+        assert_int_equal(a->outputs, b->outputs);
+        for (int k = 0; k < a->outputs; ++k) {
+            double e = fabs((double)a->output[k] - b->output[k]);
+            if (e > *worst) *worst = e;
+            if (e > 1e-5) fail_msg("%s: [yolo] layer %d output %d: ours %g, stock %g", img, i, k, a->output[k], b->output[k]);
+        }
+    }
+    sd = get_network_boxes(sn, im.w, im.h, THRESH, .5f, 0, 1, &sn_n);
+    do_nms_sort(sd, sn_n, C, .45f);
+    assert_int_equal(n, sn_n);
+    for (int i = 0; i < n; ++i) {
+        const box p = d[i].bbox, q = sd[i].bbox;
+        /* relative above 1: a box's w and h are exp of a raw output, unbounded */
+        if (!near(p.x, q.x) || !near(p.y, q.y) || !near(p.w, q.w) || !near(p.h, q.h))
+            fail_msg("%s: box %d: ours (%g %g %g %g), stock (%g %g %g %g)", img, i, p.x, p.y, p.w, p.h, q.x, q.y, q.w, q.h);
+        for (int j = 0; j < C; ++j) {
+            if ((d[i].prob[j] > THRESH) != (sd[i].prob[j] > THRESH) || fabsf(d[i].prob[j] - sd[i].prob[j]) > 1e-5f)
+                fail_msg("%s: box %d class %d: ours %g, stock %g", img, i, j, d[i].prob[j], sd[i].prob[j]);
+            pairs += d[i].prob[j] > THRESH;
+        }
+    }
+    /* the stock binary on the exported files prints the lines our boxes give */
+    static char out[1 << 16], got[1 << 16], want[1 << 16];
+    got[0] = want[0] = '\0';
+    if (tu_capture(out, sizeof out, 0, "%s '%s' -thresh %g -out pred 2>/dev/null", cmd, img, (double)THRESH) != 0)
+        fail_msg("stock detector test failed on %s:\n%s", img, out);
+    keep_class_lines(out, got, sizeof got);
+    class_lines(d, n, C, names, want, sizeof want);
+    assert_string_equal(got, want);
+    for (const char *p = want; (p = strchr(p, '\n')); ++p) ++*lines;
+    free_detections(d, n);
+    free_detections(sd, sn_n);
+    free_image(r);
+    free_image(im);
+    return pairs;
+}
+
+/* Scales the weights of each convolution before a [yolo] by 12, its biases spread over +-2. */
+static void spread_outputs(network *net)
+{
+    unsigned st = 31;
+    for (int i = 0; i + 1 < net->n; ++i) {
+        layer *l = &net->layers[i];
+        if (net->layers[i + 1].type != YOLO) continue;
+        for (int k = 0; k < l->nweights; ++k) l->weights[k] *= 12;
+        tu_fill(l->biases, (size_t)l->n, &st, -2, 2);
+    }
+}
+
+static void test_export_against_stock(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), od[4096], nd[4096], grown[4096], w[4096], ocfg[4096], ow[4096], path[4200];
+    char src[4096];
+    snprintf(src, sizeof src, "%s/cfg/fashion-det.cfg", tu_root());
+    char *text = (char *)tu_slurp(src, NULL), *b = strstr(text, "batch=32");
+    memcpy(b, "batch=01", 8);
+    char *cfg = tu_write(dir, "det.cfg", text);
+    free(text);
+    write_datas(dir, 5, NEW, od, nd, sizeof od);
+    snprintf(grown, sizeof grown, "%s/grown.cfg", dir);
+    lwf_err err;
+    if (lwf_init_grow(cfg, nd, od, grown, NULL, &err)) fail_msg("%s", err.msg);
+    /* a "trained" grown detector: every layer random, the convolutions before the [yolo]
+     * layers scaled up so that the probabilities spread over (0, 1) */
+    lwf_model *g = tu_load(grown, 1);
+    tu_fill_convs(g->net, 0, 1.5f, 23u);
+    spread_outputs(g->net);
+    snprintf(w, sizeof w, "%s/trained.weights", dir);
+    if (lwf_weights_save(g->net, w, g->net->n, 0, &err)) fail_msg("%s", err.msg);
+    snprintf(ocfg, sizeof ocfg, "%s/stock.cfg", dir);
+    snprintf(ow, sizeof ow, "%s/stock.weights", dir);
+    if (lwf_export(grown, w, "grown", ocfg, ow, &err)) fail_msg("%s", err.msg);
+    char *out = (char *)tu_slurp(ocfg, NULL);
+    assert_int_equal(count_lines_starting(out, "[yolo]"), 2);
+    assert_int_equal(count_lines_starting(out, "classes=8"), 2);
+    assert_null(strstr(out, "[task]"));
+    assert_null(strstr(out, "lwf_yolo"));
+    assert_null(strstr(out, "old_classes"));
+    assert_null(strstr(out, "lambda"));
+    free(out);
+    /* the old detector's file is not a model to export: its new rows are untrained */
+    snprintf(path, sizeof path, "%s/old.weights", dir);
+    lwf_model *o = tu_load(cfg, 1);
+    tu_fill_convs(o->net, 0, 1.5f, 5u);
+    if (lwf_weights_save(o->net, path, o->net->n, 0, &err)) fail_msg("%s", err.msg);
+    lwf_model_free(o);
+    assert_int_not_equal(lwf_export(grown, path, "grown", ocfg, ow, &err), 0);
+    assert_non_null(strstr(err.msg, "holds the old detector only"));
+    assert_int_not_equal(lwf_export(grown, w, "nosuch", ocfg, ow, &err), 0);
+    assert_non_null(strstr(err.msg, "a detector is one task: 'grown'"));
+
+    write_images(dir);
+    lwf_list names;
+    snprintf(path, sizeof path, "%s/grown.names", dir);
+    if (lwf_list_read(path, &names, &err)) fail_msg("%s", err.msg);
+    network *sn = load_network(ocfg, ow, 0);
+    set_batch_network(sn, 1);
+    /* stock in a folder of its own (it writes pred.jpg there), its label glyphs linked in */
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/run' && cd '%s/run' && ln -sfn /usr/share/darknet/data data && /usr/bin/darknet detector "
+             "test '%s/grown.data' '%s' '%s'",
+             dir, dir, dir, ocfg, ow);
+    double worst = 0;
+    int pairs = 0, lines = 0;
+    for (int i = 0; i < IMAGES; ++i) {
+        char img[4200];
+        snprintf(img, sizeof img, "%s/img%d.png", dir, i);
+        pairs += compare_image(g, sn, img, &names, cmd, &worst, &lines);
+    }
+    printf("export: %d images, max |ours - stock| of a [yolo] output %g, %d boxes x classes after NMS compared, "
+           "%d lines of stock detector test equal\n",
+           IMAGES, worst, pairs, lines);
+    assert_true(pairs >= IMAGES); /* not a comparison of no boxes */
+    free_network(sn);
+    lwf_list_free(&names);
+    lwf_model_free(g);
+    free(cfg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_one_yolo),
         cmocka_unit_test(test_grow_yolov3_tiny),
         cmocka_unit_test(test_grow_yolov3),
+        cmocka_unit_test(test_export_against_stock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
