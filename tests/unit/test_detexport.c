@@ -172,6 +172,14 @@ static void check_grow(const char *cfg, int K, const char *what)
     assert_int_equal(g->tasks[0].classes, K + NEW);
     snprintf(path, sizeof path, "%s/grown.data", dir);
     assert_string_equal(g->tasks[0].data, path);
+    /* the old detector of the grown cfg (the trainer's teacher) builds: the grown [task]'s
+     * .data, over K + M classes, is not its */
+    lwf_build_opts bo = {1, 1};
+    lwf_model *t = lwf_model_load_old_detector(grown, &bo, &err);
+    if (!t) fail_msg("%s: the old detector of the grown cfg: %s", what, err.msg);
+    assert_int_equal(t->tasks[0].classes, K);
+    assert_int_equal(lwf_weights_count(t->net, t->net->n), lwf_weights_count(o->net, o->net->n));
+    lwf_model_free(t);
     /* the old detector's weights: random, moderate (He-uniform / 4: raw w, h stay small) */
     tu_fill_convs(o->net, 0, 1.5f, 17u);
     snprintf(w, sizeof w, "%s/old.weights", dir);
