@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # lwf init and lwf export on the command line: usage, errors that name their cause and
 # write nothing, and a successful run of each.  What they write is checked in
-# tests/unit/test_cfgtools.c and tests/unit/test_export.c.
+# tests/unit/test_cfgtools.c, tests/unit/test_export.c and (detectors) tests/unit/test_detexport.c.
 
 load helpers
 
