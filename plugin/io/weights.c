@@ -215,7 +215,8 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
         at += len;
     }
     at = 0;
-    for (int i = 0; i < upto && i < net->n; ++i) at += grown_copy(&net->layers[i], rows ? &rows[i] : &whole, buf + at, 0);
+    for (int i = 0; i < upto && i < net->n; ++i)
+        at += grown_copy(&net->layers[i], rows ? &rows[i] : &whole, buf + at, 0);
     rc = 0;
 done:
     free(buf);
@@ -243,10 +244,12 @@ static int misfit(const lwf_model *m, const char *path, long long found, size_t 
     const char *why = (size_t)found > want_all                          ? "file too long"
                       : (size_t)found < (grown ? want_grown : want_old) ? "file too short"
                       : grown                                           ? "between the two"
-                                                                        : "between the two: not a weights file for this cfg";
+                              : "between the two: not a weights file for this cfg";
     int K = 0; /* a grown detector's old classes (every [lwf_yolo] has the same: the trainer checks) */
-    for (int i = 0; m->detector && i < m->net->n && !K; ++i)
-        if (m->net->layers[i].type == YOLO) K = ((const lwf_yolo_params *)lwf_loss_params_of(&m->net->layers[i]))->old_classes;
+    for (int i = 0; m->detector && i < m->net->n && !K; ++i) {
+        const layer *l = &m->net->layers[i];
+        if (l->type == YOLO) K = ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes;
+    }
     if (grown && m->detector)
         return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old detector (every layer, the box, "
                              "objectness and %d old class rows of each anchor before each [lwf_yolo]) or %zu for the "

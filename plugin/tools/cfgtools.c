@@ -1,6 +1,7 @@
 /* Cfg tools: `lwf init` writes an LwF cfg from a stock classifier cfg (or adds a new head
  * to an LwF cfg; -grow: one head, or a detector, over the old classes and the new ones);
- * `lwf export` writes one task of an LwF model (or a detector) as a stock cfg + .weights.  Cfgs are read with lwf_cfg_read and sections known by the section table
+ * `lwf export` writes one task of an LwF model (or a detector) as a stock cfg + .weights.
+ * Cfgs are read with lwf_cfg_read and sections known by the section table
  * (cfg/sections.c); building networks is left to cfg/builder.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools/tools.h"
@@ -671,7 +672,8 @@ static int check_yolo_classes(const char *file, const lwf_section *s, int K, lwf
     const lwf_opt *c = lwf_cfg_opt(s, "classes");
     int classes = 20;
     if (c && lwf_parse_int(c->val, 1, 1 << 16, &classes))
-        return lwf_fail(err, "%s:%d: [%s] classes must be a positive integer, got '%s'", file, c->line, s->type, c->val);
+        return lwf_fail(err, "%s:%d: [%s] classes must be a positive integer, got '%s'", file, c->line, s->type,
+                        c->val);
     if (classes != K)
         return lwf_fail(err, "%s:%d: [%s] classes=%d, but the old task's .data has classes=%d", file,
                         c ? c->line : s->line, s->type, classes, K);
@@ -1007,8 +1009,10 @@ static int export_detector(lwf_model *m, const char *weights, const char *task, 
         return lwf_fail(err, "%s: no task named '%s'; a detector is one task: '%s' (or all)", m->cfg, task, name);
     int whole = 0, grown = 0;
     size_t seen = 0;
-    for (int i = 0; i < m->net->n; ++i)
-        if (m->net->layers[i].type == YOLO) grown |= ((const lwf_yolo_params *)lwf_loss_params_of(&m->net->layers[i]))->old_classes > 0;
+    for (int i = 0; i < m->net->n; ++i) {
+        const layer *l = &m->net->layers[i];
+        if (l->type == YOLO) grown |= ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes > 0;
+    }
     if (lwf_weights_load_model(m, weights, &whole, &seen, err)) return -1;
     if (!whole && grown)
         return lwf_fail(err, "%s holds the old detector only: the new classes of '%s' have no trained weights in it "

@@ -72,7 +72,8 @@ static detection *boxes(network *net, int C, float thresh, int *n)
 static int by_place(const void *a, const void *b)
 {
     const detection *x = a, *y = b;
-    const float kx[4] = {x->bbox.x, x->bbox.y, x->bbox.w, x->bbox.h}, ky[4] = {y->bbox.x, y->bbox.y, y->bbox.w, y->bbox.h};
+    const float kx[4] = {x->bbox.x, x->bbox.y, x->bbox.w, x->bbox.h},
+                ky[4] = {y->bbox.x, y->bbox.y, y->bbox.w, y->bbox.h};
     for (int i = 0; i < 4; ++i)
         if (kx[i] != ky[i]) return kx[i] < ky[i] ? -1 : 1;
     return (x->objectness > y->objectness) - (x->objectness < y->objectness);
@@ -346,7 +347,8 @@ static int compare_image(lwf_model *g, network *sn, const char *img, const lwf_l
         for (int k = 0; k < a->outputs; ++k) {
             double e = fabs((double)a->output[k] - b->output[k]);
             if (e > *worst) *worst = e;
-            if (e > 1e-5) fail_msg("%s: [yolo] layer %d output %d: ours %g, stock %g", img, i, k, a->output[k], b->output[k]);
+            if (e > 1e-5)
+                fail_msg("%s: [yolo] layer %d output %d: ours %g, stock %g", img, i, k, a->output[k], b->output[k]);
         }
     }
     sd = get_network_boxes(sn, im.w, im.h, THRESH, .5f, 0, 1, &sn_n);
@@ -356,7 +358,8 @@ static int compare_image(lwf_model *g, network *sn, const char *img, const lwf_l
         const box p = d[i].bbox, q = sd[i].bbox;
         /* relative above 1: a box's w and h are exp of a raw output, unbounded */
         if (!near(p.x, q.x) || !near(p.y, q.y) || !near(p.w, q.w) || !near(p.h, q.h))
-            fail_msg("%s: box %d: ours (%g %g %g %g), stock (%g %g %g %g)", img, i, p.x, p.y, p.w, p.h, q.x, q.y, q.w, q.h);
+            fail_msg("%s: box %d: ours (%g %g %g %g), stock (%g %g %g %g)", img, i, p.x, p.y, p.w, p.h, q.x, q.y, q.w,
+                     q.h);
         for (int j = 0; j < C; ++j) {
             if ((d[i].prob[j] > THRESH) != (sd[i].prob[j] > THRESH) || fabsf(d[i].prob[j] - sd[i].prob[j]) > 1e-5f)
                 fail_msg("%s: box %d class %d: ours %g, stock %g", img, i, j, d[i].prob[j], sd[i].prob[j]);
