@@ -281,6 +281,7 @@ typedef struct lwf_init_info {
     int old_heads;       /* heads before the new one in the output */
     char old_task[256];  /* stock input: the old task's name (the cfg's file name) */
     char new_task[256];  /* the new task's name (the .data's file name, made unique) */
+    int detector;        /* 1: lwf init -grow of a detector ([yolo] cfg): <stem>.data and <stem>.names */
 } lwf_init_info;
 
 /* Writes the LwF cfg `outcfg` (atomically; an existing file is replaced) for learning the
@@ -303,14 +304,24 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
  * and beside it, named after its stem, <stem>.data (classes K + M, train = newdata's,
  * valid = <stem>.valid.list, labels = <stem>.labels, backup = newdata's), <stem>.labels (old
  * then new) and <stem>.valid.list (old valid list, then new); its [task] is named <stem>
- * with data=<stem>.data.  Every output is checked before any is written, each atomically. */
+ * with data=<stem>.data.  Every output is checked before any is written, each atomically.
+ * A detector (oldcfg has [yolo]): every [yolo] becomes [lwf_yolo] (classes K + M,
+ * old_classes=K, lambda=1), the convolution before each (K + M + 5) x masks filters, and beside
+ * it <stem>.names (olddata's names, then newdata's) and <stem>.data (classes, names, backup =
+ * newdata's, old_data=olddata, new_data=newdata). */
 int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
                   lwf_init_info *info, lwf_err *err);
+
+/* 1 if the cfg at path reads and has a [yolo] or [lwf_yolo] section (a detector), else 0
+ * (plugin/cfg/builder.c). */
+int lwf_cfg_is_detector(const char *cfgpath);
 
 /* Writes task `task` of an LwF model as a stock Darknet classifier: outcfg = [net] without
  * the plugin's keys, the trunk, the task's head ending in [softmax]; outweights = the
  * weights of exactly those layers (from `weights`, old network or whole model).  Both
- * written atomically. */
+ * written atomically.  A detector (task = its name, or all): the stock cfg ([yolo] for every
+ * [lwf_yolo], without [task] and the plugin's keys) and every layer's weights, which must be
+ * the whole model's. */
 int lwf_export(const char *cfg, const char *weights, const char *task, const char *outcfg, const char *outweights,
                lwf_err *err);
 

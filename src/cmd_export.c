@@ -1,5 +1,6 @@
 /* darknet lwf export <lwf.cfg> <weights> <task> <out.cfg> <out.weights>: one task of an LwF
- * model as a stock Darknet classifier.  The work is lwf_export (plugin/cfgtools.c). */
+ * model as a stock Darknet classifier, or a detector as a stock one ([yolo]).  The work is
+ * lwf_export (plugin/tools/cfgtools.c). */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -23,7 +24,11 @@ int lwf_cmd_export(int argc, char **argv)
         fprintf(stderr, "darknet lwf export: %s\n", err.msg);
         return 1;
     }
-    printf("wrote %s and %s: task '%s' as a stock classifier (darknet classifier predict <data> %s %s <image>)\n",
-           pos[3], pos[4], pos[2], pos[3], pos[4]);
+    if (lwf_cfg_is_detector(pos[0]))
+        printf("wrote %s and %s: the detector as a stock one (darknet detector test <data> %s %s <image>)\n", pos[3],
+               pos[4], pos[3], pos[4]);
+    else
+        printf("wrote %s and %s: task '%s' as a stock classifier (darknet classifier predict <data> %s %s <image>)\n",
+               pos[3], pos[4], pos[2], pos[3], pos[4]);
     return 0;
 }

@@ -1,5 +1,6 @@
-/* darknet lwf init <old.cfg> <new.data> <out.cfg> [-split N]: writes an LwF cfg from a stock
- * classifier cfg (or adds a new head to an LwF cfg).  The work is lwf_init_cfg (plugin/cfgtools.c). */
+/* darknet lwf init <old.cfg> <new.data> <out.cfg> [-split N] [-grow old.data]: writes an LwF cfg
+ * from a stock classifier cfg (or adds a new head to an LwF cfg; -grow: one head, or a stock
+ * detector, over the old classes and the new ones).  The work is plugin/tools/cfgtools.c's. */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -9,7 +10,7 @@
 const char lwf_cmd_init_usage[] =
     "init <old.cfg> <new.data> <out.cfg> [-split N] [-grow old.data]   (out.cfg is overwritten if it exists)";
 
-/* -grow old.data: one head over the old classes and the new ones */
+/* -grow old.data: one head (or a detector) over the old classes and the new ones */
 static int init_grow(char **pos, int split, const char *olddata)
 {
     lwf_err err;
@@ -22,10 +23,11 @@ static int init_grow(char **pos, int split, const char *olddata)
         fprintf(stderr, "darknet lwf init: %s\n", err.msg);
         return 1;
     }
-    printf("wrote %s: task '%s' grown from %d to %d classes (%d old of %s, then %d new of %s), with its .data, "
-           ".labels and .valid.list beside it\n",
-           pos[2], info.new_task, info.old_classes, info.old_classes + info.new_classes, info.old_classes, olddata,
-           info.new_classes, pos[1]);
+    printf("wrote %s: %s '%s' grown from %d to %d classes (%d old of %s, then %d new of %s), with its .data%s "
+           "beside it\n",
+           pos[2], info.detector ? "detector" : "task", info.new_task, info.old_classes,
+           info.old_classes + info.new_classes, info.old_classes, olddata, info.new_classes, pos[1],
+           info.detector ? " and .names" : ", .labels and .valid.list");
     printf("train it with: darknet lwf train <its .data> %s <old.weights>\n", pos[2]);
     return 0;
 }

@@ -482,14 +482,29 @@ static int set_opt(lwf_section *s, const char *key, const char *val)
     return no[s->nopts - 1].key && no[s->nopts - 1].val ? 0 : -1;
 }
 
+/* Removes option key of s, if it has one. */
+static void drop_opt(lwf_section *s, const char *key)
+{
+    for (int j = 0; j < s->nopts; ++j)
+        if (strcmp(s->opts[j].key, key) == 0) {
+            free(s->opts[j].key);
+            free(s->opts[j].val);
+            memmove(&s->opts[j], &s->opts[j + 1], (size_t)(s->nopts - j - 1) * sizeof *s->opts);
+            s->nopts--;
+            return;
+        }
+}
+
 /* The old detector of a grown one (lwf_build_opts.old_detector), in cf: each [lwf_yolo]
  * becomes the [yolo] it grew from (classes = old_classes, without the plugin's keys) and
- * the convolution before it gets (old_classes + 5) x masks filters. */
+ * the convolution before it gets (old_classes + 5) x masks filters; its [task] loses data=
+ * (the grown task's .data, over K + M classes). */
 static int as_old_detector(lwf_cfgfile *cf, lwf_err *err)
 {
     for (int i = 1; i < cf->nsections; ++i) {
         lwf_section *s = &cf->sections[i];
         const lwf_secdef *d = lwf_section_def(s->type);
+        if (d && d->kind == LWF_SEC_TASK) drop_opt(s, "data"); /* the grown task's .data: K + M classes */
         if (!d || d->kind != LWF_SEC_LWF_YOLO) continue;
         const lwf_opt *ko = lwf_cfg_opt(s, "old_classes"), *mo = lwf_cfg_opt(s, "mask"), *no = lwf_cfg_opt(s, "num");
         if (!ko) continue; /* the builder reports it */

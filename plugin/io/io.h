@@ -136,6 +136,13 @@ int lwf_weights_save_layers(const network *net, const int *layers, int n, const 
  * shape (another cfg). */
 int lwf_weights_copy(network *dst, const network *src, int upto, unsigned char *changed);
 
+/* Between a grown detector and its old one (lwf_model_load_old_detector of its cfg): every
+ * layer's stored arrays, and in each convolution before an [lwf_yolo] each anchor's box,
+ * objectness and K old class rows, as lwf_weights_load_model grows an old detector's file.
+ * to_old = 1 copies the student's into old, 0 old's into the student's (its new class rows
+ * left as they are).  0, or -1 when a layer does not match. */
+int lwf_detector_copy(lwf_model *student, network *old, int to_old, lwf_err *err);
+
 /* Index of the first layer in [0, upto) whose stored arrays (those a .weights file holds)
  * contain a NaN or an infinity, or -1. */
 int lwf_weights_nonfinite(const network *net, int upto);

@@ -122,15 +122,75 @@ static long long body_floats(FILE *fp, const char *path, long long size, size_t 
     return body / 4;
 }
 
+/* How an old model's file fills a layer of a grown model: `runs` runs of `rows` outputs,
+ * run g into outputs [g * stride, g * stride + rows) of every stored array (the layer
+ * table's, layers/types.c).  A grown class layer: one run of its K old outputs; a grown
+ * detector's convolution before an [lwf_yolo]: one run of 5 + K (box, objectness, the K old
+ * classes) per anchor, stride 5 + C.  runs = 0: the whole layer. */
+typedef struct {
+    int runs, stride, rows;
+} grown_rows;
+
+/* Floats the old model's file holds for l. */
+static size_t grown_floats(const layer *l, const grown_rows *g)
+{
+    if (!g->runs) return lwf_layer_stored_floats(l);
+    return (size_t)g->runs * lwf_layer_rows_floats(l, g->rows);
+}
+
+/* Copies the runs of g of every stored array of l to buf (out = 1) or from it (out = 0),
+ * each array's runs one after another as an old model's file holds them; returns the floats. */
+static size_t grown_copy(layer *l, const grown_rows *g, float *buf, int out)
+{
+    if (!g->runs) return copy_stored(l, (unsigned char *)buf, out) / sizeof(float);
+    const lwf_layer_kind *k = lwf_layer_kind_of(l);
+    size_t at = 0;
+    for (int i = 0; i < k->nstored; ++i) {
+        const lwf_array *a = &k->stored[i];
+        size_t unit = lwf_array_unit_floats(l, k, a), n = (size_t)g->rows * unit;
+        for (int r = 0; r < g->runs; ++r) {
+            float *p = lwf_array_data(l, a) + (size_t)r * g->stride * unit;
+            if (out) memcpy(buf + at, p, n * sizeof(float));
+            else memcpy(p, buf + at, n * sizeof(float));
+            at += n;
+        }
+    }
+    return at;
+}
+
+/* The layers of m an old model's file fills in part (rows (net->n), zeroed by the caller):
+ * a grown class layer, or each convolution before a grown detector's [lwf_yolo].  Returns
+ * how many. */
+static int grown_layers(const lwf_model *m, grown_rows *rows)
+{
+    const network *net = m->net;
+    const lwf_task *nt = &m->tasks[m->new_task];
+    int count = 0;
+    if (!m->detector && nt->old_classes) {
+        rows[nt->class_layer] = (grown_rows){1, 0, nt->old_classes};
+        return 1;
+    }
+    for (int i = 1; m->detector && i < net->n; ++i) {
+        const layer *y = &net->layers[i];
+        if (y->type != YOLO || net->layers[i - 1].type != CONVOLUTIONAL) continue;
+        int K = ((const lwf_yolo_params *)lwf_loss_params_of(y))->old_classes;
+        if (K <= 0) continue;
+        rows[i - 1] = (grown_rows){y->n, 5 + y->classes, 5 + K}; /* y->n: the anchors of its mask */
+        ++count;
+    }
+    return count;
+}
+
 /* The body of an open weights file (its header read: `found` floats follow) into layers
- * [0, upto) of net, which need exactly that many: all of it is read and checked before
- * anything is copied, so a failure changes nothing. */
-static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, int rows_layer, int rows,
+ * [0, upto) of net, which need exactly that many (rows: NULL, or (net->n) how much of each
+ * layer the file holds): all of it is read and checked before anything is copied, so a
+ * failure changes nothing. */
+static int load_body(network *net, FILE *fp, const char *path, long long found, int upto, const grown_rows *rows,
                      lwf_err *err)
 {
-    size_t want = lwf_weights_count(net, upto);
-    if (rows_layer >= 0) /* only outputs [0, rows) of that layer are in the file */
-        want -= lwf_layer_stored_floats(&net->layers[rows_layer]) - lwf_layer_rows_floats(&net->layers[rows_layer], rows);
+    static const grown_rows whole = {0, 0, 0};
+    size_t want = 0;
+    for (int i = 0; i < upto && i < net->n; ++i) want += grown_floats(&net->layers[i], rows ? &rows[i] : &whole);
     if ((size_t)found != want)
         return lwf_fail(err, "%s: holds %lld floats, but layers 0-%d of the cfg need %zu (%s)", path, found, upto - 1,
                         want, (size_t)found < want ? "file too short" : "file too long");
@@ -146,7 +206,7 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
      * index outside its buffers.  Refuse it, saying which layer, before loading anything. */
     size_t at = 0, bad = lwf_first_nonfinite(buf, want);
     for (int i = 0; bad < want && i < upto && i < net->n; ++i) {
-        size_t len = i == rows_layer ? lwf_layer_rows_floats(&net->layers[i], rows) : lwf_layer_stored_floats(&net->layers[i]);
+        size_t len = grown_floats(&net->layers[i], rows ? &rows[i] : &whole);
         if (bad < at + len) {
             lwf_fail(err, "%s: float %zu (layer %d) is %g, not finite: a corrupt or diverged weights file", path,
                      bad, i, buf[bad]);
@@ -155,10 +215,8 @@ static int load_body(network *net, FILE *fp, const char *path, long long found, 
         at += len;
     }
     at = 0;
-    for (int i = 0; i < upto && i < net->n; ++i) {
-        if (i == rows_layer) at += lwf_layer_rows_copy(&net->layers[i], rows, (float *)((unsigned char *)buf + at), 0) * sizeof(float);
-        else at += copy_stored(&net->layers[i], (unsigned char *)buf + at, 0);
-    }
+    for (int i = 0; i < upto && i < net->n; ++i)
+        at += grown_copy(&net->layers[i], rows ? &rows[i] : &whole, buf + at, 0);
     rc = 0;
 done:
     free(buf);
@@ -172,10 +230,38 @@ int lwf_weights_load(network *net, const char *path, int upto, size_t *seen, lwf
     if (!fp) return -1;
     size_t s = 0;
     long long found = body_floats(fp, path, size, &s, err);
-    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, -1, 0, err);
+    int rc = found < 0 ? -1 : load_body(net, fp, path, found, upto, NULL, err);
     fclose(fp);
     if (rc == 0 && seen) *seen = s;
     return rc;
+}
+
+/* The error of lwf_weights_load_model for a file of `found` floats that fits none of the counts. */
+static int misfit(const lwf_model *m, const char *path, long long found, size_t want_old, size_t want_grown,
+                  size_t want_all, int grown, lwf_err *err)
+{
+    const lwf_task *nt = &m->tasks[m->new_task];
+    const char *why = (size_t)found > want_all                          ? "file too long"
+                      : (size_t)found < (grown ? want_grown : want_old) ? "file too short"
+                      : grown                                           ? "between the two"
+                              : "between the two: not a weights file for this cfg";
+    int K = 0; /* a grown detector's old classes (every [lwf_yolo] has the same: the trainer checks) */
+    for (int i = 0; m->detector && i < m->net->n && !K; ++i) {
+        const layer *l = &m->net->layers[i];
+        if (l->type == YOLO) K = ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes;
+    }
+    if (grown && m->detector)
+        return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old detector (every layer, the box, "
+                             "objectness and %d old class rows of each anchor before each [lwf_yolo]) or %zu for the "
+                             "whole model (%s)",
+                        path, found, m->cfg, want_grown, K, want_all, why);
+    if (grown)
+        return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old model (every layer, %d outputs of the "
+                             "grown class layer %d) or %zu for the whole model (%s)",
+                        path, found, m->cfg, want_grown, nt->old_classes, nt->class_layer, want_all, why);
+    return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
+                         "or %zu for the whole model (%s)",
+                    path, found, m->cfg, want_old, lwf_old_layers(m) - 1, want_all, why);
 }
 
 int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *seen, lwf_err *err)
@@ -186,37 +272,58 @@ int lwf_weights_load_model(lwf_model *m, const char *path, int *whole, size_t *s
     size_t s = 0;
     long long found = body_floats(fp, path, size, &s, err);
     int old = lwf_old_layers(m), all = m->net->n, rc = -1;
-    size_t want_old = lwf_weights_count(m->net, old), want_all = lwf_weights_count(m->net, all);
-    /* a grown head: the old model's file fills every layer, its class layer's first K rows */
-    const lwf_task *nt = &m->tasks[m->new_task];
-    int cls = nt->old_classes ? nt->class_layer : -1;
-    size_t want_grown = cls < 0 ? 0
-                                : want_all - lwf_layer_stored_floats(&m->net->layers[cls]) +
-                                      lwf_layer_rows_floats(&m->net->layers[cls], nt->old_classes);
-    if (found < 0) {
+    size_t want_old = lwf_weights_count(m->net, old), want_all = lwf_weights_count(m->net, all), want_grown = 0;
+    /* a grown head or detector: the old model's file fills every layer, and of each grown
+     * layer its old rows (grown_layers) */
+    grown_rows *rows = calloc(all > 0 ? (size_t)all : 1, sizeof *rows);
+    int grown = rows ? grown_layers(m, rows) : 0;
+    for (int i = 0; grown && i < all; ++i) want_grown += grown_floats(&m->net->layers[i], &rows[i]);
+    if (!rows) {
+        lwf_fail(err, "%s: out of memory", path);
+    } else if (found < 0) {
         rc = -1;
     } else if ((size_t)found == want_all || (size_t)found == want_old) {
         *whole = (size_t)found == want_all;
-        rc = load_body(m->net, fp, path, found, *whole ? all : old, -1, 0, err);
-    } else if (cls >= 0 && (size_t)found == want_grown) {
+        rc = load_body(m->net, fp, path, found, *whole ? all : old, NULL, err);
+    } else if (grown && (size_t)found == want_grown) {
         *whole = 0;
-        rc = load_body(m->net, fp, path, found, all, cls, nt->old_classes, err);
-    } else if (cls >= 0) {
-        lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old model (every layer, %d outputs of the grown "
-                      "class layer %d) or %zu for the whole model (%s)",
-                 path, found, m->cfg, want_grown, nt->old_classes, cls, want_all,
-                 (size_t)found < want_grown ? "file too short" : (size_t)found > want_all ? "file too long"
-                                                                                        : "between the two");
+        rc = load_body(m->net, fp, path, found, all, rows, err);
     } else {
-        lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old network (trunk + old heads, layers 0-%d) "
-                      "or %zu for the whole model (%s)",
-                 path, found, m->cfg, want_old, old - 1, want_all,
-                 (size_t)found < want_old   ? "file too short"
-                 : (size_t)found > want_all ? "file too long"
-                                            : "between the two: not a weights file for this cfg");
+        misfit(m, path, found, want_old, want_grown, want_all, grown, err);
     }
+    free(rows);
     fclose(fp);
     if (rc == 0 && seen) *seen = s;
+    return rc;
+}
+
+int lwf_detector_copy(lwf_model *student, network *old, int to_old, lwf_err *err)
+{
+    network *s = student->net;
+    if (s->n != old->n) return lwf_fail(err, "%s: the old detector has %d layers, not %d", student->cfg, old->n, s->n);
+    grown_rows *rows = calloc(s->n > 0 ? (size_t)s->n : 1, sizeof *rows);
+    size_t most = 0;
+    for (int i = 0; i < s->n; ++i)
+        if (lwf_layer_stored_floats(&old->layers[i]) > most) most = lwf_layer_stored_floats(&old->layers[i]);
+    float *buf = malloc(most ? most * sizeof(float) : 1);
+    int rc = !rows || !buf ? lwf_fail(err, "%s: out of memory", student->cfg) : 0;
+    if (!rc) grown_layers(student, rows);
+    for (int i = 0; !rc && i < s->n; ++i) {
+        layer *a = &s->layers[i], *b = &old->layers[i];
+        if (a->type != b->type || grown_floats(a, &rows[i]) != lwf_layer_stored_floats(b)) {
+            rc = lwf_fail(err, "%s:%d: layer %d does not match the old detector's", student->cfg, student->line[i], i);
+            break;
+        }
+        if (to_old) { /* the student's old rows, as the old detector's file would hold them */
+            grown_copy(a, &rows[i], buf, 1);
+            copy_stored(b, (unsigned char *)buf, 0);
+        } else {
+            copy_stored(b, (unsigned char *)buf, 1);
+            grown_copy(a, &rows[i], buf, 0);
+        }
+    }
+    free(rows);
+    free(buf);
     return rc;
 }
 

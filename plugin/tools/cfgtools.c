@@ -1,6 +1,7 @@
 /* Cfg tools: `lwf init` writes an LwF cfg from a stock classifier cfg (or adds a new head
- * to an LwF cfg); `lwf export` writes one task of an LwF model as a stock classifier cfg +
- * .weights.  Cfgs are read with lwf_cfg_read and sections known by the section table
+ * to an LwF cfg; -grow: one head, or a detector, over the old classes and the new ones);
+ * `lwf export` writes one task of an LwF model (or a detector) as a stock cfg + .weights.
+ * Cfgs are read with lwf_cfg_read and sections known by the section table
  * (cfg/sections.c); building networks is left to cfg/builder.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "tools/tools.h"
@@ -614,9 +615,8 @@ static int append_list(sbuf *b, const char *path, lwf_err *err)
     return 0;
 }
 
-/* <stem>.labels (old then new, each once), <stem>.valid.list (old then new) and <stem>.data. */
-static int grow_side_files(const lwf_datacfg *od, const lwf_datacfg *nd, const char *datap, const char *labelsp,
-                           const char *validp, sbuf *labels, sbuf *valid, sbuf *dat, lwf_err *err)
+/* The old .data's labels (a detector's names), then the new one's, each once, into labels. */
+static int merge_labels(const lwf_datacfg *od, const lwf_datacfg *nd, sbuf *labels, lwf_err *err)
 {
     lwf_list ol, nl;
     if (lwf_list_read(od->labels, &ol, err)) return -1;
@@ -639,12 +639,166 @@ static int grow_side_files(const lwf_datacfg *od, const lwf_datacfg *nd, const c
     }
     lwf_list_free(&ol);
     lwf_list_free(&nl);
-    if (rc) return -1;
+    return rc;
+}
+
+/* <stem>.labels (old then new, each once), <stem>.valid.list (old then new) and <stem>.data. */
+static int grow_side_files(const lwf_datacfg *od, const lwf_datacfg *nd, const char *labelsp, const char *validp,
+                           sbuf *labels, sbuf *valid, sbuf *dat, lwf_err *err)
+{
+    if (merge_labels(od, nd, labels, err)) return -1;
     if (append_list(valid, od->valid, err) || append_list(valid, nd->valid, err)) return -1;
     sb_printf(dat, "classes=%d\ntrain=%s\nvalid=%s\nlabels=%s\nbackup=%s\ntop=%d\n", od->classes + nd->classes,
               nd->train, validp, labelsp, nd->backup ? nd->backup : "backup", nd->top);
-    (void)datap;
     return 0;
+}
+
+/* ---- lwf init -grow of a detector ---- */
+
+/* The anchors a [yolo] section predicts: its mask= count, else num= (parse_yolo's default 1);
+ * -1 when malformed. */
+static int yolo_masks(const lwf_section *s)
+{
+    const lwf_opt *mask = lwf_cfg_opt(s, "mask"), *num = lwf_cfg_opt(s, "num");
+    int n = 1;
+    if (mask) return lwf_check_list(mask->val, 0, 0, INT_MAX);
+    if (num && lwf_parse_int(num->val, 1, 1 << 10, &n)) return -1;
+    return n;
+}
+
+/* 0 if the [yolo] s is over K classes (classes=, parse_yolo's default 20), else -1 and err. */
+static int check_yolo_classes(const char *file, const lwf_section *s, int K, lwf_err *err)
+{
+    const lwf_opt *c = lwf_cfg_opt(s, "classes");
+    int classes = 20;
+    if (c && lwf_parse_int(c->val, 1, 1 << 16, &classes))
+        return lwf_fail(err, "%s:%d: [%s] classes must be a positive integer, got '%s'", file, c->line, s->type,
+                        c->val);
+    if (classes != K)
+        return lwf_fail(err, "%s:%d: [%s] classes=%d, but the old task's .data has classes=%d", file,
+                        c ? c->line : s->line, s->type, classes, K);
+    return 0;
+}
+
+/* A stock [yolo] over the K old classes as the grown [lwf_yolo]: its keys with classes = total,
+ * then old_classes=K and lambda=1 (the other distillation keys keep their defaults, README
+ * "Detectors (YOLO)"). */
+static int emit_grown_yolo(sbuf *out, const char *file, const lwf_section *s, int K, int total, lwf_err *err)
+{
+    if (check_yolo_classes(file, s, K, err)) return -1;
+    const lwf_opt *c = lwf_cfg_opt(s, "classes");
+    sb_printf(out, "[lwf_yolo]\n");
+    for (int i = 0; i < s->nopts; ++i) {
+        if (&s->opts[i] == c) sb_printf(out, "classes=%d\n", total);
+        else sb_printf(out, "%s=%s\n", s->opts[i].key, s->opts[i].val);
+    }
+    if (!c) sb_printf(out, "classes=%d\n", total);
+    sb_printf(out, "old_classes=%d\nlambda=1\n\n", K);
+    return 0;
+}
+
+/* The convolution s that feeds the [yolo] y: filters=(K + 5) x masks, written as (total + 5) x masks. */
+static int emit_grown_yolo_conv(sbuf *out, const char *file, const lwf_section *s, const lwf_section *y, int K,
+                                int total, lwf_err *err)
+{
+    int masks = yolo_masks(y), filters = 0;
+    if (check_yolo_classes(file, y, K, err)) return -1;
+    if (masks < 1) return lwf_fail(err, "%s:%d: [%s] mask= or num= is malformed", file, y->line, y->type);
+    if (!lwf_section_is(s, LWF_SEC_CONV))
+        return lwf_fail(err, "%s:%d: [%s] feeds the [%s] at line %d: lwf init -grow needs a [convolutional] there, "
+                             "with filters=(classes + 5) x masks",
+                        file, s->line, s->type, y->type, y->line);
+    const lwf_opt *f = lwf_cfg_opt(s, "filters");
+    if (!f || lwf_parse_int(f->val, 1, 1 << 24, &filters) || filters != (K + 5) * masks)
+        return lwf_fail(err, "%s:%d: [%s] filters=%s, but the [%s] after it (line %d) needs (classes + 5) x masks = "
+                             "(%d + 5) x %d = %d",
+                        file, f ? f->line : s->line, s->type, f ? f->val : "(none)", y->type, y->line, K, masks,
+                        (K + 5) * masks);
+    char fv[32];
+    snprintf(fv, sizeof fv, "%d", (total + 5) * masks);
+    return emit(out, file, s, "filters", fv, 0, NULL, 0, 0, err);
+}
+
+/* A stock detector cfg -> the grown one: [net] as written, [task] (named after the output,
+ * data= its .data; a [task] of the input is replaced), every [yolo] an [lwf_yolo] over K + M
+ * classes, the convolution before each with (K + M + 5) x masks filters.  A detector's
+ * [task] makes no layer, so layer numbers stay. */
+static int grow_detector_cfg(const lwf_cfgfile *cf, int K, int total, const char *name, const char *datapath,
+                             sbuf *out, lwf_err *err)
+{
+    const char *file = cf->path;
+    if (!is_net(&cf->sections[0]))
+        return lwf_fail(err, "%s:%d: the first section must be [net], got [%s]", file, cf->sections[0].line,
+                        cf->sections[0].type);
+    if (emit(out, file, &cf->sections[0], NULL, NULL, 0, NULL, 0, 0, err)) return -1;
+    emit_grown_task(out, name, datapath);
+    for (int i = 1; i < cf->nsections; ++i) {
+        const lwf_section *s = &cf->sections[i], *next = i + 1 < cf->nsections ? &cf->sections[i + 1] : NULL;
+        if (is_task(s) && i == 1) continue;
+        if (lwf_section_is(s, LWF_SEC_LWF_YOLO))
+            return lwf_fail(err, "%s:%d: [%s]: this detector is grown already; lwf init -grow takes a stock detector "
+                                 "cfg (with [yolo])",
+                            file, s->line, s->type);
+        int rc = lwf_section_is(s, LWF_SEC_YOLO)               ? emit_grown_yolo(out, file, s, K, total, err)
+                 : next && lwf_section_is(next, LWF_SEC_YOLO) ? emit_grown_yolo_conv(out, file, s, next, K, total, err)
+                                                              : emit(out, file, s, NULL, NULL, 0, NULL, 0, 0, err);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* lwf init -grow on a detector: the grown cfg, <stem>.names (old names, then new) and
+ * <stem>.data (classes, names, backup, old_data=, new_data=: DESIGN "Detection"). */
+static int init_grow_detector(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
+                              lwf_init_info *info, lwf_err *err)
+{
+    char datap[4200], namesp[4200], name[256];
+    beside(outcfg, ".data", datap, sizeof datap);
+    beside(outcfg, ".names", namesp, sizeof namesp);
+    stem(outcfg, name, sizeof name);
+    lwf_datacfg nd, od;
+    lwf_err derr;
+    if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
+    if (lwf_datacfg_read(olddata, &od, &derr)) {
+        lwf_datacfg_free(&nd);
+        return lwf_fail(err, "old task (-grow): %s", derr.msg);
+    }
+    sbuf out = {0}, names = {0}, dat = {0};
+    lwf_cfgfile cf = {0};
+    int rc = 0, total = od.classes + nd.classes;
+    if (!nd.train || !nd.labels || !od.labels)
+        rc = lwf_fail(err, "%s: lwf init -grow of a detector needs train= and names= in the new .data and names= in "
+                           "the old one",
+                      !nd.train || !nd.labels ? newdata : olddata);
+    const lwf_file outs[] = {{outcfg, "grown cfg"}, {datap, "grown .data"}, {namesp, "grown names"}},
+                   ins[] = {{oldcfg, "old cfg"},        {newdata, "new task's .data"}, {olddata, "old task's .data"},
+                            {nd.train, "new train list"}, {nd.labels, "new names"},        {od.labels, "old names"}};
+    if (!rc) rc = lwf_check_outputs(outs, 3, ins, 6, err);
+    if (!rc) rc = check_value_text("grown task name (the cfg's file name)", name, err);
+    if (!rc) rc = check_value_text("grown .data path", datap, err);
+    if (!rc) rc = check_value_text("old .data path", olddata, err);
+    if (!rc) rc = check_value_text("new .data path", newdata, err);
+    if (!rc) rc = lwf_cfg_read(oldcfg, &cf, err);
+    if (!rc) rc = grow_detector_cfg(&cf, od.classes, total, name, datap, &out, err);
+    if (!rc) rc = merge_labels(&od, &nd, &names, err);
+    sb_printf(&dat, "classes=%d\nnames=%s\nbackup=%s\nold_data=%s\nnew_data=%s\n", total, namesp,
+              nd.backup ? nd.backup : "backup", olddata, newdata);
+    if (!rc && (out.oom || names.oom || dat.oom)) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    /* the side files first, the cfg last: a cfg is never left naming files not written */
+    if (!rc) rc = lwf_write_file_atomic(namesp, names.p, names.n, err);
+    if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
+    if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
+    info->detector = 1;
+    info->old_classes = od.classes;
+    info->new_classes = nd.classes;
+    snprintf(info->new_task, sizeof info->new_task, "%s", name);
+    free(out.p);
+    free(names.p);
+    free(dat.p);
+    lwf_cfg_free(&cf);
+    lwf_datacfg_free(&nd);
+    lwf_datacfg_free(&od);
+    return rc;
 }
 
 int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
@@ -653,6 +807,7 @@ int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, 
     lwf_init_info dummy;
     if (!info) info = &dummy;
     memset(info, 0, sizeof *info);
+    if (lwf_cfg_is_detector(oldcfg)) return init_grow_detector(oldcfg, newdata, olddata, outcfg, info, err);
     char datap[4200], labelsp[4200], validp[4200], name[256];
     beside(outcfg, ".data", datap, sizeof datap);
     beside(outcfg, ".labels", labelsp, sizeof labelsp);
@@ -687,7 +842,7 @@ int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, 
                       : grow_from_stock(&cf, total, name, datap, &out, &k, err);
     if (!rc && k != od.classes)
         rc = lwf_fail(err, "%s: classes=%d, but the head it grows (%s) has %d outputs", olddata, od.classes, oldcfg, k);
-    if (!rc) rc = grow_side_files(&od, &nd, datap, labelsp, validp, &labels, &valid, &dat, err);
+    if (!rc) rc = grow_side_files(&od, &nd, labelsp, validp, &labels, &valid, &dat, err);
     if (!rc && (out.oom || labels.oom || valid.oom || dat.oom)) rc = lwf_fail(err, "%s: out of memory", outcfg);
     /* the lists first, the cfg last: a cfg is never left naming files not written */
     if (!rc) rc = lwf_write_file_atomic(labelsp, labels.p, labels.n, err);
@@ -825,6 +980,60 @@ done:
     return rc;
 }
 
+/* The stock cfg of a detector into out: [net] and every section without the plugin's keys,
+ * no [task] (it makes no layer), each [lwf_yolo] the [yolo] it is (classes K + M). */
+static int export_detector_cfg(const lwf_cfgfile *cf, sbuf *out, lwf_err *err)
+{
+    for (int i = 0; i < cf->nsections; ++i) {
+        const lwf_section *s = &cf->sections[i];
+        if (is_task(s)) continue;
+        if (!lwf_section_is(s, LWF_SEC_LWF_YOLO)) {
+            if (emit(out, cf->path, s, NULL, NULL, 1, NULL, 0, 0, err)) return -1;
+            continue;
+        }
+        sb_printf(out, "[yolo]\n");
+        for (int k = 0; k < s->nopts; ++k)
+            if (!is_our_key(s, s->opts[k].key)) sb_printf(out, "%s=%s\n", s->opts[k].key, s->opts[k].val);
+        sb_printf(out, "\n");
+    }
+    return 0;
+}
+
+/* lwf export of detector m (task: its name, or all): the stock cfg and every layer's weights,
+ * from a whole model's file. */
+static int export_detector(lwf_model *m, const char *weights, const char *task, const char *outcfg,
+                           const char *outweights, lwf_err *err)
+{
+    const char *name = m->tasks[0].name;
+    if (strcmp(task, name) != 0 && strcmp(task, "all") != 0)
+        return lwf_fail(err, "%s: no task named '%s'; a detector is one task: '%s' (or all)", m->cfg, task, name);
+    int whole = 0, grown = 0;
+    size_t seen = 0;
+    for (int i = 0; i < m->net->n; ++i) {
+        const layer *l = &m->net->layers[i];
+        if (l->type == YOLO) grown |= ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes > 0;
+    }
+    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) return -1;
+    if (!whole && grown)
+        return lwf_fail(err, "%s holds the old detector only: the new classes of '%s' have no trained weights in it "
+                             "(train it with lwf train first)",
+                        weights, name);
+    if (!whole) return lwf_fail(err, "%s: holds no weights for %s", weights, m->cfg);
+    lwf_cfgfile cf = {0};
+    sbuf out = {0};
+    int rc = lwf_cfg_read(m->cfg, &cf, err) || export_detector_cfg(&cf, &out, err) ? -1 : 0;
+    if (!rc && out.oom) rc = lwf_fail(err, "%s: out of memory", outcfg);
+    /* the cfg first: a cfg without its weights is removed */
+    if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
+    if (!rc && lwf_weights_save(m->net, outweights, m->net->n, seen, err)) {
+        unlink(outcfg);
+        rc = -1;
+    }
+    free(out.p);
+    lwf_cfg_free(&cf);
+    return rc;
+}
+
 int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
                const char *outweights, lwf_err *err)
 {
@@ -840,6 +1049,10 @@ int lwf_export(const char *cfgpath, const char *weights, const char *task, const
     for (int j = 0; j < m->ntasks; ++j) {
         const lwf_file tdata[] = {{m->tasks[j].data, "task's .data"}};
         if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
+    }
+    if (m->detector) {
+        rc = export_detector(m, weights, task, outcfg, outweights, err);
+        goto done;
     }
     int k = lwf_task_find(m, task);
     if (k < 0 && strcmp(task, "all") == 0) { /* every task as one classifier (a task named all wins) */

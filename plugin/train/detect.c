@@ -150,8 +150,6 @@ static int load(dtrainer *t, lwf_err *err)
     return lwf_folder_init(&t->dir, t->data.backup, o->cfg, err);
 }
 
-static int copy_detector(lwf_model *student, lwf_model *old, int to_old, lwf_err *err);
-
 /* Layers [from, n) initialised from the seed with Darknet's distributions (libdarknet's
  * parser drew them from rand(), which a run cannot repeat). */
 static void init_layers(network *net, int from, unsigned long long seed)
@@ -253,52 +251,9 @@ static int resume_or_start(dtrainer *t, lwf_err *err)
     return 0;
 }
 
-/* Copies rows [from, from + count) of every per-output array of convolution a into rows
- * [to, ...) of b (same input shape). */
-static void copy_rows(const layer *a, int from, layer *b, int to, int count)
-{
-    size_t per = (size_t)a->c / a->groups * a->size * a->size;
-    memcpy(b->biases + to, a->biases + from, (size_t)count * sizeof(float));
-    memcpy(b->weights + per * to, a->weights + per * from, per * count * sizeof(float));
-    if (!a->batch_normalize) return;
-    memcpy(b->scales + to, a->scales + from, (size_t)count * sizeof(float));
-    memcpy(b->rolling_mean + to, a->rolling_mean + from, (size_t)count * sizeof(float));
-    memcpy(b->rolling_variance + to, a->rolling_variance + from, (size_t)count * sizeof(float));
-}
-
-/* Between a grown detector and its old one: to_old = 1 copies the student's weights into the
- * old detector's layers, 0 the old detector's into the student's (its new class rows left as
- * they are). */
-static int copy_detector(lwf_model *student, lwf_model *old, int to_old, lwf_err *err)
-{
-    network *s = student->net;
-    network *o = old->net;
-    if (s->n != o->n) return lwf_fail(err, "%s: the old detector has %d layers, not %d", student->cfg, o->n, s->n);
-    for (int i = 0; i < s->n; ++i) {
-        const layer *a = &s->layers[i];
-        layer *b = &o->layers[i];
-        if (a->type == CONNECTED || a->type == BATCHNORM || a->type == LOCAL || a->type == DECONVOLUTIONAL)
-            return lwf_fail(err, "%s:%d: a detector with this layer type is not supported", student->cfg,
-                            student->line[i]);
-        if (a->type != CONVOLUTIONAL) continue;
-        if (a->n == b->n) {
-            if (to_old) copy_rows(a, 0, b, 0, a->n);
-            else copy_rows(b, 0, (layer *)a, 0, a->n);
-            continue;
-        }
-        const layer *y = &s->layers[i + 1]; /* the [lwf_yolo] after it (the builder checked) */
-        int K = ((const lwf_yolo_params *)lwf_loss_params_of(y))->old_classes, C = y->classes;
-        for (int n = 0; n < y->n; ++n) {
-            if (to_old) copy_rows(a, n * (5 + C), b, n * (5 + K), 5 + K);
-            else copy_rows(b, n * (5 + K), (layer *)a, n * (5 + C), 5 + K);
-        }
-    }
-    return 0;
-}
-
 int lwf_detector_old_weights(const lwf_model *student, lwf_model *old, lwf_err *err)
 {
-    return copy_detector((lwf_model *)student, old, 1, err);
+    return lwf_detector_copy((lwf_model *)student, old->net, 1, err);
 }
 
 /* A grown detector started from the old detector's file: every layer, and in each
@@ -314,7 +269,7 @@ static int load_old_detector(dtrainer *t, const char *w, long long found, unsign
         rc = lwf_weights_load(old->net, w, old->net->n, NULL, err) ? -1 : 1;
         if (rc == 1) {
             init_layers(t->m->net, 0, seed);
-            rc = copy_detector(t->m, old, 0, err) ? -1 : 1;
+            rc = lwf_detector_copy(t->m, old->net, 0, err) ? -1 : 1;
         }
     }
     lwf_model_free(old);
