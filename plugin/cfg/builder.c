@@ -454,11 +454,34 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     /* the fast CPU kernels (the layers run Darknet's own while lwf_reference() is on); a
      * grown head's class layer keeps its old filters' outputs the old model's */
     if (lwf_kernels_install(net, err)) return -1;
-    for (int k = 0; k < m->ntasks; ++k)
-        if (m->tasks[k].class_layer >= 0 &&
-            lwf_kernels_split_rows(net, m->tasks[k].class_layer, m->tasks[k].old_classes, err))
+    for (int i = 0; i < net->n; ++i) {
+        int runs, stride, rows;
+        if (lwf_grown_rows(m, i, &runs, &stride, &rows) && lwf_kernels_split_rows(net, i, rows, stride, err))
             return -1;
+    }
     return 0;
+}
+
+int lwf_grown_rows(const lwf_model *m, int i, int *runs, int *stride, int *rows)
+{
+    const network *net = m->net;
+    const lwf_task *nt = m->new_task >= 0 ? &m->tasks[m->new_task] : NULL;
+    if (!m->detector && nt && nt->old_classes && nt->class_layer == i) {
+        *runs = 1;
+        *stride = net->layers[i].type == CONNECTED ? net->layers[i].outputs : net->layers[i].n;
+        *rows = nt->old_classes;
+        return 1;
+    }
+    if (!m->detector || i + 1 >= net->n || net->layers[i].type != CONVOLUTIONAL || net->layers[i + 1].type != YOLO)
+        return 0;
+    const layer *y = &net->layers[i + 1];
+    const lwf_loss_params *p = lwf_loss_params_of(y);
+    int K = p ? ((const lwf_yolo_params *)p)->old_classes : 0;
+    if (K <= 0) return 0;
+    *runs = y->n; /* the anchors of its mask */
+    *stride = 5 + y->classes;
+    *rows = 5 + K;
+    return 1;
 }
 
 /* Sets option key of s to val (added when absent). */

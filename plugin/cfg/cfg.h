@@ -158,6 +158,13 @@ int lwf_section_check_used(const char *file, const lwf_section *s, const dn_kvp 
  * convolution before it with (old_classes + 5) x masks filters. */
 lwf_model *lwf_model_load_old_detector(const char *cfgpath, const lwf_build_opts *opts, lwf_err *err);
 
+/* How an old model's file fills layer i of a grown model m: 1 and `runs` runs of `rows`
+ * outputs, run g into outputs [g * stride, g * stride + rows) of every stored array: a grown
+ * class layer, one run of its K old outputs; a grown detector's convolution before an
+ * [lwf_yolo], one run of 5 + K (box, objectness, the K old classes) per anchor, stride 5 + C.
+ * 0: the layer is not grown (the whole layer, or none of it). */
+int lwf_grown_rows(const lwf_model *m, int i, int *runs, int *stride, int *rows);
+
 /* 1 if the cfg at path reads and has a [yolo] or [lwf_yolo] section (a detector), else 0
  * (lwf_model_load then says what is wrong with it). */
 int lwf_cfg_is_detector(const char *cfgpath);

@@ -163,19 +163,11 @@ static size_t grown_copy(layer *l, const grown_rows *g, float *buf, int out)
  * how many. */
 static int grown_layers(const lwf_model *m, grown_rows *rows)
 {
-    const network *net = m->net;
-    const lwf_task *nt = &m->tasks[m->new_task];
     int count = 0;
-    if (!m->detector && nt->old_classes) {
-        rows[nt->class_layer] = (grown_rows){1, 0, nt->old_classes};
-        return 1;
-    }
-    for (int i = 1; m->detector && i < net->n; ++i) {
-        const layer *y = &net->layers[i];
-        if (y->type != YOLO || net->layers[i - 1].type != CONVOLUTIONAL) continue;
-        int K = ((const lwf_yolo_params *)lwf_loss_params_of(y))->old_classes;
-        if (K <= 0) continue;
-        rows[i - 1] = (grown_rows){y->n, 5 + y->classes, 5 + K}; /* y->n: the anchors of its mask */
+    for (int i = 0; i < m->net->n; ++i) {
+        grown_rows g;
+        if (!lwf_grown_rows(m, i, &g.runs, &g.stride, &g.rows)) continue;
+        rows[i] = g;
         ++count;
     }
     return count;

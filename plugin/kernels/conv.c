@@ -791,54 +791,85 @@ static void forward_all(lwf_kernel_ctx *k, layer l, network net)
     run(normalize_part, &c, nt);
 }
 
-/* Filters [f0, f0 + n) of l as a layer of their own, whose output is out (batch, n, HW). */
-static layer rows_of(const layer *l, int f0, int n, float *out)
+/* A grown layer's old filters (part 0: the first k->old_rows of every k->old_stride) or its
+ * new ones (part 1), in order; returns how many, their indices in f. */
+static int part_rows(const layer *l, const lwf_kernel_ctx *k, int part, int *f)
+{
+    int n = 0;
+    for (int r = 0; r < l->n; ++r)
+        if ((r % k->old_stride >= k->old_rows) == part) f[n++] = r;
+    return n;
+}
+
+/* The filters f[0..n) of l gathered as a layer of their own, its arrays in buf (n * (size *
+ * size * c + 4) floats), its output out (batch, n, HW). */
+static layer gather_rows(const layer *l, const int *f, int n, float *buf, float *out)
 {
     layer s = *l;
     size_t K = (size_t)l->size * l->size * l->c;
     s.n = s.out_c = n;
     s.outputs = n * l->out_h * l->out_w;
-    s.weights = l->weights + (size_t)f0 * K;
-    s.biases = l->biases + f0;
-    if (l->batch_normalize) {
-        s.scales = l->scales + f0;
-        s.rolling_mean = l->rolling_mean + f0;
-        s.rolling_variance = l->rolling_variance + f0;
+    s.weights = buf;
+    s.biases = buf + (size_t)n * K;
+    s.scales = s.biases + n;
+    s.rolling_mean = s.scales + n;
+    s.rolling_variance = s.rolling_mean + n;
+    for (int j = 0; j < n; ++j) {
+        memcpy(s.weights + (size_t)j * K, l->weights + (size_t)f[j] * K, K * sizeof(float));
+        s.biases[j] = l->biases[f[j]];
+        if (!l->batch_normalize) continue;
+        s.scales[j] = l->scales[f[j]];
+        s.rolling_mean[j] = l->rolling_mean[f[j]];
+        s.rolling_variance[j] = l->rolling_variance[f[j]];
     }
+    if (!l->batch_normalize) s.scales = s.rolling_mean = s.rolling_variance = NULL;
     s.output = out;
     return s;
 }
 
-/* where the split layer's parts put their outputs: after what the parts' own kernels use */
-static size_t split_scratch_at(const layer *l, int rows, int nt)
+/* The split layer's workspace: what the parts' own kernels use, then their output, their
+ * gathered arrays and the filter indices. */
+static size_t split_scratch_at(const layer *l, const lwf_kernel_ctx *k, int nt)
 {
-    layer a = rows_of(l, 0, rows, NULL), b = rows_of(l, rows, l->n - rows, NULL);
-    size_t wa = lwf_conv_workspace(&a, nt), wb = lwf_conv_workspace(&b, nt);
-    return ((wa > wb ? wa : wb) + 63) / 64 * 64;
+    size_t most = 0;
+    for (int part = 0; part < 2; ++part) {
+        layer s = *l;
+        s.n = s.out_c = 0;
+        for (int r = 0; r < l->n; ++r) s.n += (r % k->old_stride >= k->old_rows) == part;
+        s.outputs = s.n * l->out_h * l->out_w;
+        size_t w = lwf_conv_workspace(&s, nt);
+        if (w > most) most = w;
+    }
+    return (most + 63) / 64 * 64;
 }
 
-size_t lwf_conv_split_workspace(const layer *l, int rows, int nt)
+size_t lwf_conv_split_workspace(const layer *l, const lwf_kernel_ctx *k, int nt)
 {
-    size_t all = lwf_conv_workspace(l, nt), split = split_scratch_at(l, rows, nt) +
-                                                     (size_t)l->batch * l->outputs * sizeof(float);
+    size_t all = lwf_conv_workspace(l, nt),
+           split = split_scratch_at(l, k, nt) +
+                   ((size_t)l->batch * l->outputs + (size_t)l->n * (l->size * l->size * l->c + 4)) * sizeof(float) +
+                   (size_t)l->n * sizeof(int);
     return all > split ? all : split;
 }
 
 void lwf_conv_forward(lwf_kernel_ctx *k, layer l, network net)
 {
-    int rows = k->old_rows;
-    if (net.train || rows <= 0 || rows >= l.n) {
+    if (net.train || k->old_rows <= 0) {
         forward_all(k, l, net);
         return;
     }
-    /* inference of a grown class layer: the old filters, then the new, each as a layer */
-    float *out = (float *)(void *)((char *)net.workspace + split_scratch_at(&l, rows, lwf_threads()));
+    /* inference of a grown layer: its old filters gathered, then its new ones, each as a layer */
+    float *out = (float *)(void *)((char *)net.workspace + split_scratch_at(&l, k, lwf_threads()));
+    float *buf = out + (size_t)l.batch * l.outputs;
+    int *f = (int *)(void *)(buf + (size_t)l.n * (l.size * l.size * l.c + 4));
     int HW = l.out_h * l.out_w;
     for (int part = 0; part < 2; ++part) {
-        int f0 = part ? rows : 0, n = part ? l.n - rows : rows;
-        forward_all(k, rows_of(&l, f0, n, out), net);
+        int n = part_rows(&l, k, part, f);
+        forward_all(k, gather_rows(&l, f, n, buf, out), net);
         for (int b = 0; b < l.batch; ++b)
-            memcpy(l.output + ((size_t)b * l.n + f0) * HW, out + (size_t)b * n * HW, (size_t)n * HW * sizeof(float));
+            for (int j = 0; j < n; ++j)
+                memcpy(l.output + ((size_t)b * l.n + f[j]) * HW, out + ((size_t)b * n + j) * HW,
+                       (size_t)HW * sizeof(float));
     }
 }
 

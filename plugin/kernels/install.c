@@ -125,9 +125,10 @@ static int grow_workspace(network *net, lwf_err *err)
     size_t need = 0, have = 0;
     for (int i = 0; i < net->n; ++i) {
         const layer *l = &net->layers[i];
-        int k = row_for(net, i), rows = lwf_kernels_installed(l) ? lwf_kernel_ctx_of(l)->old_rows : 0;
+        int k = row_for(net, i);
         size_t w = k >= 0 && table[k].workspace ? table[k].workspace(l, nt) : 0;
-        if (rows > 0) w = lwf_conv_split_workspace(l, rows, nt);
+        if (lwf_kernels_installed(l) && lwf_kernel_ctx_of(l)->old_rows > 0)
+            w = lwf_conv_split_workspace(l, lwf_kernel_ctx_of(l), nt);
         if (w > need) need = w;
         if (net->layers[i].workspace_size > have) have = net->layers[i].workspace_size;
     }
@@ -145,7 +146,7 @@ static int grow_workspace(network *net, lwf_err *err)
 static int attach(network *net, int i, int k)
 {
     layer *l = &net->layers[i];
-    lwf_kernel_ctx c = {lwf_runtime_default(), k, i, 0, 0, 0};
+    lwf_kernel_ctx c = {lwf_runtime_default(), k, i, 0, 0, 0, 0};
     if (l->type == DROPOUT) {
         void *p = realloc(l->rand, rand_bytes(l) + sizeof c);
         if (!p) return -1;
@@ -174,11 +175,14 @@ int lwf_kernels_install(network *net, lwf_err *err)
     return 0;
 }
 
-int lwf_kernels_split_rows(network *net, int i, int rows, lwf_err *err)
+int lwf_kernels_split_rows(network *net, int i, int rows, int stride, lwf_err *err)
 {
     layer *l = &net->layers[i];
-    if (!lwf_kernels_installed(l) || l->type != CONVOLUTIONAL || rows <= 0 || rows >= l->n) return 0;
+    if (!lwf_kernels_installed(l) || l->type != CONVOLUTIONAL || rows <= 0 || rows >= stride || stride <= 0 ||
+        l->n % stride)
+        return 0;
     lwf_kernel_ctx_of(l)->old_rows = rows;
+    lwf_kernel_ctx_of(l)->old_stride = stride;
     return grow_workspace(net, err);
 }
 

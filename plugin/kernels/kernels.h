@@ -28,16 +28,19 @@ typedef struct lwf_kernel_ctx {
     int index;           /* the layer's index in its network ([dropout]'s stream) */
     size_t seen;         /* [dropout]: *net.seen at the last training pass */
     unsigned pass;       /* [dropout]: training passes made at that count */
-    int old_rows;        /* [convolutional]: > 0 for a grown head's class layer (lwf_kernels_split_rows) */
+    int old_rows;        /* [convolutional] of a grown model: > 0, its old filters are the first */
+    int old_stride;      /* old_rows of every old_stride (lwf_kernels_split_rows) */
 } lwf_kernel_ctx;
 
-/* Layer i of net, a grown head's class layer whose first `rows` filters are the old model's:
- * in inference its fast convolution computes filters [0, rows) and [rows, n) as two
+/* Layer i of net, a convolution of a grown model whose old filters are the first `rows` of
+ * every `stride` (a grown class layer: the first K of all; a grown detector's convolution
+ * before an [lwf_yolo]: each anchor's box, objectness and K old classes of its 5 + K + M): in
+ * inference its fast convolution computes the old filters, gathered, and the new ones as two
  * convolutions of their own, so the old filters' outputs are the old model's bit for bit
  * (OpenBLAS and the kernel blocks round differently for different numbers of filters).
  * Grows net->workspace for it.  A layer without the fast kernel is left as it is (Darknet's
  * gemm computes each output from its own row).  0, or -1 with err on out of memory. */
-int lwf_kernels_split_rows(network *net, int i, int rows, lwf_err *err);
+int lwf_kernels_split_rows(network *net, int i, int rows, int stride, lwf_err *err);
 
 /* The context of layer l (which must have one: lwf_kernels_installed(l)). */
 lwf_kernel_ctx *lwf_kernel_ctx_of(const layer *l);
@@ -47,8 +50,8 @@ lwf_kernel_ctx *lwf_kernel_ctx_of(const layer *l);
 /* Bytes of network workspace the fast convolution needs for layer l with nt threads;
  * 0 if it does not handle this layer (then Darknet's kernel stays). */
 size_t lwf_conv_workspace(const layer *l, int nt);
-/* The same for a layer whose inference runs filters [0, rows) and [rows, n) apart. */
-size_t lwf_conv_split_workspace(const layer *l, int rows, int nt);
+/* The same for a layer whose inference runs its old and new filters apart (k->old_rows). */
+size_t lwf_conv_split_workspace(const layer *l, const lwf_kernel_ctx *k, int nt);
 /* Whether that fast convolution of l is the Winograd one (3x3, stride 1, enough channels
  * and filters, see conv.c) */
 int lwf_conv_winograd(const layer *l);

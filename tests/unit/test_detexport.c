@@ -80,9 +80,10 @@ static int by_place(const void *a, const void *b)
 }
 
 /* The grown detector g (old weights loaded) against the old one o on input x: for every
- * [yolo] layer, anchor and cell, the box, objectness and K old class outputs equal (within
- * tol: the grown convolution has more filters, and OpenBLAS may round another number of rows
- * otherwise); then the boxes after NMS: the same boxes, their old classes' probabilities equal.
+ * [yolo] layer, anchor and cell, the box, objectness and K old class outputs equal bit for bit
+ * (the grown convolution computes its old filters as the old one does: kernels.h,
+ * lwf_kernels_split_rows); then the boxes after NMS: the same boxes, their old classes'
+ * probabilities equal.
  * Returns the old-class probabilities above thresh compared. */
 static int compare_grown(lwf_model *o, lwf_model *g, int K, const float *x, float thresh, double *worst)
 {
@@ -104,7 +105,7 @@ static int compare_grown(lwf_model *o, lwf_model *g, int K, const float *x, floa
                     double d = fabs((double)a->output[(n * (5 + K) + e) * wh + c] -
                                     b->output[(n * (5 + K + NEW) + e) * wh + c]);
                     if (d > *worst) *worst = d;
-                    if (d > 1e-5)
+                    if (d != 0)
                         fail_msg("%s: layer %d anchor %d entry %d cell %d: old %g, grown %g", g->cfg, i, n, e, c,
                                  a->output[(n * (5 + K) + e) * wh + c], b->output[(n * (5 + K + NEW) + e) * wh + c]);
                 }
@@ -118,12 +119,11 @@ static int compare_grown(lwf_model *o, lwf_model *g, int K, const float *x, floa
     qsort(dG, (size_t)ng, sizeof *dG, by_place);
     for (int i = 0; i < no; ++i) {
         const box p = dO[i].bbox, q = dG[i].bbox;
-        if (fabsf(p.x - q.x) > 1e-5f || fabsf(p.y - q.y) > 1e-5f || fabsf(p.w - q.w) > 1e-5f ||
-            fabsf(p.h - q.h) > 1e-5f || fabsf(dO[i].objectness - dG[i].objectness) > 1e-5f)
+        if (p.x != q.x || p.y != q.y || p.w != q.w || p.h != q.h || dO[i].objectness != dG[i].objectness)
             fail_msg("%s: box %d: old (%g, %g, obj %g), grown (%g, %g, obj %g)", g->cfg, i, dO[i].bbox.x, dO[i].bbox.w,
                      dO[i].objectness, dG[i].bbox.x, dG[i].bbox.w, dG[i].objectness);
         for (int k = 0; k < K; ++k) {
-            if ((dO[i].prob[k] > thresh) != (dG[i].prob[k] > thresh) || fabsf(dO[i].prob[k] - dG[i].prob[k]) > 1e-5f)
+            if (dO[i].prob[k] != dG[i].prob[k])
                 fail_msg("%s: box %d class %d: old %g, grown %g", g->cfg, i, k, dO[i].prob[k], dG[i].prob[k]);
             compared += dO[i].prob[k] > thresh;
         }

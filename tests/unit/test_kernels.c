@@ -77,7 +77,7 @@ static void copy_into(float *dst, const float *src, size_t n)
  * min_work 0, so that even these small layers are split over the threads. */
 static lwf_kernel_ctx kctx(int split)
 {
-    lwf_kernel_ctx k = {lwf_runtime_default(), 0, 0, 0, 0, 0};
+    lwf_kernel_ctx k = {lwf_runtime_default(), 0, 0, 0, 0, 0, 0};
     if (split) k.rt.min_work = 0;
     return k;
 }
