@@ -83,7 +83,7 @@ static const lwf_keydef task_keys[] = {
         {"truth_thresh", F, 0, 1, 0}, {"random", I, 0, 1, 0}, {"anchors", LWF_KEY_FLOATLIST, 0, BIG, 0},          \
         REFUSED("map")
 static const lwf_keydef yolo_keys[] = {YOLO_KEYS, {0, 0, 0, 0, 0}};
-/* [lwf_yolo]: the stock keys, then ours (defaults in make_yolo; provisional until measured) */
+/* [lwf_yolo]: the stock keys, then ours (defaults in make_yolo, measured on protocol P4) */
 static const lwf_keydef lwf_yolo_keys[] = {
     YOLO_KEYS, {"old_classes", I, 1, 1 << 16, LWF_KEY_REQUIRED | LWF_KEY_OURS}, {"lambda", F, 0, BIG, LWF_KEY_OURS},
     {"lambda_obj", F, 0, BIG, LWF_KEY_OURS}, {"lambda_cls", F, 0, BIG, LWF_KEY_OURS},
@@ -693,7 +693,7 @@ static int make_task(lwf_build *b, const lwf_section *s, dn_size_params p, layer
 static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
 {
     float T = opt_float(s, "temperature", 2); /* > 0: checked as LWF_KEY_POS */
-    float lambda = opt_float(s, "lambda", 1);
+    float lambda = opt_float(s, "lambda", 0.5f);
     int t2 = opt_int(s, "t2_scaling", 0);
     if (lwf_build_account(b, s, 5LL * p.inputs * p.batch)) return -1; /* its five arrays */
     *out = lwf_make_distill_layer(p.batch, p.inputs, T, lambda, t2);
@@ -705,12 +705,15 @@ static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, la
 /* [yolo] and [lwf_yolo]: libdarknet's layer (every stock key), with the plugin's parameters.
  * A [yolo] is an [lwf_yolo] with no old classes and no distillation: stock forward on the
  * boxes of its truth row.  [lwf_yolo]'s distillation weights are lambda times lambda_obj,
- * lambda_cls, lambda_box. */
+ * lambda_cls, lambda_box.  Defaults measured on protocol P4 (scripts/p4.sh, README
+ * "Detectors"): lambda .5 (1 kept 1-4 more points of the old classes and lost 8-10 of the
+ * new ones), the three others 1 and teacher_thresh .5 (not swept: the ratio of the three is
+ * Darknet's own, each a cross-entropy or squared error per output as in stock [yolo]). */
 static int make_yolo(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
 {
     if (make_stock(b, s, p, out)) return -1;
     int K = opt_int(s, "old_classes", 0);
-    float lambda = opt_float(s, "lambda", 1);
+    float lambda = opt_float(s, "lambda", 0.5f);
     lwf_yolo_params keys;
     memset(&keys, 0, sizeof keys);
     keys.loss.lambda = lambda;

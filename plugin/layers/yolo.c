@@ -9,20 +9,25 @@
  * (masks x (4 + 1 + K) planes of w x h, activated as [yolo]'s output is).  Each cell and
  * anchor of the layer is, for the new boxes: assigned (a box's best anchor and cell: stock
  * deltas), ignored (its predicted box overlaps a box by more than ignore_thresh: stock deltas,
- * objectness left alone) or background.  With a teacher, the distillation adds
+ * objectness left alone), the teacher's reading of a new object (the teacher's box there
+ * overlaps a new box by more than LWF_YOLO_NEW_IOU: the old detector never saw the new
+ * classes and calls them old ones; stock deltas) or background.  With a teacher, the
+ * distillation adds
  *   background: objectness   lambda_obj (t_obj - s_obj)  instead of stock's (0 - s_obj);
+ *               where the teacher's objectness > teacher_thresh (an old object):
  *               boxes        lambda_box (t - s) for x, y (logistic) and w, h (raw),
- *                            where the teacher's objectness > teacher_thresh;
+ *               new classes  lambda_cls (0 - s_c), c >= K (stock trains no class there);
  *   background and ignored:  old classes c < K  lambda_cls (t_c - s_c),
  * the gradients (Darknet's sign) of binary cross-entropies on the logistic outputs and of
- * half the squared difference on w and h. */
+ * half the squared difference on w and h.  Defaults (measured on protocol P4, README
+ * "Detectors"): in plugin/cfg/sections.c, make_yolo. */
 #include "layers/layers.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CELL_BACKGROUND, CELL_IGNORED, CELL_ASSIGNED };
+enum { CELL_BACKGROUND, CELL_IGNORED, CELL_ASSIGNED, CELL_TEACHER_ON_NEW };
 
 /* index of entry e (0..3 box, 4 objectness, 5.. classes) of anchor n, cell loc, in a block of
  * one image's output with `classes` classes */
@@ -31,16 +36,29 @@ static int entry(const layer *l, int classes, int n, int e, int loc)
     return n * l->w * l->h * (4 + 1 + classes) + e * l->w * l->h + loc;
 }
 
-/* the box anchor n (of the mask) predicts at cell (i, j) from one image's output x */
-static box predicted(const layer *l, const float *x, int n, int i, int j, int netw, int neth)
+/* the box anchor n (of the mask) predicts at cell (i, j) from one image's output x, whose
+ * anchors have `classes` classes (the student's l->classes, the teacher's K) */
+static box predicted(const layer *l, const float *x, int classes, int n, int i, int j, int netw, int neth)
 {
     int loc = j * l->w + i, a = l->mask[n];
     box b;
-    b.x = (i + x[entry(l, l->classes, n, 0, loc)]) / l->w;
-    b.y = (j + x[entry(l, l->classes, n, 1, loc)]) / l->h;
-    b.w = expf(x[entry(l, l->classes, n, 2, loc)]) * l->biases[2 * a] / netw;
-    b.h = expf(x[entry(l, l->classes, n, 3, loc)]) * l->biases[2 * a + 1] / neth;
+    b.x = (i + x[entry(l, classes, n, 0, loc)]) / l->w;
+    b.y = (j + x[entry(l, classes, n, 1, loc)]) / l->h;
+    b.w = expf(x[entry(l, classes, n, 2, loc)]) * l->biases[2 * a] / netw;
+    b.h = expf(x[entry(l, classes, n, 3, loc)]) * l->biases[2 * a + 1] / neth;
     return b;
+}
+
+/* the largest IoU of box p with the boxes (LWF_YOLO_BOXES, 5; the first zero x ends them) */
+static float best_iou(box p, const float *boxes)
+{
+    float best = 0;
+    for (int t = 0; t < LWF_YOLO_BOXES && boxes[5 * t] != 0; ++t) {
+        box g = {boxes[5 * t], boxes[5 * t + 1], boxes[5 * t + 2], boxes[5 * t + 3]};
+        float o = box_iou(p, g);
+        if (o > best) best = o;
+    }
+    return best;
 }
 
 /* the anchor (of all l->total) whose shape overlaps the box most */
@@ -61,13 +79,7 @@ void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int ne
     int wh = l->w * l->h;
     for (int n = 0; n < l->n; ++n)
         for (int loc = 0; loc < wh; ++loc) {
-            box p = predicted(l, out, n, loc % l->w, loc / l->w, netw, neth);
-            float best = 0;
-            for (int t = 0; t < LWF_YOLO_BOXES && boxes[5 * t] != 0; ++t) {
-                box g = {boxes[5 * t], boxes[5 * t + 1], boxes[5 * t + 2], boxes[5 * t + 3]};
-                float o = box_iou(p, g);
-                if (o > best) best = o;
-            }
+            float best = best_iou(predicted(l, out, l->classes, n, loc % l->w, loc / l->w, netw, neth), boxes);
             cell[n * wh + loc] = best > l->truth_thresh ? CELL_ASSIGNED : best > l->ignore_thresh ? CELL_IGNORED
                                                                                               : CELL_BACKGROUND;
         }
@@ -79,6 +91,17 @@ void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int ne
     }
 }
 
+void lwf_yolo_teacher_cells(const layer *l, int K, const float *t, const float *boxes, int netw, int neth,
+                            unsigned char *cell)
+{
+    int wh = l->w * l->h;
+    for (int n = 0; n < l->n; ++n)
+        for (int loc = 0; loc < wh; ++loc)
+            if (cell[n * wh + loc] != CELL_ASSIGNED &&
+                best_iou(predicted(l, t, K, n, loc % l->w, loc / l->w, netw, neth), boxes) > LWF_YOLO_NEW_IOU)
+                cell[n * wh + loc] = CELL_TEACHER_ON_NEW;
+}
+
 void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, const float *t,
                       const unsigned char *cell, float *delta)
 {
@@ -86,7 +109,7 @@ void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, 
     for (int n = 0; n < l->n; ++n)
         for (int loc = 0; loc < wh; ++loc) {
             int c = cell[n * wh + loc];
-            if (c == CELL_ASSIGNED) continue;
+            if (c == CELL_ASSIGNED || c == CELL_TEACHER_ON_NEW) continue;
             for (int k = 0; k < K; ++k) {
                 int i = entry(l, l->classes, n, 5 + k, loc);
                 delta[i] = q->lambda_cls * (t[entry(l, K, n, 5 + k, loc)] - s[i]);
@@ -100,6 +123,11 @@ void lwf_yolo_distill(const layer *l, const lwf_yolo_params *q, const float *s, 
                 int i = entry(l, l->classes, n, e, loc);
                 /* (x, y are logistic outputs; w, h the raw values, as [yolo] keeps them) */
                 delta[i] = q->lambda_box * (t[entry(l, K, n, e, loc)] - s[i]);
+            }
+            /* an old object: none of the new classes (stock trains no class at background) */
+            for (int k = K; k < l->classes; ++k) {
+                int i = entry(l, l->classes, n, 5 + k, loc);
+                delta[i] = q->lambda_cls * (0 - s[i]);
             }
         }
 }
@@ -185,9 +213,10 @@ static void forward_lwf_yolo(layer l, network net)
     if (p->distill) {
         for (int b = 0; b < l.batch; ++b) {
             const float *out = l.output + (size_t)b * l.outputs;
-            lwf_yolo_cells(&l, out, stock.truth + (size_t)b * l.truths, net.w, net.h, q->cell);
-            lwf_yolo_distill(&l, q, out, net.truth + (size_t)b * p->truths + p->offset, q->cell,
-                             l.delta + (size_t)b * l.outputs);
+            const float *boxes = stock.truth + (size_t)b * l.truths, *t = net.truth + (size_t)b * p->truths + p->offset;
+            lwf_yolo_cells(&l, out, boxes, net.w, net.h, q->cell);
+            lwf_yolo_teacher_cells(&l, q->old_classes, t, boxes, net.w, net.h, q->cell);
+            lwf_yolo_distill(&l, q, out, t, q->cell, l.delta + (size_t)b * l.outputs);
         }
         float c = 0;
         for (int i = 0; i < l.batch * l.outputs; ++i) c += l.delta[i] * l.delta[i];

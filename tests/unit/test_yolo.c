@@ -1,7 +1,8 @@
 /* [lwf_yolo] (plugin/layers/yolo.c): where a new box is learned its deltas are stock
  * [yolo]'s (libdarknet's forward_yolo_layer on the same input); elsewhere the distillation's
  * deltas against central differences of a double-precision reference loss; without a teacher
- * every delta is stock's; and the cell kinds on a hand-placed box. */
+ * every delta is stock's; the cell kinds on a hand-placed box; and stock deltas where the
+ * teacher's box covers a new box. */
 #include "testutil.h"
 #include "layers/layers.h"
 
@@ -107,7 +108,7 @@ static double ref_loss(const double *z, const float *t, const unsigned char *cel
     for (int n = 0; n < NA; ++n)
         for (int loc = 0; loc < W * H; ++loc) {
             int c = cell[n * W * H + loc];
-            if (c == 2) continue;
+            if (c >= 2) continue; /* assigned, or the teacher's box on a new one */
             const double *zs = z + n * W * H * (4 + 1 + C);
             const float *ts = t + n * W * H * (4 + 1 + K);
             for (int k = 0; k < K; ++k) L += keys.lambda_cls * bce(ts[(5 + k) * W * H + loc], zs[(5 + k) * W * H + loc]);
@@ -120,6 +121,7 @@ static double ref_loss(const double *z, const float *t, const unsigned char *cel
                 double d = ts[e * W * H + loc] - zs[e * W * H + loc];
                 L += keys.lambda_box * 0.5 * d * d;
             }
+            for (int k = K; k < C; ++k) L += keys.lambda_cls * bce(0, zs[(5 + k) * W * H + loc]); /* not new */
         }
     return L;
 }
@@ -129,11 +131,11 @@ static int distilled(int i, const unsigned char *cell, const float *t)
 {
     int per = W * H * (4 + 1 + C), n = i / per, e = (i % per) / (W * H), loc = i % (W * H);
     int c = cell[n * W * H + loc];
-    if (c == 2) return 0;
-    if (e >= 5) return e - 5 < K;
+    if (c >= 2) return 0;
+    if (e >= 5 && e - 5 < K) return 1;
     if (c == 1) return 0;
     if (e == 4) return 1;
-    return t[n * W * H * (4 + 1 + K) + 4 * W * H + loc] > keys.teacher_thresh;
+    return t[n * W * H * (4 + 1 + K) + 4 * W * H + loc] > keys.teacher_thresh; /* box, new classes */
 }
 
 static void test_yolo_distillation_gradients(void **state)
@@ -146,12 +148,13 @@ static void test_yolo_distillation_gradients(void **state)
     float compact[B * BOXES];
     for (int b = 0; b < B; ++b) memcpy(compact + b * BOXES, truth + b * TRUTHS, BOXES * sizeof(float));
     forward(&s, z, compact, 1);
-    int kinds[3] = {0}, confident = 0, checked = 0;
+    int kinds[4] = {0}, confident = 0, checked = 0;
     double maxabs = 0;
     unsigned char cell[NA * W * H];
     for (int b = 0; b < B; ++b) {
         const float *t = truth + b * TRUTHS + BOXES;
         lwf_yolo_cells(&l, l.output + b * OUTS, compact + b * BOXES, NETW, NETH, cell);
+        lwf_yolo_teacher_cells(&l, K, t, compact + b * BOXES, NETW, NETH, cell);
         for (int i = 0; i < NA * W * H; ++i) {
             kinds[cell[i]]++;
             confident += cell[i] == 0 && t[(i / (W * H)) * W * H * (4 + 1 + K) + 4 * W * H + i % (W * H)] > 0.5f;
@@ -226,12 +229,49 @@ static void test_yolo_cells_by_hand(void **state)
     free_yolo(l);
 }
 
+/* where the teacher's box covers a new box (IoU > LWF_YOLO_NEW_IOU) at an anchor that does
+ * not learn it, the cell is not distilled: its deltas are stock's */
+static void test_yolo_teacher_on_new_box(void **state)
+{
+    (void)state;
+    float z[B * OUTS], truth[B * TRUTHS], compact[B * BOXES];
+    fill_case(z, truth);
+    /* image 0's new box (0.3, 0.4, 0.35, 0.45) lies in cell (1, 1); the teacher's second anchor
+     * (mask 2: 37x58) there predicts it: x, y offsets .2 and .6, w and h from the anchor */
+    float *t = truth + BOXES;
+    int loc = 1 * W + 1, n = 1, per = W * H * (4 + 1 + K);
+    t[n * per + 0 * W * H + loc] = 0.3f * W - 1;
+    t[n * per + 1 * W * H + loc] = 0.4f * H - 1;
+    t[n * per + 2 * W * H + loc] = logf(0.35f * NETW / 37);
+    t[n * per + 3 * W * H + loc] = logf(0.45f * NETH / 58);
+    t[n * per + 4 * W * H + loc] = 0.95f; /* a confident teacher: distilled, this would be kept */
+    for (int b = 0; b < B; ++b) memcpy(compact + b * BOXES, truth + b * TRUTHS, BOXES * sizeof(float));
+    layer l = grown(1), s = stock_yolo();
+    forward(&l, z, truth, 1);
+    forward(&s, z, compact, 1);
+    unsigned char cell[NA * W * H];
+    lwf_yolo_cells(&l, l.output, compact, NETW, NETH, cell);
+    assert_int_not_equal(cell[n * W * H + loc], 2); /* the box's best anchor is the first */
+    lwf_yolo_teacher_cells(&l, K, t, compact, NETW, NETH, cell);
+    assert_int_equal(cell[n * W * H + loc], 3);
+    for (int e = 0; e < 4 + 1 + C; ++e) {
+        int i = n * W * H * (4 + 1 + C) + e * W * H + loc;
+        if (l.delta[i] != s.delta[i]) fail_msg("entry %d: %g, stock [yolo] gives %g", e, l.delta[i], s.delta[i]);
+    }
+    /* and stock pushes its objectness to zero there (background), where the teacher said .95 */
+    assert_true(s.delta[n * W * H * (4 + 1 + C) + 4 * W * H + loc] < 0);
+    free_yolo(s);
+    lwf_yolo_free(&l);
+    free_yolo(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yolo_distillation_gradients),
         cmocka_unit_test(test_yolo_without_teacher_is_stock),
         cmocka_unit_test(test_yolo_cells_by_hand),
+        cmocka_unit_test(test_yolo_teacher_on_new_box),
     };
     return cmocka_run_group_tests_name("yolo", tests, NULL, NULL);
 }
