@@ -681,7 +681,7 @@ static int check_yolo_classes(const char *file, const lwf_section *s, int K, lwf
 }
 
 /* A stock [yolo] over the K old classes as the grown [lwf_yolo]: its keys with classes = total,
- * then old_classes=K and lambda=1 (the other distillation keys keep their defaults, README
+ * then old_classes=K (the distillation keys keep their measured defaults, README
  * "Detectors (YOLO)"). */
 static int emit_grown_yolo(sbuf *out, const char *file, const lwf_section *s, int K, int total, lwf_err *err)
 {
@@ -693,7 +693,7 @@ static int emit_grown_yolo(sbuf *out, const char *file, const lwf_section *s, in
         else sb_printf(out, "%s=%s\n", s->opts[i].key, s->opts[i].val);
     }
     if (!c) sb_printf(out, "classes=%d\n", total);
-    sb_printf(out, "old_classes=%d\nlambda=1\n\n", K);
+    sb_printf(out, "old_classes=%d\n\n", K);
     return 0;
 }
 
