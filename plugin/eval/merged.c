@@ -125,14 +125,14 @@ static int calib_images(lwf_model *m, int images, const lwf_plan *plan, lwf_merg
     const lwf_task *t = &m->tasks[m->new_task];
     if (!t->data)
         return lwf_fail(err, "%s:%d: the new task '%s' has no data= file: the merged calibration needs its train= "
-                             "list (or none: -calib 0)",
+                             "list (lwf valid -merged -calib 0 answers without)",
                         m->cfg, t->line, t->name);
     lwf_datacfg d;
     lwf_list paths = {0, NULL, NULL};
     if (lwf_datacfg_read(t->data, &d, err)) return -1;
     int rc = d.train ? lwf_datacfg_list(&d, "train", &paths, err)
                      : lwf_fail(err, "%s: no train= list: the merged calibration needs the new task's training "
-                                     "images (or none: -calib 0)",
+                                     "images (lwf valid -merged -calib 0 answers without)",
                                 t->data);
     int n = paths.n < images ? paths.n : images;
     for (int i = 0; !rc && i < n; ++i) {
