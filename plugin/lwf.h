@@ -222,15 +222,43 @@ int lwf_validate(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *e
  * Every image is scored against all the head's classes. */
 int lwf_validate_parts(lwf_model *m, int task, int topk, lwf_accuracy *acc, lwf_err *err);
 
-/* A multi-head model's task-agnostic answer: every head's probabilities (softmax of its
- * logits) side by side in cfg order, the answer the class of the more confident head
- * (plugin/eval/merged.c).  lwf_merged_classes: their count; lwf_merged_scores: after a
- * forward pass, the (classes) scores into out.  lwf_validate_merged: top-1 and top-K (topk <
+/* A multi-head model's task-agnostic answer (plugin/eval/merged.c): every head's
+ * probabilities (softmax of its logits) side by side in cfg order, then, calibrated, each
+ * class's probability p mapped to scale·p + bias, the answer the largest.  The calibration is
+ * measured on the new task's training images (what a user has; no old image): for each head
+ * and each of its classes c, the mean and standard deviation of p_c over the images on which
+ * that head answers c (the head's own over all images when fewer than LWF_MERGED_CALIB_MIN
+ * answer c; at least LWF_MERGED_CALIB_SD_MIN), and scale = 1/sd, bias = -mean/sd: a head wins
+ * an image when it is more confident than it usually is on the new task's images.  Without a
+ * calibration (NULL, or lwf_merged_calibrate with 0 images: scale 1, bias 0) the answer is the
+ * class of the more confident head.
+ * lwf_merged_classes: their count.  lwf_merged_calib_init/add/finish/free: the calibration
+ * from (classes) probability vectors, heads of size[0..heads) classes (calloc'd arrays, owned);
+ * lwf_merged_calib_apply: p (classes) := scale·p + bias, in place.
+ * lwf_merged_calibrate: from the first `images` (> 0) images of the new task's train= list,
+ * centre-cropped; 0 images: the identity.  lwf_merged_scores: after a forward pass, the
+ * (classes) scores into out (calib may be NULL).  lwf_validate_merged: top-1 and top-K (topk <
  * 1: 1) over every task's valid images, each labelled by its task's first merged class plus
- * its label, centre-cropped. */
+ * its label, centre-cropped.  All return 0, or -1 with err. */
+#define LWF_MERGED_CALIB_IMAGES 5000 /* lwf valid -merged and lwf export ... all, unless told */
+#define LWF_MERGED_CALIB_MIN 20
+#define LWF_MERGED_CALIB_SD_MIN 1e-3
+typedef struct lwf_merged_calib {
+    int classes, heads, images; /* merged classes, heads, images added */
+    int *size;                  /* (heads) classes of each head */
+    double *sum, *sq;           /* (classes + heads): per class, then per head (its answer's p) */
+    long *count;                /* (classes + heads) */
+    float *scale, *bias;        /* (classes), set by finish */
+} lwf_merged_calib;
 int lwf_merged_classes(const lwf_model *m);
-void lwf_merged_scores(const lwf_model *m, float *out);
-int lwf_validate_merged(lwf_model *m, int topk, lwf_accuracy *acc, lwf_err *err);
+int lwf_merged_calib_init(lwf_merged_calib *c, int heads, const int *size, lwf_err *err);
+void lwf_merged_calib_add(lwf_merged_calib *c, const float *p);
+int lwf_merged_calib_finish(lwf_merged_calib *c, lwf_err *err);
+void lwf_merged_calib_free(lwf_merged_calib *c);
+void lwf_merged_calib_apply(const lwf_merged_calib *c, float *p);
+int lwf_merged_calibrate(lwf_model *m, int images, lwf_merged_calib *c, lwf_err *err);
+void lwf_merged_scores(const lwf_model *m, const lwf_merged_calib *c, float *out);
+int lwf_validate_merged(lwf_model *m, const lwf_merged_calib *c, int topk, lwf_accuracy *acc, lwf_err *err);
 
 /* Runs every head on one image (letterboxed, as stock `classifier predict`); each
  * task's probabilities are then in m->net->layers[task.loss].output. */

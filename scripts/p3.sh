@@ -7,7 +7,8 @@
 # (all labels: the upper bound), each without and with N old images per old class
 # (scripts/pick_exemplars.sh), with the bias correction (weight aligning) on and off; and P1's
 # multi-head LwF model (cfg/fashion-lwf.cfg, a head per task) answered task-agnostically
-# (lwf valid -merged: the more confident head's class).
+# (lwf valid -merged: the heads calibrated on B's training images; with -calib 0 the more
+# confident head's class, uncalibrated).
 # Usage: scripts/p3.sh   (env: OUT=backup/p3, SEED=1, PER_CLASS=20, REUSE_OLD=1, JOBS=2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,8 +71,10 @@ csv="$OUT/p3.csv"
 echo "run,correction,all,a,b" > "$csv.tmp"
 for r in $runs; do
     if [ "$r" = multihead ]; then
-        $DN lwf valid cfg/fashion-lwf.cfg "$OUT/multihead/fashion-lwf.weights" -merged -csv 2>/dev/null |
-            awk -F, '$1=="all"{print "multihead (merged),-," $3 ",,"}' >> "$csv.tmp"
+        for calib in "" "-calib 0"; do
+            $DN lwf valid cfg/fashion-lwf.cfg "$OUT/multihead/fashion-lwf.weights" -merged $calib -csv 2>/dev/null |
+                awk -F, -v c="${calib:+uncalib.}" '$1=="all"{print "multihead (merged)," (c ? c : "calibrated") "," $3 ",,"}' >> "$csv.tmp"
+        done
         continue
     fi
     c=$cfg; case $r in *-ex) c="$OUT/fashion-all-ex.cfg";; esac

@@ -1,5 +1,6 @@
 /* darknet lwf valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv]: top-1 and top-K
- * accuracy of every task whose data= names a valid list. */
+ * accuracy of every task whose data= names a valid list; -merged [-calib N]: one answer over
+ * every task's classes, calibrated on N of the new task's training images (0: uncalibrated). */
 #include "args.h"
 #include "commands.h"
 #include "lwf.h"
@@ -8,18 +9,23 @@
 #include <stdio.h>
 
 const char lwf_cmd_valid_usage[] =
-    "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-merged] [-reference]";
+    "valid <lwf.cfg> <weights> [-task NAME] [-top K] [-csv] [-merged [-calib N]] [-reference]";
 
-/* -merged: one row over every task's valid images, each scored against all classes */
-static int valid_merged(lwf_model *m, int top, int csv, const char *only)
+/* -merged: one row over every task's valid images, each scored against all classes, the
+ * heads calibrated on `calib` of the new task's training images (0: the more confident head) */
+static int valid_merged(lwf_model *m, int top, int csv, const char *only, int calib)
 {
     lwf_err err;
     lwf_accuracy acc;
+    lwf_merged_calib c;
     if (only) {
         fprintf(stderr, "darknet lwf valid: -merged scores every task together; it takes no -task\n");
         return 2;
     }
-    if (lwf_validate_merged(m, top, &acc, &err)) {
+    int rc = calib > 0 && lwf_merged_calibrate(m, calib, &c, &err);
+    if (!rc) rc = lwf_validate_merged(m, calib > 0 ? &c : NULL, top, &acc, &err);
+    if (calib > 0) lwf_merged_calib_free(&c); /* zeroed by a failed lwf_merged_calibrate */
+    if (rc) {
         fprintf(stderr, "darknet lwf valid: %s\n", err.msg);
         return 1;
     }
@@ -32,16 +38,22 @@ static int valid_merged(lwf_model *m, int top, int csv, const char *only)
 int lwf_cmd_valid(int argc, char **argv)
 {
     const char *only = NULL;
-    int top = 0, csv = 0, reference = 0, merged = 0;
+    int top = 0, csv = 0, reference = 0, merged = 0, calib = -1;
     lwf_arg flags[] = {{"-task", LWF_ARG_STR, &only, 0, 0},
                        {"-top", LWF_ARG_INT, &top, 1, 1 << 20},
                        {"-csv", LWF_ARG_FLAG, &csv, 0, 0},
                        {"-merged", LWF_ARG_FLAG, &merged, 0, 0},
+                       {"-calib", LWF_ARG_INT, &calib, 0, 1 << 30},
                        {"-reference", LWF_ARG_FLAG, &reference, 0, 0},
                        {NULL, 0, NULL, 0, 0}};
     char *pos[2];
     int npos;
     if (lwf_args_parse(argc, argv, flags, pos, 2, 2, &npos, lwf_cmd_valid_usage)) return 2;
+    if (calib >= 0 && !merged) {
+        fprintf(stderr, "darknet lwf valid: -calib is -merged's\n");
+        return 2;
+    }
+    if (calib < 0) calib = LWF_MERGED_CALIB_IMAGES;
     if (reference) lwf_set_reference(1);
     lwf_err err;
     lwf_build_opts bo = {1, 1};
@@ -56,7 +68,7 @@ int lwf_cmd_valid(int argc, char **argv)
     }
     if (!whole) fprintf(stderr, "note: %s holds the old network only: the new head is untrained\n", pos[1]);
     if (merged) {
-        rc = valid_merged(m, top, csv, only);
+        rc = valid_merged(m, top, csv, only, calib);
         lwf_model_free(m);
         return rc;
     }

@@ -905,8 +905,9 @@ static int export_all_files(const lwf_model *m, const char *outcfg, lwf_err *err
 
 /* The cfg of lwf export ... all: [net], the trunk, each head (after a [route] back to the
  * trunk's last layer, but the first) ending in its own [softmax], then a [route] of every
- * head's probabilities side by side: stock `classifier valid` takes the largest, the class of
- * the more confident head (lwf_merged_scores). *layers (n) gets the network's layers in order. */
+ * head's probabilities side by side and a [connected] layer (linear, diagonal weights: the
+ * calibration's scale, biases its bias; export_all_weights): stock `classifier valid` takes the
+ * largest, as lwf_merged_scores does. *layers (n) gets the network's layers in order. */
 static int export_all_cfg(const lwf_model *m, const lwf_cfgfile *cf, sbuf *out, int *layers, int *n, lwf_err *err)
 {
     const char *path = cf->path;
@@ -936,9 +937,46 @@ static int export_all_cfg(const lwf_model *m, const lwf_cfgfile *cf, sbuf *out, 
         sl += (size_t)snprintf(soft + sl, sizeof soft - sl, "%s%d", k ? "," : "", at++);
         if (sl >= sizeof soft) return lwf_fail(err, "%s: too many heads", path);
     }
-    sb_printf(out, "[route]\nlayers=%s\n", soft);
+    sb_printf(out, "[route]\nlayers=%s\n\n", soft);
+    sb_printf(out, "# the heads' calibration (lwf valid -merged): class j's probability times weight (j, j), plus bias j\n"
+                   "[connected]\noutput=%d\nactivation=linear\n",
+              lwf_merged_classes(m));
     *n = nl;
     return 0;
+}
+
+/* The .weights of lwf export ... all: the layers[0..n) of m's network, then the calibration's
+ * [connected] layer: biases = c's bias, weights (classes, classes) = diag(c's scale). */
+static int export_all_weights(const lwf_model *m, const int *layers, int n, const lwf_merged_calib *c,
+                              const char *path, size_t seen, lwf_err *err)
+{
+    int k = c->classes, rc = -1;
+    network net = *m->net;
+    layer *ls = malloc((size_t)(net.n + 1) * sizeof(layer));
+    int *idx = malloc((size_t)(n + 1) * sizeof(int));
+    float *w = calloc((size_t)k * (size_t)k, sizeof(float));
+    if (!ls || !idx || !w) {
+        lwf_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    memcpy(ls, net.layers, (size_t)net.n * sizeof(layer));
+    layer *cl = &ls[net.n];
+    memset(cl, 0, sizeof *cl);
+    cl->type = CONNECTED;
+    cl->inputs = cl->outputs = k;
+    cl->biases = c->bias;
+    cl->weights = w;
+    for (int j = 0; j < k; ++j) w[(size_t)j * (size_t)k + (size_t)j] = c->scale[j];
+    memcpy(idx, layers, (size_t)n * sizeof(int));
+    idx[n] = net.n;
+    net.layers = ls;
+    ++net.n;
+    rc = lwf_weights_save_layers(&net, idx, n + 1, path, seen, err);
+done:
+    free(ls);
+    free(idx);
+    free(w);
+    return rc;
 }
 
 static int export_all(const char *cfgpath, const char *weights, const char *outcfg, const char *outweights,
@@ -951,6 +989,7 @@ static int export_all(const char *cfgpath, const char *weights, const char *outc
     size_t seen = 0;
     sbuf out = {0};
     lwf_cfgfile cf = {0};
+    lwf_merged_calib cal = {0};
     if (!layers) {
         lwf_fail(err, "%s: out of memory", outweights);
         goto done;
@@ -966,13 +1005,15 @@ static int export_all(const char *cfgpath, const char *weights, const char *outc
         lwf_fail(err, "%s: out of memory", outcfg);
         goto done;
     }
+    if (lwf_merged_calibrate(m, LWF_MERGED_CALIB_IMAGES, &cal, err)) goto done;
     if (export_all_files(m, outcfg, err) || lwf_write_file_atomic(outcfg, out.p, out.n, err)) goto done;
-    if (lwf_weights_save_layers(m->net, layers, n, outweights, seen, err)) {
+    if (export_all_weights(m, layers, n, &cal, outweights, seen, err)) {
         unlink(outcfg);
         goto done;
     }
     rc = 0;
 done:
+    lwf_merged_calib_free(&cal);
     free(out.p);
     free(layers);
     lwf_cfg_free(&cf);

@@ -902,6 +902,16 @@ fashion_weights_cut() {
     assert_rejected "-task" - "missing value"
 }
 
+@test "args: lwf valid -calib without -merged is an error naming both flags" {
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -calib 100
+    assert_rejected "-calib" - "-merged"
+}
+
+@test "args: lwf valid -merged -calib -1 is an error naming the value" {
+    hostile lwf valid "$SMALL" "$T/backup/small.weights" -merged -calib -1
+    assert_rejected "'-1'" - "-calib"
+}
+
 # ---- divergence --------------------------------------------------------------------------
 
 @test "divergence: learning_rate=1e9 stops with an error and never writes non-finite weights" {
