@@ -225,7 +225,7 @@ static int precise_bn(trainer *t, const lwf_plan *plan, int phase, lwf_err *err)
 }
 
 /* The final <cfg>.weights; a grown head whose bias correction applies is weight-aligned first, the
- * weights before it kept as <cfg>.uncorrected.weights. */
+ * weights before it kept as <cfg>.uncorrected.weights (and with -valid, measured again). */
 static int finish(trainer *t, lwf_err *err)
 {
     network *net = t->m->net;
@@ -233,6 +233,9 @@ static int finish(trainer *t, lwf_err *err)
         if (lwf_folder_save(&t->dir, net, ".uncorrected.weights", NULL, err)) return -1;
         fprintf(stderr, "bias correction: the new classes' logits scaled by %.4f (weight aligning)\n",
                 lwf_grow_align(t->m));
+        /* -valid's last figure is of the weights the run ends with (the log keeps the uncorrected) */
+        double top1[LWF_MAX_TASKS], vs;
+        if (t->valid && validate(t, t->total, top1, &vs, err)) return -1;
     }
     return lwf_folder_save(&t->dir, net, ".weights", NULL, err);
 }
@@ -277,6 +280,9 @@ static int run(trainer *t, lwf_err *err)
         double loss = weighted_loss(m, task_loss);
         if ((rc = check_weights(t, k, err)) != 0) break;
         double secs = what_time_is_it_now() - it0; /* the iteration's own time, without -valid's */
+        /* a phase's end re-estimates its batch-norm statistics before anything measures or keeps them */
+        if (k + 1 == t->warmup && (rc = precise_bn(t, &warm, 0, err)) != 0) break;
+        if (k + 1 == t->total && t->total > t->warmup && (rc = precise_bn(t, &joint, 1, err)) != 0) break;
         int last = k + 1 == t->total || (o->stop > 0 && k + 1 >= o->stop);
         int valid = t->valid && ((k + 1) % o->valid_every == 0 || last);
         if (valid && (rc = validate(t, k + 1, top1, &vs, err)) != 0) break;
@@ -292,8 +298,6 @@ static int run(trainer *t, lwf_err *err)
         lwf_iter_report r = {k + 1, (float)((double)*net->seen / N), warmup, loss, avg, rate, secs,
                              *net->seen, scored, task_loss, valid ? top1 : NULL, NULL};
         rc = lwf_report(&t->log, m, &r, warmup ? "warmup" : "joint", eta, o->quiet, err);
-        if (!rc && k + 1 == t->warmup) rc = precise_bn(t, &warm, 0, err);
-        if (!rc && k + 1 == t->total && t->total > t->warmup) rc = precise_bn(t, &joint, 1, err);
         if (!rc && (valid || last || (!t->valid && (k + 1) % LWF_CHART_EVERY == 0)))
             lwf_chart_draw(&t->chart, bpath(t, ".log.csv"), m, t->warmup, t->total);
         if (!rc) rc = lwf_save_backups(&t->dir, net, o, &at, k + 1, &stop, err);

@@ -980,6 +980,29 @@ static void test_valid_figures_and_weights(void **state)
     free(without);
 }
 
+/* -valid's figures at the end of a phase are of the weights the phase leaves: measured after
+ * precise_bn's re-estimation (the last iteration's against lwf valid on the final weights). */
+static void test_valid_after_precise_bn(void **state)
+{
+    fixture *f = *state;
+    char *cfg = lwf_cfg(f, "pbnvalid", 10, 20, 0.1f, "precise_bn=4\n");
+    assert_int_equal(train(f->new_data, cfg, f->old_weights, "-seed 9 -valid 30"), 0);
+    char path[4200], field[64], w[4200];
+    snprintf(path, sizeof path, "%s/backup-tint/pbnvalid.log.csv", f->dir);
+    char *log = (char *)tu_slurp(path, NULL), *l = log_line(log, 30);
+    snprintf(w, sizeof w, "%s/backup-tint/pbnvalid.weights", f->dir);
+    const char *tasks[2] = {"quad", "tint"};
+    for (int q = 0; q < 2; ++q) {
+        csv_field(l, 10 + q, field, sizeof field);
+        double logged = strtod(field, NULL), valid = valid_top1(cfg, w, tasks[q]);
+        print_message("# %s: -valid %.6f, lwf valid %.6f on the final weights\n", tasks[q], logged, valid);
+        if (fabs(logged - valid) > 5e-5) fail_msg("task %s: -valid %.6f, lwf valid %.4f", tasks[q], logged, valid);
+    }
+    free(l);
+    free(log);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1002,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_precise_bn_changes_only_rolling_statistics),
         cmocka_unit_test(test_precise_bn_resume),
         cmocka_unit_test(test_valid_figures_and_weights),
+        cmocka_unit_test(test_valid_after_precise_bn),
     };
     return cmocka_run_group_tests_name("train", tests, setup, teardown);
 }
