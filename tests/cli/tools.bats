@@ -201,7 +201,7 @@ det_datas() {
     run "$DARKNET" lwf init "$d/one.cfg" "$d/new.data" "$d/grown.cfg" -grow "$d/old.data"
     assert_ok
     # a whole model of zeros: every output 0, each class .25 at every anchor
-    n=$("$DARKNET" lwf info "$d/grown.cfg" 2>/dev/null | sed -n 's/^weights: .*, \([0-9][0-9]*\) for the whole model$/\1/p')
+    n=$("$DARKNET" lwf info "$d/grown.cfg" 2>/dev/null | sed -n 's/^weights: \(.* \)\{0,1\}\([0-9][0-9]*\)\( floats\)\{0,1\} for the whole model$/\2/p')
     [ -n "$n" ]
     weights_file "$d/w.weights" "$n"
     run "$DARKNET" lwf export "$d/grown.cfg" "$d/w.weights" grown "$d/e.cfg" "$d/e.weights"
@@ -223,7 +223,7 @@ det_datas() {
     [ -s "$d/stock.txt" ]
     diff "$d/ours.txt" "$d/stock.txt"
     # the old detector's file (the weights of one.cfg): its new rows are untrained; another task name
-    n=$("$DARKNET" lwf info "$d/one.cfg" 2>/dev/null | sed -n 's/^weights: .*, \([0-9][0-9]*\) for the whole model$/\1/p')
+    n=$("$DARKNET" lwf info "$d/one.cfg" 2>/dev/null | sed -n 's/^weights: \(.* \)\{0,1\}\([0-9][0-9]*\)\( floats\)\{0,1\} for the whole model$/\2/p')
     [ -n "$n" ]
     weights_file "$d/old.weights" "$n"
     run "$DARKNET" lwf export "$d/grown.cfg" "$d/old.weights" grown "$d/x.cfg" "$d/x.weights"
