@@ -747,6 +747,18 @@ static int grow_detector_cfg(const lwf_cfgfile *cf, int K, int total, const char
     return 0;
 }
 
+/* The new task's .data and the old one's (-grow); -1 with err naming which, nothing kept. */
+static int read_datas(const char *newdata, const char *olddata, lwf_datacfg *nd, lwf_datacfg *od, lwf_err *err)
+{
+    lwf_err derr;
+    if (lwf_datacfg_read(newdata, nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
+    if (lwf_datacfg_read(olddata, od, &derr)) {
+        lwf_datacfg_free(nd);
+        return lwf_fail(err, "old task (-grow): %s", derr.msg);
+    }
+    return 0;
+}
+
 /* lwf init -grow on a detector: the grown cfg, <stem>.names (old names, then new) and
  * <stem>.data (classes, names, backup, old_data=, new_data=: DESIGN "Detection"). */
 static int init_grow_detector(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
@@ -757,12 +769,7 @@ static int init_grow_detector(const char *oldcfg, const char *newdata, const cha
     beside(outcfg, ".names", namesp, sizeof namesp);
     stem(outcfg, name, sizeof name);
     lwf_datacfg nd, od;
-    lwf_err derr;
-    if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
-    if (lwf_datacfg_read(olddata, &od, &derr)) {
-        lwf_datacfg_free(&nd);
-        return lwf_fail(err, "old task (-grow): %s", derr.msg);
-    }
+    if (read_datas(newdata, olddata, &nd, &od, err)) return -1;
     sbuf out = {0}, names = {0}, dat = {0};
     lwf_cfgfile cf = {0};
     int rc = 0, total = od.classes + nd.classes;
@@ -814,12 +821,7 @@ int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, 
     beside(outcfg, ".valid.list", validp, sizeof validp);
     stem(outcfg, name, sizeof name);
     lwf_datacfg nd, od;
-    lwf_err derr;
-    if (lwf_datacfg_read(newdata, &nd, &derr)) return lwf_fail(err, "new task: %s", derr.msg);
-    if (lwf_datacfg_read(olddata, &od, &derr)) {
-        lwf_datacfg_free(&nd);
-        return lwf_fail(err, "old task (-grow): %s", derr.msg);
-    }
+    if (read_datas(newdata, olddata, &nd, &od, err)) return -1;
     sbuf out = {0}, labels = {0}, valid = {0}, dat = {0};
     lwf_cfgfile cf = {0};
     int rc = 0;

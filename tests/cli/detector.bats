@@ -39,15 +39,7 @@ setup_file() {
 }
 
 setup() {
-    cd "$LWF_ROOT" || return 1
-    [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
-        skip "no Fashion-MNIST (package dataset-fashion-mnist)"
-    F=$BATS_FILE_TMPDIR
-    [ -f "$F/.trained" ] || {
-        echo "setup_file failed:" >&2
-        cat "$F/prep.out" "$F/train.out" >&2
-        return 1
-    }
+    trained_setup
 }
 
 # mean of the loss column (4) of log lines (iterations) $2..$3 of CSV log $1

@@ -201,3 +201,18 @@ weight_counts() {
         return 1
     }
 }
+
+# setup() of a file whose setup_file trains on Fashion-MNIST data into $BATS_FILE_TMPDIR (F),
+# writing $F/prep.out, $F/train.out and, when everything ran, $F/.trained: skips without
+# the data (a skip fails the run under CI=true), fails with those outputs if training did.
+trained_setup() {
+    cd "$LWF_ROOT" || return 1
+    [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
+        skip "no Fashion-MNIST (package dataset-fashion-mnist)"
+    F=$BATS_FILE_TMPDIR
+    [ -f "$F/.trained" ] || {
+        echo "setup_file failed:" >&2
+        cat "$F/prep.out" "$F/train.out" >&2
+        return 1
+    }
+}

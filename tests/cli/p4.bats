@@ -46,15 +46,7 @@ setup_file() {
 }
 
 setup() {
-    cd "$LWF_ROOT" || return 1
-    [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
-        skip "no Fashion-MNIST (package dataset-fashion-mnist)"
-    F=$BATS_FILE_TMPDIR
-    [ -f "$F/.trained" ] || {
-        echo "setup_file failed:" >&2
-        cat "$F/prep.out" "$F/train.out" >&2
-        return 1
-    }
+    trained_setup
 }
 
 @test "P4 in small: LwF keeps the old classes' mAP clearly above fine-tuning's while it learns the new ones" {
