@@ -1077,68 +1077,47 @@ static int export_detector(lwf_model *m, const char *weights, const char *task, 
     return rc;
 }
 
-int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
-               const char *outweights, lwf_err *err)
+/* The error for a task name that m has not: every name it has, however long. */
+static int no_such_task(const lwf_model *m, const char *cfgpath, const char *task, lwf_err *err)
 {
-    const lwf_file outs[] = {{outcfg, "output cfg"}, {outweights, "output weights"}},
+    size_t need = 1, at = 0;
+    for (int j = 0; j < m->ntasks; ++j) need += strlen(m->tasks[j].name) + 1;
+    char *names = malloc(need);
+    for (int j = 0; names && j < m->ntasks; ++j) at += (size_t)snprintf(names + at, need - at, " %s", m->tasks[j].name);
+    lwf_fail(err, "%s: no task named '%s'; its tasks are:%s", cfgpath, task, names ? names : " (out of memory)");
+    free(names);
+    return -1;
+}
+
+/* lwf export ... all: every task as one classifier, with <out stem>.data, .labels and
+ * .valid.list beside the cfg (checked as outputs too). */
+static int export_all_checked(const char *cfgpath, const char *weights, const char *outcfg, const char *outweights,
+                              lwf_err *err)
+{
+    char d[4200], l[4200], v[4200];
+    beside(outcfg, ".data", d, sizeof d);
+    beside(outcfg, ".labels", l, sizeof l);
+    beside(outcfg, ".valid.list", v, sizeof v);
+    const lwf_file outs[] = {{outcfg, "output cfg"}, {outweights, "output weights"}, {d, "output .data"},
+                             {l, "output labels"}, {v, "output valid list"}},
                    ins[] = {{cfgpath, "LwF cfg"}, {weights, "weights"}};
-    if (lwf_check_outputs(outs, 2, ins, 2, err)) return -1;
-    lwf_build_opts bo = {1, 1};
-    lwf_model *m = lwf_model_load(cfgpath, &bo, err);
-    if (!m) return -1;
-    int rc = -1, *layers = NULL;
+    if (lwf_check_outputs(outs, 5, ins, 2, err)) return -1;
+    return export_all(cfgpath, weights, outcfg, outweights, err);
+}
+
+/* Task k of m (weights loaded) as a stock classifier: the trunk's sections, then the head's
+ * without [task] and loss, ending in its [softmax]; the cfg written first. */
+static int export_task(lwf_model *m, int k, const char *cfgpath, const char *outcfg, const char *outweights,
+                       size_t seen, lwf_err *err)
+{
+    const lwf_task *t = &m->tasks[k];
+    int trunk = m->trunk, hn = t->loss - t->first - 1, n = trunk + hn, rc = -1;
+    int *layers = malloc((size_t)n * sizeof *layers);
     sbuf out = {0};
     lwf_cfgfile cf = {0};
-    for (int j = 0; j < m->ntasks; ++j) {
-        const lwf_file tdata[] = {{m->tasks[j].data, "task's .data"}};
-        if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
-    }
-    if (m->detector) {
-        rc = export_detector(m, weights, task, outcfg, outweights, err);
-        goto done;
-    }
-    int k = lwf_task_find(m, task);
-    if (k < 0 && strcmp(task, "all") == 0) { /* every task as one classifier (a task named all wins) */
-        lwf_model_free(m);
-        char d[4200], l[4200], v[4200];
-        beside(outcfg, ".data", d, sizeof d);
-        beside(outcfg, ".labels", l, sizeof l);
-        beside(outcfg, ".valid.list", v, sizeof v);
-        const lwf_file outs4[] = {{outcfg, "output cfg"}, {outweights, "output weights"}, {d, "output .data"},
-                                  {l, "output labels"}, {v, "output valid list"}};
-        if (lwf_check_outputs(outs4, 5, ins, 2, err)) return -1;
-        return export_all(cfgpath, weights, outcfg, outweights, err);
-    }
-    if (k < 0) {
-        size_t need = 1, at = 0; /* every name, however long */
-        for (int j = 0; j < m->ntasks; ++j) need += strlen(m->tasks[j].name) + 1;
-        char *names = malloc(need);
-        for (int j = 0; names && j < m->ntasks; ++j)
-            at += (size_t)snprintf(names + at, need - at, " %s", m->tasks[j].name);
-        lwf_fail(err, "%s: no task named '%s'; its tasks are:%s", cfgpath, task, names ? names : " (out of memory)");
-        free(names);
-        goto done;
-    }
-    const lwf_task *t = &m->tasks[k];
-    int whole = 0;
-    size_t seen = 0;
-    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) goto done;
-    if (!whole && t->is_new) {
-        lwf_fail(err, "%s holds the old network only (trunk + old heads): the new task '%s' has no trained weights "
-                      "in it",
-                 weights, task);
-        goto done;
-    }
-    /* the stock network: trunk layers, then the head's layers without [task] and loss */
-    int trunk = m->trunk, hn = t->loss - t->first - 1, n = trunk + hn;
-    layers = malloc((size_t)n * sizeof *layers);
-    if (!layers) {
-        lwf_fail(err, "%s: out of memory", outweights);
-        goto done;
-    }
+    if (!layers) return lwf_fail(err, "%s: out of memory", outweights);
     for (int i = 0; i < trunk; ++i) layers[i] = i;
     for (int i = 0; i < hn; ++i) layers[trunk + i] = t->first + 1 + i;
-
     if (lwf_cfg_read(cfgpath, &cf, err)) goto done;
     /* sections: [net] is 0, layer i is section i + 1 */
     if (emit(&out, cfgpath, &cf.sections[0], NULL, NULL, 1, NULL, 0, 0, err)) goto done;
@@ -1169,6 +1148,47 @@ done:
     free(out.p);
     free(layers);
     lwf_cfg_free(&cf);
+    return rc;
+}
+
+int lwf_export(const char *cfgpath, const char *weights, const char *task, const char *outcfg,
+               const char *outweights, lwf_err *err)
+{
+    const lwf_file outs[] = {{outcfg, "output cfg"}, {outweights, "output weights"}},
+                   ins[] = {{cfgpath, "LwF cfg"}, {weights, "weights"}};
+    if (lwf_check_outputs(outs, 2, ins, 2, err)) return -1;
+    lwf_build_opts bo = {1, 1};
+    lwf_model *m = lwf_model_load(cfgpath, &bo, err);
+    if (!m) return -1;
+    int rc = -1;
+    for (int j = 0; j < m->ntasks; ++j) {
+        const lwf_file tdata[] = {{m->tasks[j].data, "task's .data"}};
+        if (lwf_check_outputs(outs, 2, tdata, 1, err)) goto done;
+    }
+    if (m->detector) {
+        rc = export_detector(m, weights, task, outcfg, outweights, err);
+        goto done;
+    }
+    int k = lwf_task_find(m, task);
+    if (k < 0 && strcmp(task, "all") == 0) { /* every task as one classifier (a task named all wins) */
+        lwf_model_free(m);
+        return export_all_checked(cfgpath, weights, outcfg, outweights, err);
+    }
+    if (k < 0) {
+        no_such_task(m, cfgpath, task, err);
+        goto done;
+    }
+    int whole = 0;
+    size_t seen = 0;
+    if (lwf_weights_load_model(m, weights, &whole, &seen, err)) goto done;
+    if (!whole && m->tasks[k].is_new) {
+        lwf_fail(err, "%s holds the old network only (trunk + old heads): the new task '%s' has no trained weights "
+                      "in it",
+                 weights, task);
+        goto done;
+    }
+    rc = export_task(m, k, cfgpath, outcfg, outweights, seen, err);
+done:
     lwf_model_free(m);
     return rc;
 }
