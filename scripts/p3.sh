@@ -39,7 +39,11 @@ $DN lwf init cfg/fashion.cfg cfg/fashion-b.data "$cfg" -grow cfg/fashion-a.data 
 sed -i -e 's/^learning_rate=.*/learning_rate=0.01/' -e 's/^warmup_learning_rate=.*/warmup_learning_rate=0.01/' \
        -e 's/^max_crop=28$/max_crop=28\nflip=0/' "$cfg"
 scripts/pick_exemplars.sh cfg/fashion-a.data "$PER" "$SEED" > "$OUT/exemplars.list"
-sed "s#^data=\(.*\)#data=\1\nexemplars=$OUT/exemplars.list#" "$cfg" > "$OUT/fashion-all-ex.cfg"
+# with exemplars the correction is off by default: on here, so that each run keeps both
+# (<cfg>.uncorrected.weights is the default's answer)
+sed -e "s#^data=\(.*\)#data=\1\nexemplars=$OUT/exemplars.list#" -e 's/^\[lwf_softmax\]$/[lwf_softmax]\nbias_correction=1/' \
+    "$cfg" > "$OUT/fashion-all-ex.cfg"
+grep -q '^bias_correction=1$' "$OUT/fashion-all-ex.cfg" || { echo "p3: no [lwf_softmax] in $cfg" >&2; exit 1; }
 # joint: every label, A's and B's training images
 cat data/fmnist/a.train.list data/fmnist/b.train.list > "$OUT/all.train.list"
 
