@@ -66,10 +66,7 @@ int lwf_cmd_map(int argc, char **argv)
         return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
-    lwf_build_opts bo = {1, 1};
-    int saved = lwf_quiet_begin(); /* no layer table */
-    lwf_model *m = lwf_model_load(pos[0], &bo, &err);
-    lwf_quiet_end(saved);
+    lwf_model *m = lwf_model_load_quiet(pos[0], &err);
     int whole = 0, rc = 1;
     lwf_map_result r;
     if (m && !m->detector) lwf_fail(&err, "%s: not a detector (no [yolo] layer): lwf valid scores classifiers", pos[0]);

@@ -117,10 +117,7 @@ int lwf_cmd_predict(int argc, char **argv)
     if (lwf_args_parse(argc, argv, flags, pos, 3, 3, &npos, lwf_cmd_predict_usage)) return 2;
     if (reference) lwf_set_reference(1);
     lwf_err err;
-    lwf_build_opts bo = {1, 1};
-    int saved = lwf_quiet_begin(); /* no layer table */
-    lwf_model *m = lwf_model_load(pos[0], &bo, &err);
-    lwf_quiet_end(saved);
+    lwf_model *m = lwf_model_load_quiet(pos[0], &err);
     int whole = 0, rc = 0, pick = -1;
     if (m && m->detector) return detector_command(m, pos, thresh, datafile, out);
     if (m && (thresh || datafile)) {

@@ -56,10 +56,7 @@ int lwf_cmd_valid(int argc, char **argv)
     if (calib < 0) calib = LWF_MERGED_CALIB_IMAGES;
     if (reference) lwf_set_reference(1);
     lwf_err err;
-    lwf_build_opts bo = {1, 1};
-    int saved = lwf_quiet_begin(); /* no layer table */
-    lwf_model *m = lwf_model_load(pos[0], &bo, &err);
-    lwf_quiet_end(saved);
+    lwf_model *m = lwf_model_load_quiet(pos[0], &err);
     int whole = 0, rc = 0;
     if (!m || lwf_weights_load_model(m, pos[1], &whole, NULL, &err)) {
         fprintf(stderr, "darknet lwf valid: %s\n", err.msg);

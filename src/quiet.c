@@ -23,3 +23,12 @@ void lwf_quiet_end(int saved)
     dup2(saved, 2);
     close(saved);
 }
+
+lwf_model *lwf_model_load_quiet(const char *cfg, lwf_err *err)
+{
+    lwf_build_opts bo = {1, 1};
+    int saved = lwf_quiet_begin(); /* no layer table */
+    lwf_model *m = lwf_model_load(cfg, &bo, err);
+    lwf_quiet_end(saved);
+    return m;
+}

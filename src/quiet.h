@@ -5,10 +5,16 @@
 #ifndef LWF_QUIET_H
 #define LWF_QUIET_H
 
+#include "lwf.h"
+
 /* Flushes stderr and points fd 2 at /dev/null.  Returns what lwf_quiet_end needs (-1 if
  * nothing was redirected). */
 int lwf_quiet_begin(void);
 /* Flushes stderr and puts fd 2 back. */
 void lwf_quiet_end(int saved);
+
+/* The model of cfg at batch 1 (valid, predict, map), built without its layer table;
+ * NULL with err. */
+lwf_model *lwf_model_load_quiet(const char *cfg, lwf_err *err);
 
 #endif
