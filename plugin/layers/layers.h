@@ -71,6 +71,7 @@ typedef struct lwf_yolo_params {
     float lambda_cls;      /* weight of the old classes' distillation */
     float lambda_box;      /* weight of the boxes' distillation */
     float teacher_thresh;  /* boxes distilled where the teacher's objectness exceeds this */
+    float teacher_new_iou; /* nothing distilled where the teacher's box overlaps a new box more */
     unsigned char *cell;   /* (n, h, w) scratch: each anchor and cell's kind for the image */
 } lwf_yolo_params;
 
@@ -79,12 +80,11 @@ typedef struct lwf_yolo_params {
  * anchor of all, in its cell; or an overlap above truth_thresh), 1 where the predicted box
  * overlaps a box by more than ignore_thresh, 0 elsewhere (background). */
 void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int netw, int neth, unsigned char *cell);
-/* IoU with a new box above which the teacher's box at a cell is its reading of that new
- * object as an old class (it never saw the new classes): not distilled there (yolo.c) */
-#define LWF_YOLO_NEW_IOU 0.5f
 /* Marks 3 in cell the anchors and cells not assigned whose teacher box (from t, the teacher's
- * (n, 4 + 1 + K, h, w) output) overlaps one of the new boxes by more than LWF_YOLO_NEW_IOU. */
-void lwf_yolo_teacher_cells(const layer *l, int K, const float *t, const float *boxes, int netw, int neth,
+ * (n, 4 + 1 + K, h, w) output) overlaps one of the new boxes by more than new_iou: the
+ * teacher's reading of that new object as an old class (it never saw the new classes), not
+ * distilled there (yolo.c). */
+void lwf_yolo_teacher_cells(const layer *l, int K, const float *t, const float *boxes, int netw, int neth, float new_iou,
                             unsigned char *cell);
 /* Sets the distillation deltas of one image (see yolo.c) from the student's output s and the
  * teacher's t (n, 4 + 1 + K, h, w) into delta (l.outputs), leaving cells of kind 2 and 3 alone. */

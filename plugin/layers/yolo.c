@@ -10,7 +10,7 @@
  * anchor of the layer is, for the new boxes: assigned (a box's best anchor and cell: stock
  * deltas), ignored (its predicted box overlaps a box by more than ignore_thresh: stock deltas,
  * objectness left alone), the teacher's reading of a new object (the teacher's box there
- * overlaps a new box by more than LWF_YOLO_NEW_IOU: the old detector never saw the new
+ * overlaps a new box by more than teacher_new_iou: the old detector never saw the new
  * classes and calls them old ones; stock deltas) or background.  With a teacher, the
  * distillation adds
  *   background: objectness   lambda_obj (t_obj - s_obj)  instead of stock's (0 - s_obj);
@@ -92,13 +92,13 @@ void lwf_yolo_cells(const layer *l, const float *out, const float *boxes, int ne
 }
 
 void lwf_yolo_teacher_cells(const layer *l, int K, const float *t, const float *boxes, int netw, int neth,
-                            unsigned char *cell)
+                            float new_iou, unsigned char *cell)
 {
     int wh = l->w * l->h;
     for (int n = 0; n < l->n; ++n)
         for (int loc = 0; loc < wh; ++loc)
             if (cell[n * wh + loc] != CELL_ASSIGNED &&
-                best_iou(predicted(l, t, K, n, loc % l->w, loc / l->w, netw, neth), boxes) > LWF_YOLO_NEW_IOU)
+                best_iou(predicted(l, t, K, n, loc % l->w, loc / l->w, netw, neth), boxes) > new_iou)
                 cell[n * wh + loc] = CELL_TEACHER_ON_NEW;
 }
 
@@ -215,7 +215,7 @@ static void forward_lwf_yolo(layer l, network net)
             const float *out = l.output + (size_t)b * l.outputs;
             const float *boxes = stock.truth + (size_t)b * l.truths, *t = net.truth + (size_t)b * p->truths + p->offset;
             lwf_yolo_cells(&l, out, boxes, net.w, net.h, q->cell);
-            lwf_yolo_teacher_cells(&l, q->old_classes, t, boxes, net.w, net.h, q->cell);
+            lwf_yolo_teacher_cells(&l, q->old_classes, t, boxes, net.w, net.h, q->teacher_new_iou, q->cell);
             lwf_yolo_distill(&l, q, out, t, q->cell, l.delta + (size_t)b * l.outputs);
         }
         float c = 0;

@@ -46,7 +46,7 @@ static layer stock_yolo(void)
 }
 
 static const lwf_yolo_params keys = {.lambda_obj = 0.7f, .lambda_cls = 1.3f, .lambda_box = 0.9f,
-                                     .teacher_thresh = 0.5f};
+                                     .teacher_thresh = 0.5f, .teacher_new_iou = 0.5f};
 
 static layer grown(int distill)
 {
@@ -154,7 +154,7 @@ static void test_yolo_distillation_gradients(void **state)
     for (int b = 0; b < B; ++b) {
         const float *t = truth + b * TRUTHS + BOXES;
         lwf_yolo_cells(&l, l.output + b * OUTS, compact + b * BOXES, NETW, NETH, cell);
-        lwf_yolo_teacher_cells(&l, K, t, compact + b * BOXES, NETW, NETH, cell);
+        lwf_yolo_teacher_cells(&l, K, t, compact + b * BOXES, NETW, NETH, keys.teacher_new_iou, cell);
         for (int i = 0; i < NA * W * H; ++i) {
             kinds[cell[i]]++;
             confident += cell[i] == 0 && t[(i / (W * H)) * W * H * (4 + 1 + K) + 4 * W * H + i % (W * H)] > 0.5f;
@@ -229,7 +229,7 @@ static void test_yolo_cells_by_hand(void **state)
     free_yolo(l);
 }
 
-/* where the teacher's box covers a new box (IoU > LWF_YOLO_NEW_IOU) at an anchor that does
+/* where the teacher's box covers a new box (IoU > teacher_new_iou) at an anchor that does
  * not learn it, the cell is not distilled: its deltas are stock's */
 static void test_yolo_teacher_on_new_box(void **state)
 {
@@ -252,7 +252,7 @@ static void test_yolo_teacher_on_new_box(void **state)
     unsigned char cell[NA * W * H];
     lwf_yolo_cells(&l, l.output, compact, NETW, NETH, cell);
     assert_int_not_equal(cell[n * W * H + loc], 2); /* the box's best anchor is the first */
-    lwf_yolo_teacher_cells(&l, K, t, compact, NETW, NETH, cell);
+    lwf_yolo_teacher_cells(&l, K, t, compact, NETW, NETH, keys.teacher_new_iou, cell);
     assert_int_equal(cell[n * W * H + loc], 3);
     for (int e = 0; e < 4 + 1 + C; ++e) {
         int i = n * W * H * (4 + 1 + C) + e * W * H + loc;
@@ -265,6 +265,35 @@ static void test_yolo_teacher_on_new_box(void **state)
     free_yolo(l);
 }
 
+/* teacher_new_iou decides which overlap is the teacher reading a new object: its box at cell
+ * (1, 1) shifted right of the new box (IoU .35) is that reading at .2, not at .5 */
+static void test_yolo_teacher_new_iou(void **state)
+{
+    (void)state;
+    float z[B * OUTS], truth[B * TRUTHS], compact[BOXES];
+    fill_case(z, truth);
+    float *t = truth + BOXES;
+    int loc = 1 * W + 1, n = 1, per = W * H * (4 + 1 + K);
+    float dx = 0.35f * 0.65f / 1.35f; /* equal boxes shifted by dx: IoU (w - dx) / (w + dx) = .35 */
+    t[n * per + 0 * W * H + loc] = (0.3f + dx) * W - 1;
+    t[n * per + 1 * W * H + loc] = 0.4f * H - 1;
+    t[n * per + 2 * W * H + loc] = logf(0.35f * NETW / 37);
+    t[n * per + 3 * W * H + loc] = logf(0.45f * NETH / 58);
+    memcpy(compact, truth, BOXES * sizeof(float));
+    layer l = grown(1);
+    forward(&l, z, truth, 1);
+    unsigned char cell[NA * W * H], at_half[NA * W * H];
+    lwf_yolo_cells(&l, l.output, compact, NETW, NETH, cell);
+    assert_int_not_equal(cell[n * W * H + loc], 2);
+    memcpy(at_half, cell, sizeof cell);
+    lwf_yolo_teacher_cells(&l, K, t, compact, NETW, NETH, 0.5f, at_half);
+    assert_int_not_equal(at_half[n * W * H + loc], 3);
+    lwf_yolo_teacher_cells(&l, K, t, compact, NETW, NETH, 0.2f, cell);
+    assert_int_equal(cell[n * W * H + loc], 3);
+    lwf_yolo_free(&l);
+    free_yolo(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_yolo_without_teacher_is_stock),
         cmocka_unit_test(test_yolo_cells_by_hand),
         cmocka_unit_test(test_yolo_teacher_on_new_box),
+        cmocka_unit_test(test_yolo_teacher_new_iou),
     };
     return cmocka_run_group_tests_name("yolo", tests, NULL, NULL);
 }
