@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-backup/p4}
 SEED=${SEED:-1}
 OLD_ITERS=${OLD_ITERS:-1200}
-NEW_ITERS=${NEW_ITERS:-600}
+NEW_ITERS=${NEW_ITERS:-1200}
 NEW_RATE=${NEW_RATE:-0.005}
 METHODS=${METHODS:-lwf finetune joint}
 GROWN_KEYS=${GROWN_KEYS:-}
@@ -41,7 +41,7 @@ schedule() {
 
 # grown_cfg OLD.CFG: the old detector grown to A's and B's classes on stdout: each [yolo]
 # becomes [lwf_yolo] with classes=10, old_classes=5 (and GROWN_KEYS), the convolution before
-# it filters=(10+5)*3=45.  (lwf init -grow on a YOLO cfg will write the same.)
+# it filters=(10+5)*3=45.  (lwf init -grow writes the same, with a [task] naming its .data.)
 grown_cfg() {
     local keys=""
     for kv in $GROWN_KEYS; do keys="$keys\\n$kv"; done
