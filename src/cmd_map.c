@@ -71,7 +71,7 @@ int lwf_cmd_map(int argc, char **argv)
     lwf_map_result r;
     if (m && !m->detector) lwf_fail(&err, "%s: not a detector (no [yolo] layer): lwf valid scores classifiers", pos[0]);
     else if (m && lwf_weights_load_model(m, pos[1], &whole, NULL, &err) == 0 && !whole)
-        lwf_fail(&err, "%s: holds no weights for %s", pos[1], pos[0]);
+        lwf_fail(&err, NOT_WHOLE, pos[1], pos[0]);
     else if (m && whole && !o.data && !(o.data = m->tasks[0].data))
         lwf_fail(&err, "%s has no [task] data=: give the .data with -data", pos[0]);
     else if (m && whole && lwf_map(m, &o, &r, &err) == 0)

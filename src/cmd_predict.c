@@ -93,7 +93,7 @@ static int detector_command(lwf_model *m, char **pos, const char *thresh, const 
     if (thresh && (end == thresh || *end || !(th >= 0 && th <= 1)))
         rc = lwf_fail(&err, "-thresh must be a number in [0, 1], got '%s'", thresh);
     else if (lwf_weights_load_model(m, pos[1], &whole, NULL, &err) == 0 && !whole)
-        rc = lwf_fail(&err, "%s: holds no weights for %s", pos[1], pos[0]);
+        rc = lwf_fail(&err, NOT_WHOLE, pos[1], pos[0]);
     else if (whole) rc = predict_detector(m, pos[2], datafile, th, out, &err);
     else rc = -1;
     if (rc) fprintf(stderr, "darknet lwf predict: %s\n", err.msg);

@@ -17,4 +17,10 @@ void lwf_quiet_end(int saved);
  * NULL with err. */
 lwf_model *lwf_model_load_quiet(const char *cfg, lwf_err *err);
 
+/* map's and predict's error for a detector's weights file that holds only the old part of
+ * a grown cfg (arguments: the file, the cfg) */
+#define NOT_WHOLE                                                                               \
+    "%s: holds only the old detector's part of %s (the file training grows): give the trained " \
+    "weights (lwf train's <backup>/<cfg>.weights), or score the old detector with its own cfg"
+
 #endif

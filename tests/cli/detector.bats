@@ -184,6 +184,16 @@ grow_setup() {
     assert_contains "grown.cfg:" "random=1 (stock multi-scale training"
 }
 
+@test "lwf map and lwf predict of a grown cfg given the old detector's file: an error that says what to give" {
+    grow_setup "$F/bk-g-o"
+    img=$(head -1 "$F/d/a-test.list")
+    for cmd in "map $F/grown.cfg $F/bk/det.weights -data $F/grown.data" "predict $F/grown.cfg $F/bk/det.weights $img"; do
+        run "$DARKNET" lwf $cmd
+        [ "$status" -eq 1 ]
+        assert_contains "$F/bk/det.weights: holds only the old detector's part of $F/grown.cfg" "give the trained weights"
+    done
+}
+
 @test "lwf train -valid on a grown detector: mAP over all, old and new classes, as lwf map prints them" {
     # grown from the detector without batch normalisation, which finds boxes after 24 iterations
     grow_setup "$F/bk-gv"
