@@ -177,6 +177,8 @@ static void test_grown_detector_truth_row(void **state)
     assert_true(q1->loss.distill);
     /* lambda scales each distillation weight */
     assert_true(fabsf(q1->lambda_cls - 1.0f) < 1e-6f && fabsf(q1->lambda_obj - 2.0f) < 1e-6f);
+    /* the thresholds' defaults (measured on P4: plugin/cfg/sections.c) */
+    assert_true(q1->teacher_thresh == 0.5f && q1->teacher_new_iou == 0.2f);
     lwf_model_free(m);
     /* the old detector: [yolo] over the 5 old classes, 30 filters before each */
     lwf_build_opts bo = {2, 1};
@@ -431,6 +433,9 @@ static void test_detector_errors(void **state)
     free(t);
     t = edit(text, "[yolo]", "[yolo]\nlambda=1", 1);
     expect_error(t, "[yolo] unknown key 'lambda'");
+    free(t);
+    t = edit(text, "[yolo]", "[lwf_yolo]\nold_classes=2\nteacher_new_iou=1.5", 1);
+    expect_error(t, "[lwf_yolo] teacher_new_iou must be a number in [0, 1], got '1.5'");
     free(t);
     t = edit(text, "[route]", "[task]\nname=x\n[route]", 1);
     expect_error(t, "a detector is one task: its [task] (optional) comes right after [net]");
