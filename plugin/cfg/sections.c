@@ -694,7 +694,7 @@ static int make_task(lwf_build *b, const lwf_section *s, dn_size_params p, layer
 static int make_distill(lwf_build *b, const lwf_section *s, dn_size_params p, layer *out)
 {
     float T = opt_float(s, "temperature", 2); /* > 0: checked as LWF_KEY_POS */
-    float lambda = opt_float(s, "lambda", 0.5f);
+    float lambda = opt_float(s, "lambda", 1);
     int t2 = opt_int(s, "t2_scaling", 0);
     if (lwf_build_account(b, s, 5LL * p.inputs * p.batch)) return -1; /* its five arrays */
     *out = lwf_make_distill_layer(p.batch, p.inputs, T, lambda, t2);

@@ -234,6 +234,9 @@ static void test_stock_weights_give_stock_outputs(void **state)
     snprintf(full, sizeof full, "%.*s[task]\nname=quad\n%s", (int)(at - lwf), lwf, at);
     char *lcfg = tu_write(dir, "quad-lwf.cfg", full);
     lwf_model *m = tu_load(lcfg, 1);
+    /* a bare [lwf_distill]: DESIGN.md's defaults, temperature 2, lambda 1, no T^2 scaling */
+    lwf_task_loss d = lwf_task_loss_of(m, 0);
+    assert_true(d.temperature == 2 && d.lambda == 1 && d.t2_scaling == 0);
     lwf_err err = {{0}};
     int whole = -1;
     size_t seen = 0;
