@@ -334,9 +334,9 @@ int lwf_init_cfg(const char *oldcfg, const char *newdata, const char *outcfg, in
  * then new) and <stem>.valid.list (old valid list, then new); its [task] is named <stem>
  * with data=<stem>.data.  Every output is checked before any is written, each atomically.
  * A detector (oldcfg has [yolo]): every [yolo] becomes [lwf_yolo] (classes K + M,
- * old_classes=K, lambda=1), the convolution before each (K + M + 5) x masks filters, and beside
- * it <stem>.names (olddata's names, then newdata's) and <stem>.data (classes, names, backup =
- * newdata's, old_data=olddata, new_data=newdata). */
+ * old_classes=K; the distillation keys left at their defaults), the convolution before each
+ * (K + M + 5) x masks filters, and beside it <stem>.names (olddata's names, then newdata's)
+ * and <stem>.data (classes, names, backup = newdata's, old_data=olddata, new_data=newdata). */
 int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, const char *outcfg,
                   lwf_init_info *info, lwf_err *err);
 
