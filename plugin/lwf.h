@@ -290,8 +290,8 @@ typedef struct lwf_map_result {
     int images;
 } lwf_map_result;
 
-/* K of a detector: its [lwf_yolo] layers' old_classes; 0 for plain [yolo] (and for a
- * classifier). */
+/* K of a detector: its [lwf_yolo] layers' old_classes (the trainer checks they agree); 0
+ * for plain [yolo] (and for a classifier).  In plugin/cfg/builder.c. */
 int lwf_det_old_classes(const lwf_model *m);
 
 /* Per-class AP of detector m (batch 1) over o->data's validation images. */
@@ -310,6 +310,7 @@ typedef struct lwf_init_info {
     char old_task[256];  /* stock input: the old task's name (the cfg's file name) */
     char new_task[256];  /* the new task's name (the .data's file name, made unique) */
     int detector;        /* 1: lwf init -grow of a detector ([yolo] cfg): <stem>.data and <stem>.names */
+    char data[4200];     /* lwf init -grow: the grown .data it wrote beside the cfg (<stem>.data) */
 } lwf_init_info;
 
 /* Writes the LwF cfg `outcfg` (atomically; an existing file is replaced) for learning the

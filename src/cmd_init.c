@@ -6,7 +6,6 @@
 #include "lwf.h"
 
 #include <stdio.h>
-#include <string.h>
 
 const char lwf_cmd_init_usage[] =
     "init <old.cfg> <new.data> <out.cfg> [-split N] [-grow old.data]   (out.cfg is overwritten if it exists)";
@@ -29,10 +28,7 @@ static int init_grow(char **pos, int split, const char *olddata)
            pos[2], info.detector ? "detector" : "task", info.new_task, info.old_classes,
            info.old_classes + info.new_classes, info.old_classes, olddata, info.new_classes, pos[1],
            info.detector ? " and .names" : ", .labels and .valid.list");
-    /* <stem>.data beside the cfg (lwf_init_grow's rule: the cfg's name without its extension) */
-    const char *slash = strrchr(pos[2], '/'), *dot = strrchr(pos[2], '.');
-    int stem = dot && (!slash || dot > slash) ? (int)(dot - pos[2]) : (int)strlen(pos[2]);
-    printf("train it with: darknet lwf train %.*s.data %s <old.weights>\n", stem, pos[2], pos[2]);
+    printf("train it with: darknet lwf train %s %s <old.weights>\n", info.data, pos[2]);
     return 0;
 }
 

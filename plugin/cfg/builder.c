@@ -462,6 +462,14 @@ static int build(lwf_model *m, const lwf_cfgfile *cf, const lwf_build_opts *opts
     return 0;
 }
 
+int lwf_det_old_classes(const lwf_model *m)
+{
+    for (int i = 0; i < m->net->n; ++i)
+        if (m->net->layers[i].type == YOLO)
+            return ((const lwf_yolo_params *)lwf_loss_params_of(&m->net->layers[i]))->old_classes;
+    return 0;
+}
+
 int lwf_grown_rows(const lwf_model *m, int i, int *runs, int *stride, int *rows)
 {
     const network *net = m->net;

@@ -32,14 +32,6 @@ int lwf_detect(lwf_model *m, const char *imagepath, float thresh, float nms, ima
     return 0;
 }
 
-int lwf_det_old_classes(const lwf_model *m)
-{
-    for (int i = 0; i < m->net->n; ++i)
-        if (m->net->layers[i].type == YOLO)
-            return ((const lwf_yolo_params *)lwf_loss_params_of(&m->net->layers[i]))->old_classes;
-    return 0;
-}
-
 /* The detections and ground truth gathered over the images. */
 typedef struct {
     lwf_det *det;

@@ -237,16 +237,11 @@ static int misfit(const lwf_model *m, const char *path, long long found, size_t 
                       : (size_t)found < (grown ? want_grown : want_old) ? "file too short"
                       : grown                                           ? "between the two"
                               : "between the two: not a weights file for this cfg";
-    int K = 0; /* a grown detector's old classes (every [lwf_yolo] has the same: the trainer checks) */
-    for (int i = 0; m->detector && i < m->net->n && !K; ++i) {
-        const layer *l = &m->net->layers[i];
-        if (l->type == YOLO) K = ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes;
-    }
     if (grown && m->detector)
         return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old detector (every layer, the box, "
                              "objectness and %d old class rows of each anchor before each [lwf_yolo]) or %zu for the "
                              "whole model (%s)",
-                        path, found, m->cfg, want_grown, K, want_all, why);
+                        path, found, m->cfg, want_grown, lwf_det_old_classes(m), want_all, why);
     if (grown)
         return lwf_fail(err, "%s: holds %lld floats; %s needs %zu for the old model (every layer, %d outputs of the "
                              "grown class layer %d) or %zu for the whole model (%s)",

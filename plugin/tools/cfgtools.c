@@ -796,6 +796,7 @@ static int init_grow_detector(const char *oldcfg, const char *newdata, const cha
     if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
     if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
     info->detector = 1;
+    snprintf(info->data, sizeof info->data, "%s", datap);
     info->old_classes = od.classes;
     info->new_classes = nd.classes;
     snprintf(info->new_task, sizeof info->new_task, "%s", name);
@@ -852,6 +853,7 @@ int lwf_init_grow(const char *oldcfg, const char *newdata, const char *olddata, 
     if (!rc) rc = lwf_write_file_atomic(datap, dat.p, dat.n, err);
     if (!rc) rc = lwf_write_file_atomic(outcfg, out.p, out.n, err);
     info->from_lwf = lwf;
+    snprintf(info->data, sizeof info->data, "%s", datap);
     info->old_classes = k;
     info->new_classes = nd.classes;
     snprintf(info->new_task, sizeof info->new_task, "%s", name);
@@ -1050,14 +1052,10 @@ static int export_detector(lwf_model *m, const char *weights, const char *task, 
     const char *name = m->tasks[0].name;
     if (strcmp(task, name) != 0 && strcmp(task, "all") != 0)
         return lwf_fail(err, "%s: no task named '%s'; a detector is one task: '%s' (or all)", m->cfg, task, name);
-    int whole = 0, grown = 0;
+    int whole = 0;
     size_t seen = 0;
-    for (int i = 0; i < m->net->n; ++i) {
-        const layer *l = &m->net->layers[i];
-        if (l->type == YOLO) grown |= ((const lwf_yolo_params *)lwf_loss_params_of(l))->old_classes > 0;
-    }
     if (lwf_weights_load_model(m, weights, &whole, &seen, err)) return -1;
-    if (!whole && grown)
+    if (!whole && lwf_det_old_classes(m) > 0)
         return lwf_fail(err, "%s holds the old detector only: the new classes of '%s' have no trained weights in it "
                              "(train it with lwf train first)",
                         weights, name);

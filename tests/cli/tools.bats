@@ -159,7 +159,8 @@ det_datas() {
     det_datas "$d" 80 "$d/o.names" "$d/n.names"
     run "$DARKNET" lwf init /usr/share/darknet/cfg/yolov3-tiny.cfg "$d/new.data" "$d/all.cfg" -grow "$d/old.data"
     assert_ok
-    assert_contains "wrote $d/all.cfg: detector 'all' grown from 80 to 83 classes" "its .data and .names"
+    assert_contains "wrote $d/all.cfg: detector 'all' grown from 80 to 83 classes" "its .data and .names" \
+        "train it with: darknet lwf train $d/all.data $d/all.cfg <old.weights>"
     diff "$d/all.data" <(printf 'classes=83\nnames=%s/all.names\nbackup=%s/bk\nold_data=%s/old.data\nnew_data=%s/new.data\n' \
         "$d" "$d" "$d" "$d")
     diff "$d/all.names" <(cat "$d/o.names" "$d/n.names")
