@@ -212,26 +212,28 @@ static void check_grow(const char *cfg, int K, const char *what)
     free(dir);
 }
 
-static void test_grow_yolov3_tiny(void **state)
+/* check_grow on Debian's stock cfg `name` (80 classes), at size x size */
+static void check_grow_stock(const char *name, int size)
 {
-    (void)state;
-    char *dir = tu_tmpdir();
-    char *cfg = tu_small_cfg(dir, "/usr/share/darknet/cfg/yolov3-tiny.cfg", "yolov3-tiny.cfg", 128, 1);
-    check_grow(cfg, 80, "yolov3-tiny.cfg");
+    char *dir = tu_tmpdir(), path[4096];
+    snprintf(path, sizeof path, "/usr/share/darknet/cfg/%s", name);
+    char *cfg = tu_small_cfg(dir, path, name, size, 1);
+    check_grow(cfg, 80, name);
     free(cfg);
     tu_rmdir(dir);
     free(dir);
 }
 
+static void test_grow_yolov3_tiny(void **state)
+{
+    (void)state;
+    check_grow_stock("yolov3-tiny.cfg", 128);
+}
+
 static void test_grow_yolov3(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    char *cfg = tu_small_cfg(dir, "/usr/share/darknet/cfg/yolov3.cfg", "yolov3.cfg", 64, 1);
-    check_grow(cfg, 80, "yolov3.cfg");
-    free(cfg);
-    tu_rmdir(dir);
-    free(dir);
+    check_grow_stock("yolov3.cfg", 64);
 }
 
 /* cfg/fashion-det.cfg up to its first [yolo] (the 3x3 head): a detector with one [yolo] */
